@@ -1,0 +1,433 @@
+// Package conf is posthorn's configuration: the typed model of every option,
+// the embedded defaults, and a reader for the subset of sendmail.cf that
+// posthorn honours. A real sendmail 8 sendmail.cf (m4-generated) loads as is.
+//
+// # The sendmail.cf subset
+//
+// The file is read line by line. A line that starts with a space or a tab
+// continues the previous line; a line that starts with '#' and a line of only
+// white space are ignored. The first character says what a line is:
+//
+//	O Name=value      an option, long form (white space around '=' is ignored)
+//	Oxvalue           an option, one-letter form (x from sendmail's short names)
+//	Dxvalue           define macro x           D{name}value  a long macro name
+//	Cxword word...    add words to class x     C{name}...    a long class name
+//	Fx/path [fmt]     add the words of a file to class x; "Fx-o /path" makes
+//	                  a missing file silent; fmt may be %[^\#] (up to '#') or %s
+//	Tuser user...     trusted users, who may use -f without a warning
+//	R S M K H P V E L Q X
+//	                  rules, rulesets, mailers, maps, headers, precedences,
+//	                  the version, environment, queue groups, milters: read,
+//	                  counted and reported once as not interpreted
+//
+// Any other first character is an error ("unknown control line"). Option
+// names are sendmail 8's, matched case-insensitively; a name posthorn does
+// not implement is accepted and listed as not interpreted; a name that is no
+// option at all is an error naming the file and the line (exit 78).
+// Options given on the command line (-O Name=value, -o<letter><value>)
+// override the file; an unknown name there is "readcf: unknown option name
+// X" (exit 70, as sendmail). Macros are expanded when used ($j, ${name},
+// $?x…$|…$.), not when read, because some (like $z or $b) change per use.
+//
+// When the default file /etc/mail/sendmail.cf does not exist, the embedded
+// defaults apply, so a fresh host works without one; a file named with -C
+// must exist (exit 72).
+package conf
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/sysexits"
+)
+
+// DefaultPath is where sendmail keeps its configuration.
+const DefaultPath = "/etc/mail/sendmail.cf"
+
+// Version is posthorn's version, the $v macro.
+const Version = "0.1.0"
+
+// DeliveryMode is sendmail's DeliveryMode option.
+type DeliveryMode byte
+
+// Delivery modes.
+const (
+	DeliverBackground  DeliveryMode = 'b'
+	DeliverInteractive DeliveryMode = 'i'
+	DeliverQueueOnly   DeliveryMode = 'q'
+	DeliverDeferred    DeliveryMode = 'd'
+)
+
+func (m DeliveryMode) String() string {
+	return map[DeliveryMode]string{DeliverBackground: "background", DeliverInteractive: "interactive",
+		DeliverQueueOnly: "queueonly", DeliverDeferred: "deferred"}[m]
+}
+
+// DaemonPort is one DaemonPortOptions listener.
+type DaemonPort struct {
+	Name      string // "MTA", "MSA", ...: ${daemon_name}
+	Family    string // "inet" or "inet6"
+	Addr      string // listen address; empty means any
+	Port      int
+	Modifiers string // M=: 'a' require AUTH, 'E' no ETRN, ...
+}
+
+// Address is the host:port to listen on.
+func (d DaemonPort) Address() string {
+	host := d.Addr
+	if host == "" {
+		host = "0.0.0.0"
+		if d.Family == "inet6" {
+			host = "::"
+		}
+	}
+	return fmt.Sprintf("[%s]:%d", host, d.Port)
+}
+
+// Network is the Go network name for the listener.
+func (d DaemonPort) Network() string {
+	if d.Family == "inet6" {
+		return "tcp6"
+	}
+	return "tcp4"
+}
+
+// HasModifier reports whether the M= field contains c.
+func (d DaemonPort) HasModifier(c byte) bool { return strings.IndexByte(d.Modifiers, c) >= 0 }
+
+// Config is the effective configuration.
+type Config struct {
+	Path string // the file read; "" when the embedded defaults apply
+
+	Macros       map[string]string   // $j, $w, $m, $k, $v, ${daemon_name}, ...
+	Classes      map[string][]string // $=w, $=R, ... in order, without duplicates
+	TrustedUsers []string            // T lines
+
+	// Values holds the effective value of every option that was set, by
+	// canonical name, as written: what -d0.1 prints.
+	Values map[string]string
+	// NotInterpreted lists, once each, the option names and line kinds
+	// posthorn read but does not act on.
+	NotInterpreted []string
+	// Warnings are problems that do not stop posthorn (a missing class file).
+	Warnings []string
+
+	QueueDirectory          string
+	AliasFiles              []string
+	ForwardPath             []string
+	HostStatusDirectory     string
+	PidFile                 string
+	Daemons                 []DaemonPort
+	SmtpGreetingMessage     string
+	UnixFromLine            string
+	MaxMessageSize          int64
+	MaxRecipientsPerMessage int
+	MaxDaemonChildren       int
+	ConnectionRateThrottle  int
+	MaxHopCount             int
+	MaxQueueChildren        int
+	MaxRunnersPerQueue      int
+	BadRcptThrottle         int
+	MaxAliasRecursion       int
+	LogLevel                int
+	DeliveryMode            DeliveryMode
+	ErrorMode               byte
+	MinQueueAge             time.Duration
+	Timeouts                map[string]time.Duration // by name without "Timeout."
+	PrivacyOptions          map[string]bool
+	DefaultUser             string
+	TrustedUser             string
+	SafeFileEnvironment     string
+	QueueFileMode           uint32
+	MeToo                   bool
+	IgnoreDots              bool
+	DontProbeInterfaces     bool
+	QueueSortOrder          string
+	DoubleBounceAddress     string
+	HelpFile                string
+	ServerCertFile          string
+	ServerKeyFile           string
+
+	MailSpoolDirectory string
+	ResolverServers    []string
+	AccessFile         string
+	MailerTable        string
+	RelayHosts         []netip.Prefix
+	AuthFile           string
+	SmrshDirectory     string
+
+	daemonsFromDefault bool
+	reported           map[string]bool
+}
+
+// Timeout returns Timeout.<name>.
+func (c *Config) Timeout(name string) time.Duration { return c.Timeouts[name] }
+
+// Privacy reports whether PrivacyOptions contains flag.
+func (c *Config) Privacy(flag string) bool { return c.PrivacyOptions[flag] }
+
+// Class returns the members of class name ("w" for $=w).
+func (c *Config) Class(name string) []string { return c.Classes[name] }
+
+// InClass reports whether word is in class name, ignoring case as sendmail.
+func (c *Config) InClass(name, word string) bool {
+	for _, w := range c.Classes[name] {
+		if strings.EqualFold(w, word) {
+			return true
+		}
+	}
+	return false
+}
+
+// Override is an option from the command line.
+type Override struct {
+	Name  string // long name, or one letter when Short
+	Short bool
+	Value string
+}
+
+// LoadOptions says where the configuration comes from.
+type LoadOptions struct {
+	Path      string            // -C; "" means DefaultPath
+	Overrides []Override        // -O and -o, in order
+	Macros    map[string]string // -M and -oM definitions
+	// Environment hooks; nil means the real system. Tests use them to
+	// read fixtures and to pin the host identity.
+	ReadFile func(path string) ([]byte, error)
+	Identity *Identity
+}
+
+// Error is a configuration error with sendmail's wording and exit code.
+type Error struct {
+	Msg  string
+	Exit int
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Load builds the effective configuration: defaults, then the file, then the
+// command line.
+func Load(opts LoadOptions) (*Config, error) {
+	readFile := opts.ReadFile
+	if readFile == nil {
+		readFile = os.ReadFile
+	}
+	c := newDefault()
+	id := opts.Identity
+	if id == nil {
+		id = SystemIdentity()
+	}
+
+	path := opts.Path
+	explicit := path != ""
+	if !explicit {
+		path = DefaultPath
+	}
+	data, err := readFile(path)
+	switch {
+	case err == nil:
+		c.Path = path
+		if err := c.parse(path, data, readFile); err != nil {
+			return nil, err
+		}
+	case explicit || !errors.Is(err, fs.ErrNotExist):
+		msg := err.Error()
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			msg = describeErrno(pe.Err)
+		}
+		return nil, &Error{Msg: fmt.Sprintf("%s: line 0: cannot open: %s", path, msg), Exit: sysexits.OSFile}
+	}
+
+	for _, o := range opts.Overrides {
+		name := o.Name
+		if o.Short {
+			if o.Name == "" {
+				continue
+			}
+			long, ok := shortOptions[o.Name[0]]
+			if !ok {
+				return nil, &Error{Msg: fmt.Sprintf("readcf: unknown option name 0x%x", o.Name[0]), Exit: sysexits.Software}
+			}
+			name = long
+		}
+		if err := c.setOption(name, o.Value, "command line"); err != nil {
+			var ce *Error
+			if errors.As(err, &ce) {
+				ce.Exit = sysexits.Software
+				return nil, ce
+			}
+			return nil, &Error{Msg: err.Error(), Exit: sysexits.Usage}
+		}
+	}
+	for k, v := range opts.Macros {
+		c.Macros[k] = v
+	}
+	c.settleIdentity(id)
+	return c, nil
+}
+
+func newDefault() *Config {
+	c := &Config{
+		Macros:   map[string]string{"v": Version, "Z": Version, "n": "MAILER-DAEMON"},
+		Classes:  map[string][]string{},
+		Values:   map[string]string{},
+		Timeouts: map[string]time.Duration{},
+		reported: map[string]bool{},
+	}
+	for _, d := range defaults {
+		if err := c.setOption(d[0], d[1], "defaults"); err != nil {
+			panic("conf: bad default " + d[0] + ": " + err.Error())
+		}
+	}
+	c.daemonsFromDefault = true
+	c.AddClass("w", "localhost")
+	return c
+}
+
+// setOption applies one option by long name. source is "defaults", "command
+// line" or "file: line N" and appears in errors.
+func (c *Config) setOption(name, value, source string) error {
+	canon := canonicalOption(name)
+	if canon == "" {
+		if strings.HasPrefix(source, "command") || source == "defaults" {
+			return &Error{Msg: "readcf: unknown option name " + name, Exit: sysexits.Software}
+		}
+		return &Error{Msg: fmt.Sprintf("%s: readcf: unknown option name %s", source, name), Exit: sysexits.Config}
+	}
+	var set setter
+	if t, ok := strings.CutPrefix(canon, "Timeout."); ok {
+		unit := byte('m')
+		switch {
+		case strings.HasPrefix(t, "queuereturn"):
+			unit = 'd'
+		case strings.HasPrefix(t, "queuewarn"):
+			unit = 'h'
+		case strings.HasPrefix(t, "resolver.retry"):
+			unit = 0 // a count, not a time
+		}
+		set = func(c *Config, v string) error {
+			if unit == 0 {
+				return nil
+			}
+			d, err := parseTime(v, unit)
+			if err != nil {
+				return err
+			}
+			c.Timeouts[t] = d
+			return nil
+		}
+	} else {
+		set = honoured[canon]
+	}
+	if set == nil {
+		c.noteNotInterpreted("option " + canon)
+		c.Values[canon] = value
+		return nil
+	}
+	if canon == "DaemonPortOptions" && c.daemonsFromDefault && source != "defaults" {
+		c.Daemons = nil
+		c.daemonsFromDefault = false
+		delete(c.Values, canon)
+	}
+	if err := set(c, value); err != nil {
+		prefix := ""
+		if source != "command line" {
+			prefix = source + ": "
+		}
+		return &Error{Msg: fmt.Sprintf("%s%s: %v", prefix, canon, err), Exit: sysexits.Config}
+	}
+	if canon == "DaemonPortOptions" && c.Values[canon] != "" {
+		c.Values[canon] += "; " + value
+	} else {
+		c.Values[canon] = value
+	}
+	return nil
+}
+
+func (c *Config) noteNotInterpreted(what string) {
+	if !c.reported[what] {
+		c.reported[what] = true
+		c.NotInterpreted = append(c.NotInterpreted, what)
+	}
+}
+
+// AddClass adds words to class name, keeping the first spelling of each.
+func (c *Config) AddClass(name string, words ...string) {
+	for _, w := range words {
+		if w == "" || c.InClass(name, w) {
+			continue
+		}
+		c.Classes[name] = append(c.Classes[name], w)
+	}
+}
+
+func setDaemonPort(c *Config, v string) error {
+	d := DaemonPort{Family: "inet", Port: 25}
+	for _, f := range splitList(v, ",") {
+		key, val, ok := strings.Cut(f, "=")
+		key, val = strings.TrimSpace(key), strings.TrimSpace(val)
+		if !ok || key == "" {
+			return fmt.Errorf("invalid field %q", f)
+		}
+		// sendmail looks only at the first letter of each key.
+		switch key[0] {
+		case 'A', 'a':
+			d.Addr = val
+		case 'F', 'f':
+			d.Family = strings.ToLower(val)
+			if d.Family != "inet" && d.Family != "inet6" {
+				return fmt.Errorf("unsupported family %q", val)
+			}
+		case 'N', 'n':
+			d.Name = val
+		case 'P', 'p':
+			port, err := servicePort(val)
+			if err != nil {
+				return err
+			}
+			d.Port = port
+		case 'M', 'm':
+			d.Modifiers = val
+		default:
+			// Listen, SendBufSize, ReceiveSize, children...: tuning we
+			// leave to the kernel.
+		}
+	}
+	if d.Name == "" {
+		d.Name = "Daemon" + fmt.Sprint(len(c.Daemons))
+	}
+	c.Daemons = append(c.Daemons, d)
+	return nil
+}
+
+func servicePort(v string) (int, error) {
+	switch strings.ToLower(v) {
+	case "smtp":
+		return 25, nil
+	case "submission":
+		return 587, nil
+	case "smtps":
+		return 465, nil
+	}
+	var n int
+	if _, err := fmt.Sscanf(v, "%d", &n); err != nil || n <= 0 || n > 65535 {
+		return 0, fmt.Errorf("invalid port %q", v)
+	}
+	return n, nil
+}
+
+func describeErrno(err error) string {
+	if errors.Is(err, fs.ErrNotExist) {
+		return "No such file or directory"
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		return "Permission denied"
+	}
+	return err.Error()
+}
