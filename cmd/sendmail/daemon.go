@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/posthorn/posthorn/conf"
+	"github.com/posthorn/posthorn/internal/cli"
+	"github.com/posthorn/posthorn/internal/daemon"
+	"github.com/posthorn/posthorn/internal/sysexits"
+)
+
+// detachedEnv marks the re-executed child of `sendmail -bd`. Go cannot fork,
+// so -bd starts itself again in a new session and waits until the child has
+// bound its listeners (or failed), then exits with the child's verdict.
+const detachedEnv = "POSTHORN_DETACHED_CHILD"
+
+func (a *app) runDaemon() int {
+	if a.inv.Mode == cli.ModeDaemon && os.Getenv(detachedEnv) == "" {
+		return a.detach()
+	}
+	d, err := daemon.Listen(a.daemonConfig())
+	if err != nil {
+		a.log.Errf("", "%v", err)
+		fmt.Fprintln(a.stderr, err)
+		a.notifyParent("error: " + err.Error())
+		return sysexits.OSErr
+	}
+	if err := d.Serve(context.Background()); err != nil {
+		a.log.Errf("", "%v", err)
+		fmt.Fprintln(a.stderr, err)
+		return sysexits.OSErr
+	}
+	return sysexits.OK
+}
+
+func (a *app) daemonConfig() daemon.Config {
+	a.live.Store(a.cfg)
+	return daemon.Config{
+		Ports:         a.cfg.Daemons,
+		PidFile:       a.cfg.PidFile,
+		CommandLine:   strings.Join(a.argv, " "),
+		Handler:       a.serveConn,
+		MaxChildren:   a.cfg.MaxDaemonChildren,
+		Busy:          a.refuseBusy,
+		QueueInterval: a.inv.QueueInterval,
+		Reload:        a.reload,
+		Grace:         30 * time.Second,
+		Log:           a.log,
+		Ready: func() {
+			for _, w := range a.cfg.Warnings {
+				a.log.Warnf("", "%s", w)
+			}
+			if len(a.cfg.NotInterpreted) > 0 {
+				a.log.Infof("", "configuration %s: not interpreted: %s", a.cfg.Path, strings.Join(a.cfg.NotInterpreted, ", "))
+			}
+			a.notifyParent("ok")
+		},
+	}
+}
+
+// reload re-reads the configuration for new sessions (SIGHUP). Listeners
+// stay as they are: a change of DaemonPortOptions needs a restart.
+func (a *app) reload() error {
+	cfg, err := loadConfig(a.inv)
+	if err != nil {
+		return err
+	}
+	a.live.Store(cfg)
+	return nil
+}
+
+// serveConn is the daemon's session entry point.
+func (a *app) serveConn(ctx context.Context, conn net.Conn, port conf.DaemonPort) {
+	serveGreeting(ctx, a.live.Load(), conn)
+}
+
+func (a *app) refuseBusy(conn net.Conn, port conf.DaemonPort) {
+	conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(conn, "421 4.3.2 %s Too many concurrent SMTP connections; please try again later\r\n", a.cfg.Macros["j"])
+}
+
+// detach re-executes the binary as a session leader with its standard files
+// on /dev/null and a pipe on fd 3 on which the child reports "ok" once it
+// listens, or the error that stopped it.
+func (a *app) detach() int {
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(a.stderr, "cannot find own executable:", err)
+		return sysexits.OSErr
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintln(a.stderr, err)
+		return sysexits.OSErr
+	}
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		fmt.Fprintln(a.stderr, err)
+		return sysexits.OSErr
+	}
+	cmd := exec.Command(self, a.argv[1:]...)
+	cmd.Args[0] = a.argv[0]
+	cmd.Env = append(os.Environ(), detachedEnv+"=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(a.stderr, "cannot start daemon:", err)
+		return sysexits.OSErr
+	}
+	w.Close()
+	devnull.Close()
+	line, _ := bufio.NewReader(r).ReadString('\n')
+	line = strings.TrimSpace(line)
+	if line == "ok" {
+		cmd.Process.Release()
+		return sysexits.OK
+	}
+	if msg, ok := strings.CutPrefix(line, "error: "); ok {
+		fmt.Fprintln(a.stderr, msg)
+	} else {
+		fmt.Fprintln(a.stderr, "daemon exited before it was ready")
+	}
+	cmd.Wait()
+	return sysexits.OSErr
+}
+
+// notifyParent tells a detaching parent how the start went.
+func (a *app) notifyParent(msg string) {
+	if os.Getenv(detachedEnv) == "" {
+		return
+	}
+	f := os.NewFile(3, "parent")
+	if f == nil {
+		return
+	}
+	fmt.Fprintln(f, msg)
+	f.Close()
+	os.Unsetenv(detachedEnv)
+}

@@ -1,0 +1,166 @@
+// Command sendmail is posthorn: one binary that is /usr/sbin/sendmail,
+// mailq, newaliases, hoststat, purgestat and mail.local. It parses sendmail's
+// command line, loads the configuration, wires the parts together explicitly
+// and exits with a sysexits code.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync/atomic"
+
+	"github.com/posthorn/posthorn/conf"
+	"github.com/posthorn/posthorn/internal/cli"
+	"github.com/posthorn/posthorn/internal/maillog"
+	"github.com/posthorn/posthorn/internal/sysexits"
+)
+
+func main() {
+	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+}
+
+// app is one invocation's object graph.
+type app struct {
+	inv    *cli.Invocation
+	cfg    *conf.Config
+	log    *maillog.Logger
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	argv   []string
+
+	// live is the configuration sessions use; SIGHUP replaces it.
+	live atomic.Pointer[conf.Config]
+}
+
+func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	inv, err := cli.Parse(argv)
+	if err != nil {
+		var ue *cli.UsageError
+		if errors.As(err, &ue) {
+			fmt.Fprintln(stderr, ue.Msg)
+			return ue.Exit
+		}
+		fmt.Fprintln(stderr, err)
+		return sysexits.Usage
+	}
+	for _, w := range inv.Warnings {
+		fmt.Fprintln(stderr, w)
+	}
+
+	cfg, err := loadConfig(inv)
+	if err != nil {
+		return reportConfigError(stderr, err)
+	}
+	a := &app{inv: inv, cfg: cfg, stdin: stdin, stdout: stdout, stderr: stderr, argv: argv}
+	a.log = a.openLog()
+	defer a.log.Close()
+	a.log.SetLevel(cfg.LogLevel)
+
+	if wantsIdentity(inv.Debug) {
+		cfg.WriteIdentity(stdout)
+	}
+
+	code := a.dispatch()
+	if code == sysexits.OK && len(inv.Warnings) > 0 {
+		code = sysexits.Usage
+	}
+	return code
+}
+
+func loadConfig(inv *cli.Invocation) (*conf.Config, error) {
+	opts := conf.LoadOptions{Path: inv.ConfigFile, Macros: inv.Macros}
+	for _, o := range inv.Options {
+		opts.Overrides = append(opts.Overrides, conf.Override{Name: o.Name, Short: o.Short, Value: o.Value})
+	}
+	return conf.Load(opts)
+}
+
+func reportConfigError(stderr io.Writer, err error) int {
+	var ce *conf.Error
+	if errors.As(err, &ce) {
+		fmt.Fprintln(stderr, ce.Msg)
+		return ce.Exit
+	}
+	fmt.Fprintln(stderr, err)
+	return sysexits.Config
+}
+
+// wantsIdentity reports whether -d turns on category 0 (a list such as
+// "0.1,8.2" or a range "0-99.1"; a missing level means 1): the version and
+// identity banner.
+func wantsIdentity(debug []string) bool {
+	for _, d := range debug {
+		for _, item := range strings.Split(d, ",") {
+			cats, level, _ := strings.Cut(item, ".")
+			lo, _, _ := strings.Cut(cats, "-")
+			if lo == "0" && level != "0" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// openLog picks the log destination: -X file, else syslog (stderr when no
+// syslog is listening); the tag is -L, or sm-mta for a daemon and sendmail
+// otherwise.
+func (a *app) openLog() *maillog.Logger {
+	tag := a.inv.LogTag
+	if tag == "" {
+		tag = "sendmail"
+		if a.inv.Mode == cli.ModeDaemon || a.inv.Mode == cli.ModeDaemonFG {
+			tag = "sm-mta"
+		}
+		if a.inv.Mode == cli.ModeMailLocal {
+			tag = "mail.local"
+		}
+	}
+	if a.inv.TraceFile != "" {
+		f, err := os.OpenFile(a.inv.TraceFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err == nil {
+			return maillog.New(f, tag)
+		}
+		fmt.Fprintf(a.stderr, "cannot open %s: %v\n", a.inv.TraceFile, err)
+	}
+	return maillog.Open(tag)
+}
+
+func (a *app) dispatch() int {
+	switch a.inv.Mode {
+	case cli.ModeDaemon, cli.ModeDaemonFG:
+		return a.runDaemon()
+	case cli.ModeTest:
+		return a.addressTest()
+	case cli.ModeHostStatus, cli.ModePurgeHostStatus:
+		// With host status keeping off (no HostStatusDirectory), sendmail
+		// prints nothing and succeeds; so do we.
+		if a.cfg.HostStatusDirectory == "" {
+			return sysexits.OK
+		}
+		return a.unavailable("host status (hoststat/purgestat)")
+	case cli.ModePrintQueue:
+		return a.unavailable("queue listing (mailq, -bp)")
+	case cli.ModeQueueRun:
+		return a.unavailable("queue runs (-q)")
+	case cli.ModeInitAliases:
+		return a.unavailable("aliases database (newaliases, -bi)")
+	case cli.ModeVerify:
+		return a.unavailable("address verification (-bv)")
+	case cli.ModeSMTP:
+		return a.unavailable("SMTP on standard input (-bs)")
+	case cli.ModeMailLocal:
+		return a.unavailable("local delivery (mail.local)")
+	default:
+		return a.unavailable("message submission (-bm, -t)")
+	}
+}
+
+// unavailable answers for a mode whose engine has not landed yet.
+func (a *app) unavailable(what string) int {
+	fmt.Fprintf(a.stderr, "posthorn: %s: not yet available in this version\n", what)
+	return sysexits.Unavailable
+}

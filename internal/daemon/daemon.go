@@ -1,0 +1,275 @@
+// Package daemon is the life cycle of `sendmail -bd`/`-bD`: it binds one
+// listener per DaemonPortOptions, writes the pid file, hands each accepted
+// connection to a session handler, runs the queue every -q interval, re-reads
+// the configuration on SIGHUP without dropping listeners, and on SIGTERM stops
+// accepting, lets open sessions finish within a bound, and removes the pid
+// file.
+//
+// The pid file has sendmail's two lines: the process id, then the command
+// line that started the daemon, each ending in a newline; mode 0640.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/posthorn/posthorn/conf"
+	"github.com/posthorn/posthorn/internal/maillog"
+)
+
+// Handler serves one accepted connection. It must return when ctx is
+// cancelled (the daemon's shutdown bound has passed).
+type Handler func(ctx context.Context, conn net.Conn, port conf.DaemonPort)
+
+// Config is what the daemon needs from its caller.
+type Config struct {
+	Ports       []conf.DaemonPort
+	PidFile     string
+	CommandLine string // the second line of the pid file
+	Handler     Handler
+
+	// MaxChildren bounds simultaneous sessions (MaxDaemonChildren; 0 = no
+	// bound). A connection over the bound is passed to Busy, which answers
+	// it (421 4.3.2) and closes it.
+	MaxChildren int
+	Busy        func(conn net.Conn, port conf.DaemonPort)
+
+	// QueueInterval is -q<interval>; RunQueue is called that often (and
+	// never twice at once) when both are set.
+	QueueInterval time.Duration
+	RunQueue      func(ctx context.Context)
+
+	// Reload is called on SIGHUP.
+	Reload func() error
+
+	// Grace is how long open sessions may go on after SIGTERM.
+	Grace time.Duration
+
+	Log *maillog.Logger
+
+	// Ready is called once the listeners are bound and the pid file is
+	// written: the moment a detaching parent may exit.
+	Ready func()
+}
+
+// Daemon is a running daemon.
+type Daemon struct {
+	cfg       Config
+	listeners []net.Listener
+	sessions  sync.WaitGroup
+	active    atomic.Int64
+	queueBusy atomic.Bool
+}
+
+// Listen binds every port. An error names the daemon and the address, as
+// sendmail's "opendaemonsocket: daemon MTA: cannot bind" does.
+func Listen(cfg Config) (*Daemon, error) {
+	d := &Daemon{cfg: cfg}
+	for _, p := range cfg.Ports {
+		l, err := net.Listen(p.Network(), p.Address())
+		if err != nil {
+			d.closeListeners()
+			return nil, fmt.Errorf("opendaemonsocket: daemon %s: cannot bind %s: %w", p.Name, p.Address(), err)
+		}
+		d.listeners = append(d.listeners, l)
+	}
+	return d, nil
+}
+
+// Addrs returns the bound addresses (useful when a port was 0).
+func (d *Daemon) Addrs() []net.Addr {
+	out := make([]net.Addr, len(d.listeners))
+	for i, l := range d.listeners {
+		out[i] = l.Addr()
+	}
+	return out
+}
+
+func (d *Daemon) closeListeners() {
+	for _, l := range d.listeners {
+		l.Close()
+	}
+}
+
+// Serve runs until ctx is cancelled or SIGTERM/SIGINT arrives, then shuts
+// down in order. It returns nil after a clean shutdown.
+func (d *Daemon) Serve(ctx context.Context) error {
+	if err := writePidFile(d.cfg.PidFile, d.cfg.CommandLine); err != nil {
+		d.closeListeners()
+		return err
+	}
+	defer os.Remove(d.cfg.PidFile)
+
+	stopSignals := make(chan os.Signal, 1)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(stopSignals, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(stopSignals)
+	defer signal.Stop(hup)
+
+	// Sessions get their own context so that they outlive the stop of
+	// accepting by up to Grace.
+	sessionCtx, cancelSessions := context.WithCancel(context.Background())
+	defer cancelSessions()
+	loopCtx, stopLoops := context.WithCancel(ctx)
+	defer stopLoops()
+
+	var loops sync.WaitGroup
+	for i, l := range d.listeners {
+		loops.Add(1)
+		go func(l net.Listener, port conf.DaemonPort) {
+			defer loops.Done()
+			d.accept(sessionCtx, l, port)
+		}(l, d.cfg.Ports[i])
+	}
+	if d.cfg.QueueInterval > 0 && d.cfg.RunQueue != nil {
+		loops.Add(1)
+		go func() {
+			defer loops.Done()
+			d.queueLoop(loopCtx, sessionCtx)
+		}()
+	}
+
+	d.cfg.Log.Infof("", "starting daemon (posthorn %s): %s", conf.Version, d.describe())
+	if d.cfg.Ready != nil {
+		d.cfg.Ready()
+	}
+
+	for stopping := false; !stopping; {
+		select {
+		case <-ctx.Done():
+			stopping = true
+		case sig := <-stopSignals:
+			d.cfg.Log.Infof("", "stopping daemon, reason=signal %s", sig)
+			stopping = true
+		case <-hup:
+			if d.cfg.Reload == nil {
+				continue
+			}
+			if err := d.cfg.Reload(); err != nil {
+				d.cfg.Log.Errf("", "restart: configuration not reloaded: %v", err)
+			} else {
+				d.cfg.Log.Infof("", "restart: configuration reloaded")
+			}
+		}
+	}
+
+	d.closeListeners()
+	stopLoops()
+	loops.Wait()
+	done := make(chan struct{})
+	go func() { d.sessions.Wait(); close(done) }()
+	grace := d.cfg.Grace
+	if grace <= 0 {
+		grace = 10 * time.Second
+	}
+	select {
+	case <-done:
+	case <-time.After(grace):
+		d.cfg.Log.Noticef("", "stopping daemon: %d sessions still open after %s, closing them", d.active.Load(), grace)
+		cancelSessions()
+		<-done
+	}
+	return nil
+}
+
+func (d *Daemon) describe() string {
+	s := "SMTP"
+	if d.cfg.QueueInterval > 0 && d.cfg.RunQueue != nil {
+		s += "+queueing@" + maillog.Delay(d.cfg.QueueInterval)
+	}
+	return s
+}
+
+func (d *Daemon) accept(ctx context.Context, l net.Listener, port conf.DaemonPort) {
+	var backoff time.Duration
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// EMFILE and friends: wait and retry rather than spin.
+			if backoff == 0 {
+				backoff = 5 * time.Millisecond
+			} else if backoff < time.Second {
+				backoff *= 2
+			}
+			d.cfg.Log.Errf("", "daemon %s: accept: %v", port.Name, err)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		if d.cfg.MaxChildren > 0 && d.active.Load() >= int64(d.cfg.MaxChildren) {
+			d.cfg.Log.Noticef("", "rejecting connections on daemon %s: %d children, max %d", port.Name, d.active.Load(), d.cfg.MaxChildren)
+			if d.cfg.Busy != nil {
+				d.cfg.Busy(conn, port)
+			}
+			conn.Close()
+			continue
+		}
+		d.active.Add(1)
+		d.sessions.Add(1)
+		go func() {
+			defer d.sessions.Done()
+			defer d.active.Add(-1)
+			defer conn.Close()
+			d.cfg.Handler(ctx, conn, port)
+		}()
+	}
+}
+
+func (d *Daemon) queueLoop(loopCtx, runCtx context.Context) {
+	t := time.NewTicker(d.cfg.QueueInterval)
+	defer t.Stop()
+	run := func() {
+		if !d.queueBusy.CompareAndSwap(false, true) {
+			return // the previous run is still going
+		}
+		d.sessions.Add(1) // shutdown waits for a run in progress like a session
+		go func() {
+			defer d.sessions.Done()
+			defer d.queueBusy.Store(false)
+			d.cfg.RunQueue(runCtx)
+		}()
+	}
+	run() // sendmail runs the queue at start, then every interval
+	for {
+		select {
+		case <-loopCtx.Done():
+			return
+		case <-t.C:
+			run()
+		}
+	}
+}
+
+// Active is the number of open sessions.
+func (d *Daemon) Active() int { return int(d.active.Load()) }
+
+func writePidFile(path, cmdline string) error {
+	if path == "" {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("pid file %s: %w", path, err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(fmt.Sprintf("%d\n%s\n", os.Getpid(), cmdline)), 0o640); err != nil {
+		return fmt.Errorf("pid file %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("pid file %s: %w", path, err)
+	}
+	return nil
+}
