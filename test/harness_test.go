@@ -106,7 +106,7 @@ func newRoot(t *testing.T, extra ...string) *root {
 }
 
 func (r *root) path(p string) string { return filepath.Join(r.dir, p) }
-func (r *root) addr() string        { return fmt.Sprintf("127.0.0.1:%d", r.port) }
+func (r *root) addr() string         { return fmt.Sprintf("127.0.0.1:%d", r.port) }
 
 type result struct {
 	stdout, stderr string
@@ -176,4 +176,6 @@ func startDaemon(t *testing.T, r *root, args ...string) *exec.Cmd {
 	return cmd
 }
 
-func netDial(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, 200*time.Millisecond) }
+func netDial(addr string) (net.Conn, error) {
+	return net.DialTimeout("tcp", addr, 200*time.Millisecond)
+}
