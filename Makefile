@@ -22,7 +22,7 @@ $(BIN): $(GOFILES) go.mod go.sum
 # state under ./var, a queue run every minute.
 run: build
 	@mkdir -p var/spool/mqueue var/mail var/run var/smrsh
-	@[ -f var/aliases ] || printf '# development aliases (make run)\npostmaster: %s\nMAILER-DAEMON: postmaster\nroot: %s\n' '$(DEV_USER)' '$(DEV_USER)' > var/aliases
+	@[ -f var/aliases ] || printf '# development aliases (make run)\npostmaster: %s\nMAILER-DAEMON: postmaster\n' '$(DEV_USER)' > var/aliases
 	@echo "posthorn: SMTP on 127.0.0.1:2525, queue var/spool/mqueue, mail in var/mail (Ctrl-C stops)"
 	exec $(BIN) -C conf/dev.cf -bD -q1m
 
