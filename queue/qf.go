@@ -180,12 +180,12 @@ func Parse(id string, data []byte) (*Job, error) {
 func parse(id string, data []byte, envelopeOnly bool) (*Job, error) {
 	j := &Job{ID: id}
 	var (
-		pending  Recipient // lines met since the last R
-		ctl      string    // effective controlling user
-		inRcpts  bool      // an M/C/Q/r/R line has been met after S
-		done     bool      // "." seen
-		lineNo   int
-		lastPtr  *string // the value a continuation line extends
+		pending Recipient // lines met since the last R
+		ctl     string    // effective controlling user
+		inRcpts bool      // an M/C/Q/r/R line has been met after S
+		done    bool      // "." seen
+		lineNo  int
+		lastPtr *string // the value a continuation line extends
 	)
 	// On error the job read so far is returned too: mailq shows what it
 	// can of a file that sendmail is still writing.
@@ -212,7 +212,7 @@ func parse(id string, data []byte, envelopeOnly bool) (*Job, error) {
 		}
 		lastPtr = nil
 		if len(line) == 0 {
-			j.addUnknown(&pending, inRcpts, "")
+			j.addUnknown(&pending, "")
 			continue
 		}
 		c, rest := line[0], string(line[1:])
@@ -320,12 +320,12 @@ func parse(id string, data []byte, envelopeOnly bool) (*Job, error) {
 			lastPtr = &j.Headers[len(j.Headers)-1].Value
 		case '.':
 			if rest != "" {
-				lastPtr = j.addUnknown(&pending, inRcpts, string(line))
+				lastPtr = j.addUnknown(&pending, string(line))
 				break
 			}
 			done = true
 		default:
-			lastPtr = j.addUnknown(&pending, inRcpts, string(line))
+			lastPtr = j.addUnknown(&pending, string(line))
 		}
 	}
 	if !done {
@@ -337,10 +337,10 @@ func parse(id string, data []byte, envelopeOnly bool) (*Job, error) {
 }
 
 // addUnknown keeps a line of unknown type with the recipient that follows
-// it, or with the envelope when no recipient line has been met yet, and
-// returns where a continuation of it goes.
-func (j *Job) addUnknown(pending *Recipient, inRcpts bool, line string) *string {
-	if inRcpts || len(j.Recipients) > 0 {
+// it, or with the envelope when no R line has been met yet, and returns
+// where a continuation of it goes.
+func (j *Job) addUnknown(pending *Recipient, line string) *string {
+	if len(j.Recipients) > 0 {
 		pending.Extra = append(pending.Extra, line)
 		return &pending.Extra[len(pending.Extra)-1]
 	}
