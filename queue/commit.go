@@ -1,0 +1,351 @@
+package queue
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// commitReq is one qf waiting to become durable: its df and tf are
+// written; the committer syncs them, renames tf to qf, syncs again and then
+// answers on done.
+type commitReq struct {
+	dir   *queueDir
+	tf    *os.File // the locked tf, written
+	df    *os.File // the df, written (nil when already durable, on rewrites)
+	tfp   string
+	qfp   string
+	done  chan error
+	renam bool // renamed; waiting for the second sync
+	keep  bool // a rewrite: never take the renamed qf back
+}
+
+// committer runs the group commit. Every batch it takes is synced once;
+// a batch's renames are made durable by the sync of the following batch,
+// so under load each sync serves two batches.
+type committer struct {
+	mode SyncMode
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	waiting []*commitReq // written, not yet synced
+	renamed []*commitReq // renamed, rename not yet synced
+	closed  bool
+	stopped chan struct{}
+}
+
+func newCommitter(mode SyncMode) *committer {
+	c := &committer{mode: mode, stopped: make(chan struct{})}
+	c.cond = sync.NewCond(&c.mu)
+	go c.run()
+	return c
+}
+
+// submit hands r to the committer and waits for the answer.
+func (c *committer) submit(r *commitReq) error {
+	r.done = make(chan error, 1)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.waiting = append(c.waiting, r)
+	c.cond.Signal()
+	c.mu.Unlock()
+	return <-r.done
+}
+
+func (c *committer) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.cond.Signal()
+	c.mu.Unlock()
+	<-c.stopped
+}
+
+func (c *committer) run() {
+	defer close(c.stopped)
+	for {
+		c.mu.Lock()
+		for len(c.waiting) == 0 && len(c.renamed) == 0 && !c.closed {
+			c.cond.Wait()
+		}
+		if c.closed && len(c.waiting) == 0 && len(c.renamed) == 0 {
+			c.mu.Unlock()
+			return
+		}
+		written, renamed := c.waiting, c.renamed
+		c.waiting, c.renamed = nil, nil
+		c.mu.Unlock()
+
+		err := c.sync(written, renamed)
+		for _, r := range renamed {
+			if err != nil && !r.keep {
+				// Not known to be durable: take the job back so that
+				// the refusal the caller gives is the truth.
+				os.Remove(r.qfp)
+			}
+			r.done <- err
+		}
+		var next []*commitReq
+		for _, r := range written {
+			if err != nil {
+				r.done <- err
+				continue
+			}
+			if rerr := os.Rename(r.tfp, r.qfp); rerr != nil {
+				r.done <- rerr
+				continue
+			}
+			r.renam = true
+			next = append(next, r)
+		}
+		if c.mode == SyncNone {
+			for _, r := range next {
+				r.done <- nil
+			}
+			next = nil
+		}
+		if len(next) > 0 {
+			c.mu.Lock()
+			c.renamed = append(c.renamed, next...)
+			c.mu.Unlock()
+		}
+	}
+}
+
+// sync makes the contents of the written requests and the renames of the
+// renamed ones durable.
+func (c *committer) sync(written, renamed []*commitReq) error {
+	switch c.mode {
+	case SyncNone:
+		return nil
+	case SyncBatch:
+		done := map[uint64]bool{}
+		for _, set := range [][]*commitReq{written, renamed} {
+			for _, r := range set {
+				if done[r.dir.fsid] {
+					continue
+				}
+				done[r.dir.fsid] = true
+				if err := unix.Syncfs(int(r.dir.qfFd.Fd())); err != nil {
+					return fmt.Errorf("queue: syncfs %s: %w", r.dir.path, err)
+				}
+			}
+		}
+		return nil
+	}
+	// SyncFiles: fsync every file and each directory concerned, in
+	// parallel so the disk sees them together.
+	var files []*os.File
+	dirs := map[*os.File]bool{}
+	for _, r := range written {
+		if r.df != nil {
+			files = append(files, r.df)
+		}
+		files = append(files, r.tf)
+		dirs[r.dir.dfFd] = true // the df's directory entry
+	}
+	for _, r := range renamed {
+		dirs[r.dir.qfFd] = true
+	}
+	for d := range dirs {
+		files = append(files, d)
+	}
+	errs := make(chan error, len(files))
+	for _, f := range files {
+		go func() { errs <- f.Sync() }()
+	}
+	var first error
+	for range files {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// Txn is a job being enqueued. Begin reserves its queue ID by creating the
+// locked tf; the body is written with Write; Commit writes the control file
+// and returns once the job is durable. Until then nothing of it is visible
+// to queue runners or mailq.
+type Txn struct {
+	s    *Store
+	dir  *queueDir
+	id   string
+	tf   *os.File
+	df   *os.File
+	dfw  *bufio.Writer
+	size int64
+	done bool
+	err  error
+}
+
+// Begin starts a new job in one of the store's directories (round robin)
+// and reserves a queue ID for it. Call it at MAIL FROM: the ID goes into the
+// Received and Message-Id headers.
+func (s *Store) Begin() (*Txn, error) {
+	d := s.dirs[int(s.next.Add(1)-1)%len(s.dirs)]
+	for attempt := 0; attempt < 100; attempt++ {
+		id := s.ids.Next()
+		tf, err := s.create(filepath.Join(d.qf, "tf"+id))
+		if errors.Is(err, os.ErrExist) {
+			continue // a tf of another process or a leftover: not ours
+		}
+		if err != nil {
+			return nil, err
+		}
+		// An ID used before (same pid after a restart, same second) must
+		// not overwrite the job that has it.
+		if exists(filepath.Join(d.qf, "qf"+id)) || exists(filepath.Join(d.qf, "Qf"+id)) {
+			os.Remove(tf.Name())
+			tf.Close()
+			continue
+		}
+		return &Txn{s: s, dir: d, id: id, tf: tf}, nil
+	}
+	return nil, errors.New("queue: cannot find an unused queue ID")
+}
+
+// create makes a new locked queue file that must not exist yet.
+func (s *Store) create(p string) (*os.File, error) {
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, s.mode)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		os.Remove(p)
+		f.Close()
+		return nil, fmt.Errorf("queue: cannot lock %s: %w", p, err)
+	}
+	if s.gid >= 0 {
+		f.Chown(-1, s.gid) // best effort: the setgid directory may do it
+	}
+	return f, nil
+}
+
+// ID is the job's queue ID.
+func (t *Txn) ID() string { return t.id }
+
+// Dir is the queue directory the job goes to.
+func (t *Txn) Dir() string { return t.dir.path }
+
+// Size is the number of body bytes written so far.
+func (t *Txn) Size() int64 { return t.size }
+
+// Write appends body bytes to the df file.
+func (t *Txn) Write(p []byte) (int, error) {
+	if t.err != nil {
+		return 0, t.err
+	}
+	if t.done {
+		return 0, ErrClosed
+	}
+	if t.df == nil {
+		df, err := os.OpenFile(t.s.dataPath(t.dir, "", t.id), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, t.s.mode)
+		if err != nil {
+			t.err = err
+			return 0, err
+		}
+		if t.s.gid >= 0 {
+			df.Chown(-1, t.s.gid)
+		}
+		t.df, t.dfw = df, bufio.NewWriterSize(df, 64<<10)
+	}
+	n, err := t.dfw.Write(p)
+	t.size += int64(n)
+	if err != nil {
+		t.err = err
+	}
+	return n, err
+}
+
+// Commit writes j (its ID is set to the transaction's) as the control file
+// and returns when df and qf are durable. On error nothing is queued.
+func (t *Txn) Commit(j *Job) error {
+	f, err := t.commit(j)
+	if f != nil {
+		f.Close()
+	}
+	return err
+}
+
+// CommitLocked is Commit, but the new job stays locked for the caller, who
+// delivers it at once (background delivery) and then rewrites, removes or
+// unlocks it; a queue run cannot pick it up meanwhile.
+func (t *Txn) CommitLocked(j *Job) (*Locked, error) {
+	f, err := t.commit(j)
+	if err != nil {
+		return nil, err
+	}
+	return &Locked{s: t.s, dir: t.dir, id: t.id, f: f, job: j}, nil
+}
+
+func (t *Txn) commit(j *Job) (*os.File, error) {
+	if t.done {
+		return nil, ErrClosed
+	}
+	if t.df == nil && t.err == nil {
+		t.Write(nil) // an empty body still has a df
+	}
+	if t.err == nil {
+		t.err = t.dfw.Flush()
+	}
+	if t.err != nil {
+		err := t.err
+		t.Abort()
+		return nil, err
+	}
+	j.ID = t.id
+	if _, err := t.tf.Write(Marshal(j)); err != nil {
+		t.Abort()
+		return nil, err
+	}
+	r := &commitReq{dir: t.dir, tf: t.tf, df: t.df, tfp: t.tf.Name(),
+		qfp: filepath.Join(t.dir.qf, "qf"+t.id)}
+	err := t.s.commit.submit(r)
+	t.df.Close()
+	t.done = true
+	if err != nil {
+		if !r.renam {
+			os.Remove(r.tfp)
+		}
+		os.Remove(t.s.dataPath(t.dir, "", t.id))
+		t.tf.Close()
+		return nil, err
+	}
+	return t.tf, nil
+}
+
+// Abort drops the job: tf and df are removed. It is safe after Commit.
+func (t *Txn) Abort() error {
+	if t.done {
+		return nil
+	}
+	t.done = true
+	if t.df != nil {
+		t.df.Close()
+		os.Remove(t.df.Name())
+	}
+	os.Remove(t.tf.Name())
+	return t.tf.Close()
+}
+
+// Enqueue queues a whole message: Begin, the body, Commit. j.ID is set.
+func (s *Store) Enqueue(j *Job, body io.Reader) error {
+	t, err := s.Begin()
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(t, body); err != nil {
+		t.Abort()
+		return err
+	}
+	return t.Commit(j)
+}

@@ -1,0 +1,95 @@
+// Package queue implements sendmail 8's mail queue: the qf/df spool files
+// (format version 8), queue IDs, durable enqueueing with group commit, job
+// locks, the mailq listing, an in-memory index for queue runners and the
+// retry schedule. A queue written by sendmail 8.13–8.18 is read, listed and
+// rewritten by this package, and sendmail reads what this package writes.
+//
+// # Files
+//
+// A queue directory holds, per job with queue ID <ID>:
+//
+//	qf<ID>  control file: envelope, recipients, headers (described below)
+//	df<ID>  data file: the message body only, LF line ends, no headers
+//	tf<ID>  a control file being written; renamed to qf when complete
+//	Qf<ID>  a control file that could not be read ("lost"), kept for the admin
+//	xf<ID>  a delivery transcript (written by the runner, not this package)
+//
+// When the directory has subdirectories named qf, df or xf, those files go
+// there instead (sendmail's layout for big queues). QueueDirectory may be a
+// glob such as /var/spool/mqueue/q*: each match is one queue directory.
+// Files are created mode 0600, or 0640 with group smmsp when that group
+// exists. A qf is always written as a tf first and renamed, so a qf is never
+// seen half-written.
+//
+// # Control file (qf) lines
+//
+// Each line starts with a letter saying what it holds; a line starting with
+// a space or a TAB continues the previous line (only headers use this). The
+// lines appear in this order when sendmail or this package writes them:
+//
+//	V8                      format version (must be first; >8 is refused)
+//	T<secs>                 creation time, seconds since the epoch
+//	K<secs>                 time of the last delivery attempt, 0 = never
+//	N<n>                    number of delivery attempts so far
+//	P<n>                    priority, lower runs first (see InitialPriority)
+//	d<dir>                  directory of the df when it is not the qf's
+//	I<maj>/<min>/<inode>    device and inode of the df (written on rewrites)
+//	B<type>                 body type: 7BIT, 8BITMIME
+//	q<reason>               quarantine reason
+//	M<text>                 status message of the last attempt (shown by mailq)
+//	F<flags>                w warning sent, r is a DSN, 8 8-bit body, b delete
+//	                        Bcc, d RET= given, n RET=HDRS, s envelope split,
+//	                        e SMTPUTF8
+//	$<m><value>             a persistent macro: $_ client, $r protocol, $s HELO
+//	                        name, ${daemon_flags} (long names in braces)
+//	S<sender>               envelope sender as given (<a@b>, root, <>)
+//	Z<envid>                DSN ENVID
+//	A<auth>                 AUTH= parameter
+//	!<c> <secs>             DELIVERBY mode and time
+//
+// then, for every recipient still to be delivered, in this order:
+//
+//	M<text>                 status message for this recipient (optional)
+//	C<user>:<uid>:<gid>:<alias>  controlling user (C:<alias> for uid 0, C alone
+//	                        resets); written only when it changes and applying
+//	                        to all following recipients
+//	Q<orcpt>                DSN ORCPT (e.g. rfc822;a@b)
+//	r<final>                DSN Final-Recipient (e.g. RFC822; a@b)
+//	R<flags>:<address>      the recipient; flags P primary, N NOTIFY given,
+//	                        S/F/D notify on success/failure/delay, A from an
+//	                        alias, B internal Bcc
+//
+// then the headers and the terminator:
+//
+//	H?<cond>?<Name>:<value> a header; <cond> is empty or mailer flags (P for
+//	                        Return-Path, D Date, F From, M Message-Id, x
+//	                        Full-Name) or a macro ($j, ${name}) the header
+//	                        depends on; the value keeps its leading space;
+//	                        unexpanded macros are byte 0x81 + letter
+//	                        (Return-Path: <\x81g>); continuation lines start
+//	                        with a TAB
+//	.                       end of file; nothing may follow
+//
+// Lines with other letters (obsolete D, E, L, X, Y, G, or future ones) are
+// kept as they are and written back, where sendmail would reject the file.
+// A file that cannot be parsed (a line after ".", no ".", a bad number, a
+// version above 8) is renamed to Qf<ID>, logged and skipped, never fatal.
+//
+// # Queue IDs
+//
+// An ID is six characters of UTC time from the alphabet 0-9A-Za-z (year
+// since 1900 mod 60, month 0-11, day, hour, minute, second), two characters
+// of a per-process sequence in base 60 (0-9A-Za-x) starting at a random
+// offset, and the process ID as %06d: 6AP4T98X005913. See EncodeID and
+// IDGen.
+//
+// # Durability and locks
+//
+// Enqueue writes the df, the tf, makes both durable, renames the tf to qf
+// and makes the rename durable before it returns (see Store.Begin). Jobs are
+// locked with flock(2) on the open qf, as sendmail does on Linux: a queue
+// runner holds LOCK_EX while it works on a job, mailq probes with LOCK_SH
+// and shows a locked job with "*". A qf rewritten after an attempt is
+// written as a locked tf and renamed over the qf, so the lock is never
+// released in between.
+package queue

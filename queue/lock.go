@@ -1,0 +1,212 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Locked is a job held with an exclusive flock on its qf: no other runner
+// or process works on it until Unlock, Remove or Lose. Not safe for
+// concurrent use by several goroutines.
+type Locked struct {
+	s   *Store
+	dir *queueDir
+	id  string
+	f   *os.File // the open, locked qf
+	job *Job
+}
+
+// Lock try-locks job id in queue directory dir (a path from Dirs or an
+// index Entry) and reads it. It never waits: ErrLocked means another runner
+// has it, ErrNotFound that it is gone (delivered meanwhile). A qf that
+// cannot be read is renamed to Qf, logged, and reported with an error
+// matching ErrCorrupt.
+func (s *Store) Lock(dir, id string) (*Locked, error) {
+	d, err := s.dir(dir)
+	if err != nil {
+		return nil, err
+	}
+	p := filepath.Join(d.qf, "qf"+id)
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, ErrNotFound
+		}
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, ErrLocked
+		}
+		return nil, fmt.Errorf("queue: lock %s: %w", p, err)
+	}
+	// Between our open and our lock, the holder may have renamed a new
+	// qf over this one and released the old: then we hold a dead file.
+	var held, now unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &held); err != nil || held.Nlink == 0 {
+		f.Close()
+		return nil, ErrNotFound
+	}
+	if err := unix.Stat(p, &now); err != nil {
+		f.Close()
+		return nil, ErrNotFound
+	}
+	if held.Ino != now.Ino || held.Dev != now.Dev {
+		f.Close()
+		return nil, ErrLocked
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("queue: read %s: %w", p, err)
+	}
+	l := &Locked{s: s, dir: d, id: id, f: f}
+	if len(data) == 0 {
+		// sendmail's readqf: an empty qf is junk; gone if also old.
+		if time.Duration(s.now().Unix()-held.Ctim.Sec)*time.Second > 10*time.Minute {
+			l.Remove()
+			return nil, ErrNotFound
+		}
+		l.Unlock()
+		return nil, ErrLocked
+	}
+	j, err := Parse(id, data)
+	if err != nil {
+		why := err.Error()
+		if lerr := l.Lose(why); lerr != nil {
+			return nil, fmt.Errorf("%w: %s: %s (and %v)", ErrCorrupt, p, why, lerr)
+		}
+		return nil, fmt.Errorf("%w: %s: %s", ErrCorrupt, p, why)
+	}
+	l.job = j
+	return l, nil
+}
+
+// ID is the job's queue ID.
+func (l *Locked) ID() string { return l.id }
+
+// Dir is the job's queue directory.
+func (l *Locked) Dir() string { return l.dir.path }
+
+// Job is the control file as read when locking (or as last rewritten).
+func (l *Locked) Job() *Job { return l.job }
+
+// DataPath is the path of the job's df.
+func (l *Locked) DataPath() string {
+	dataDir := ""
+	if l.job != nil {
+		dataDir = l.job.DataDir
+	}
+	return l.s.dataPath(l.dir, dataDir, l.id)
+}
+
+// OpenData opens the df for reading.
+func (l *Locked) OpenData() (*os.File, error) { return os.Open(l.DataPath()) }
+
+// Rewrite replaces the control file with j after a delivery attempt
+// (recipients delivered or bounced are left out of j, K/N/P/M/F updated by
+// the caller). The new file is written as a locked tf, made durable and
+// renamed over the qf, so the job is locked and complete at every moment.
+// The I line is set from the df, as sendmail does on rewrites.
+func (l *Locked) Rewrite(j *Job) error {
+	if l.f == nil {
+		return ErrClosed
+	}
+	j.ID = l.id
+	var st unix.Stat_t
+	if unix.Stat(l.s.dataPath(l.dir, j.DataDir, l.id), &st) == nil {
+		j.DataInode = fmt.Sprintf("%d/%d/%d", unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+	}
+	tfp := filepath.Join(l.dir.qf, "tf"+l.id)
+	var tf *os.File
+	for attempt := 0; ; attempt++ {
+		var err error
+		tf, err = l.s.create(tfp)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, os.ErrExist) || attempt >= 50 {
+			return fmt.Errorf("queue: cannot create %s: %w", tfp, err)
+		}
+		// A tf of this ID: left by a crash (unlocked: remove it) or an
+		// enqueuer that drew the same ID and is about to drop it.
+		if old, oerr := os.Open(tfp); oerr == nil {
+			if unix.Flock(int(old.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+				os.Remove(tfp)
+			}
+			old.Close()
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := tf.Write(Marshal(j)); err != nil {
+		os.Remove(tfp)
+		tf.Close()
+		return err
+	}
+	r := &commitReq{dir: l.dir, tf: tf, tfp: tfp, qfp: filepath.Join(l.dir.qf, "qf"+l.id), keep: true}
+	if err := l.s.commit.submit(r); err != nil {
+		if !r.renam {
+			os.Remove(tfp)
+			tf.Close()
+			return err
+		}
+		// Renamed but maybe not durable: the new file is the job now.
+		l.f.Close()
+		l.f, l.job = tf, j
+		return err
+	}
+	l.f.Close() // the old, now unlinked qf; the lock lives on in tf
+	l.f, l.job = tf, j
+	return nil
+}
+
+// Remove deletes a finished job: the qf first (from then on the job does
+// not exist), then the df. It releases the lock.
+func (l *Locked) Remove() error {
+	if l.f == nil {
+		return ErrClosed
+	}
+	dataDir := ""
+	if l.job != nil {
+		dataDir = l.job.DataDir
+	}
+	err := os.Remove(filepath.Join(l.dir.qf, "qf"+l.id))
+	if derr := os.Remove(l.s.dataPath(l.dir, dataDir, l.id)); derr != nil && !errors.Is(derr, os.ErrNotExist) && err == nil {
+		err = derr
+	}
+	l.f.Close()
+	l.f = nil
+	return err
+}
+
+// Lose renames the qf to Qf so that no runner tries it again, logs why,
+// and releases the lock. The df stays for the admin.
+func (l *Locked) Lose(why string) error {
+	if l.f == nil {
+		return ErrClosed
+	}
+	p := filepath.Join(l.dir.qf, "qf"+l.id)
+	q := filepath.Join(l.dir.qf, "Qf"+l.id)
+	err := os.Rename(p, q)
+	l.s.log.Errf(l.id, "Losing %s: %s", p, why)
+	l.f.Close()
+	l.f = nil
+	return err
+}
+
+// Unlock releases the job without changing it.
+func (l *Locked) Unlock() error {
+	if l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
+	return err
+}

@@ -1,0 +1,312 @@
+package queue
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/posthorn/posthorn/internal/maillog"
+)
+
+func sampleJob(rcpts ...string) *Job {
+	j := &Job{Created: time.Unix(1795580949, 0), Priority: 30155, Flags: "bs",
+		Macros: []Macro{{"_", "localhost [127.0.0.1]"}, {"r", "ESMTP"}},
+		Sender: "<alice@refhost.example.org>",
+		Headers: []Header{{HasCond: true, Cond: "P", Name: "Return-Path", Value: " <\x81g>"},
+			{HasCond: true, Name: "Subject", Value: " test"}}}
+	for _, r := range rcpts {
+		j.Recipients = append(j.Recipients, Recipient{Flags: "PFD", Addr: r, FinalRcpt: "RFC822; " + strings.Trim(r, "<>")})
+	}
+	return j
+}
+
+func TestEnqueueLockRewriteRemove(t *testing.T) {
+	dir := copyQueue(t, "")
+	for _, mode := range []SyncMode{SyncBatch, SyncFiles, SyncNone} {
+		s, err := Open(Options{Dirs: []string{dir}, Sync: mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		j := sampleJob("<a@x.example>", "<b@y.example>")
+		if err := s.Enqueue(j, strings.NewReader("body\n")); err != nil {
+			t.Fatal(err)
+		}
+		qf, df := filepath.Join(dir, "qf"+j.ID), filepath.Join(dir, "df"+j.ID)
+		for _, p := range []string{qf, df} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s mode %v", p, fi.Mode())
+			}
+		}
+		if tfs, _ := filepath.Glob(filepath.Join(dir, "tf*")); len(tfs) != 0 {
+			t.Errorf("tf left: %v", tfs)
+		}
+		l, err := s.Lock(dir, j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(Marshal(l.Job()), Marshal(j)) {
+			t.Errorf("read back differs")
+		}
+		if _, err := s.Lock(dir, j.ID); !errors.Is(err, ErrLocked) {
+			t.Errorf("second lock: %v", err)
+		}
+		// Deliver the first recipient, defer the second.
+		k := *l.Job()
+		k.Recipients = k.Recipients[1:]
+		k.Attempts, k.LastTry, k.Message = 1, time.Unix(1795581000, 0), "Deferred: Connection refused by y.example."
+		if err := l.Rewrite(&k); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Lock(dir, j.ID); !errors.Is(err, ErrLocked) {
+			t.Errorf("lock after rewrite: %v", err)
+		}
+		l.Unlock()
+		l2, err := s.Lock(dir, j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := l2.Job(); len(got.Recipients) != 1 || got.Attempts != 1 || !strings.Contains(got.DataInode, "/") {
+			t.Errorf("rewritten job %+v", got)
+		}
+		body, _ := os.ReadFile(l2.DataPath())
+		if string(body) != "body\n" {
+			t.Errorf("body %q", body)
+		}
+		if err := l2.Remove(); err != nil {
+			t.Fatal(err)
+		}
+		if exists(qf) || exists(df) {
+			t.Error("files left after Remove")
+		}
+		if _, err := s.Lock(dir, j.ID); !errors.Is(err, ErrNotFound) {
+			t.Errorf("lock after remove: %v", err)
+		}
+		s.Close()
+	}
+}
+
+func TestCommitLockedShowsStar(t *testing.T) {
+	dir := copyQueue(t, "")
+	s := openTest(t, dir)
+	tx, err := s.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(tx, "hello\n")
+	l, err := tx.CommitLocked(sampleJob("<a@x.example>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := listing(t, s, ListOptions{}, nil)
+	if !strings.Contains(out, l.ID()+"*       6 ") {
+		t.Errorf("no * mark:\n%s", out)
+	}
+	if _, err := s.Lock(dir, l.ID()); !errors.Is(err, ErrLocked) {
+		t.Errorf("runner got a job being delivered: %v", err)
+	}
+	l.Unlock()
+	if out := listing(t, s, ListOptions{}, nil); !strings.Contains(out, l.ID()+"        6 ") {
+		t.Errorf("still marked:\n%s", out)
+	}
+}
+
+func TestBeginAbortLeavesNothing(t *testing.T) {
+	dir := copyQueue(t, "")
+	s := openTest(t, dir)
+	tx, err := s.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx.Write([]byte("partial"))
+	if out := listing(t, s, ListOptions{}, nil); !strings.Contains(out, "is empty") {
+		t.Errorf("uncommitted job listed:\n%s", out)
+	}
+	tx.Abort()
+	if names, _ := os.ReadDir(dir); len(names) != 0 {
+		t.Errorf("left: %v", names)
+	}
+}
+
+func TestCorruptQfIsLost(t *testing.T) {
+	dir := copyQueue(t, "")
+	os.WriteFile(filepath.Join(dir, "qfBAD000000001"), []byte("V8\nT1\nSx\nRnocolon\n.\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "dfBAD000000001"), []byte("x\n"), 0o600)
+	var logbuf bytes.Buffer
+	s, err := Open(Options{Dirs: []string{dir}, Sync: SyncNone, Logger: maillog.New(&logbuf, "sm-mta")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	x, lost, err := s.LoadIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.Len() != 0 || !reflect.DeepEqual(lost, []string{"BAD000000001"}) {
+		t.Errorf("index %d lost %v", x.Len(), lost)
+	}
+	if !exists(filepath.Join(dir, "QfBAD000000001")) || exists(filepath.Join(dir, "qfBAD000000001")) {
+		t.Error("qf not renamed to Qf")
+	}
+	if !strings.Contains(logbuf.String(), "BAD000000001: Losing "+dir+"/qfBAD000000001: line 4: recipient without flags separator") {
+		t.Errorf("log: %q", logbuf.String())
+	}
+	out := listing(t, s, ListOptions{Lost: true}, map[string]string{dir: "/q"})
+	if !strings.Contains(out, "BAD000000001?       2 Thu Jan  1 00:00 x\n") {
+		t.Errorf("lost listing:\n%s", out)
+	}
+}
+
+func TestOpenCleansUp(t *testing.T) {
+	dir := copyQueue(t, "one")
+	write := func(name string) { os.WriteFile(filepath.Join(dir, name), []byte("x\n"), 0o600) }
+	write("tfSTALE0000001") // crash while enqueueing
+	write("dfSTALE0000001")
+	write("tf6AP4T98X005913") // crash while rewriting: the qf stays
+	write("tfBUSY00000001")   // being written by a live process
+	write("dfBUSY00000001")
+	write("dfORPHAN000001") // crash between removing qf and df
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(filepath.Join(dir, "dfORPHAN000001"), old, old)
+	write("dfYOUNG0000001")
+	busy, _ := os.Open(filepath.Join(dir, "tfBUSY00000001"))
+	defer busy.Close()
+	unix.Flock(int(busy.Fd()), unix.LOCK_EX)
+
+	openTest(t, dir)
+	for name, want := range map[string]bool{
+		"tfSTALE0000001": false, "dfSTALE0000001": false, "tf6AP4T98X005913": false,
+		"qf6AP4T98X005913": true, "df6AP4T98X005913": true,
+		"tfBUSY00000001": true, "dfBUSY00000001": true,
+		"dfORPHAN000001": false, "dfYOUNG0000001": true,
+	} {
+		if got := exists(filepath.Join(dir, name)); got != want {
+			t.Errorf("%s exists=%v, want %v", name, got, want)
+		}
+	}
+}
+
+func TestBeginSkipsUsedID(t *testing.T) {
+	dir := copyQueue(t, "")
+	now := time.Date(2026, 11, 25, 4, 29, 9, 0, time.UTC)
+	s, err := Open(Options{Dirs: []string{dir}, Sync: SyncNone, Pid: 5913, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.ids.offset = 0
+	// A job left by an earlier process with the same pid in the same second.
+	used := EncodeID(now, 0, 5913)
+	os.WriteFile(filepath.Join(dir, "qf"+used), []byte("V8\n.\n"), 0o600)
+	tx, err := s.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Abort()
+	if tx.ID() == used || tx.ID() != EncodeID(now, 1, 5913) {
+		t.Errorf("got ID %s (used %s)", tx.ID(), used)
+	}
+}
+
+func TestConcurrentEnqueue(t *testing.T) {
+	dir := copyQueue(t, "")
+	s, err := Open(Options{Dirs: []string{dir}, Sync: SyncBatch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ids := map[string]bool{}
+	for w := 0; w < 20; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				j := sampleJob("<a@x.example>")
+				if err := s.Enqueue(j, strings.NewReader("hello\n")); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				ids[j.ID] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	x, lost, err := s.LoadIndex()
+	if err != nil || len(lost) != 0 {
+		t.Fatal(err, lost)
+	}
+	if len(ids) != 200 || x.Len() != 200 {
+		t.Errorf("%d ids, %d indexed", len(ids), x.Len())
+	}
+}
+
+func TestIndexSelect(t *testing.T) {
+	dir := copyQueue(t, "several")
+	s := openTest(t, dir)
+	x, lost, err := s.LoadIndex()
+	if err != nil || len(lost) != 0 {
+		t.Fatal(err, lost)
+	}
+	now := time.Unix(1795580975+60, 0)
+	ids := func(es []Entry) string {
+		var b []string
+		for _, e := range es {
+			b = append(b, e.ID)
+		}
+		return strings.Join(b, " ")
+	}
+	for _, tc := range []struct {
+		limits []string
+		sched  Schedule
+		want   string
+	}{
+		{nil, Schedule{}, "6AP4T98X005913 6AP4TZoV006667 6AP4TZKs006657 6AP4TXDJ006594"},
+		{[]string{"Rmulti"}, Schedule{}, "6AP4TXDJ006594"},
+		{[]string{"!Rremote.example"}, Schedule{}, "6AP4TZoV006667 6AP4TZKs006657 6AP4TXDJ006594"},
+		{[]string{"RNOMX", "Rbob"}, Schedule{}, "6AP4TZoV006667 6AP4TZKs006657"},
+		{[]string{"Sbob@"}, Schedule{}, "6AP4TZKs006657"},
+		{[]string{"!Sbob@", "ITZ"}, Schedule{}, "6AP4TZoV006667"},
+		{[]string{"Itz"}, Schedule{}, ""},
+		// Tried 60 to 86 seconds ago; never-tried 6AP4TZoV006667 is always due.
+		{nil, Schedule{MinQueueAge: 80 * time.Second}, "6AP4T98X005913 6AP4TZoV006667"},
+	} {
+		var f Filter
+		for _, l := range tc.limits {
+			if err := f.Add(l); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := ids(x.Select(f, tc.sched, now)); got != tc.want {
+			t.Errorf("%v %+v: got %q, want %q", tc.limits, tc.sched, got, tc.want)
+		}
+	}
+	var f Filter
+	for _, bad := range []string{"", "X", "Z1", "!"} {
+		if f.Add(bad) == nil {
+			t.Errorf("limit %q accepted", bad)
+		}
+	}
+	x.Delete(dir, "6AP4T98X005913")
+	if _, ok := x.Get(dir, "6AP4T98X005913"); ok || x.Len() != 3 {
+		t.Error("delete")
+	}
+	if next := x.NextDue(Schedule{Interval: time.Hour}, now); !next.Equal(time.Unix(1795580975, 0)) {
+		t.Errorf("next due %v", next)
+	}
+}
