@@ -1,0 +1,531 @@
+// Package accept turns a message that an entry point has received (SMTP,
+// `sendmail -bs`, local submission) into a durable sendmail 8 queue job.
+// The entry points translate their protocol; this package decides what the
+// qf says, the way sendmail's collect() and queueup() do:
+//
+//   - The raw message is streamed in (CRLF or LF line ends). Its header block
+//     (up to the first empty line, or the first line that is not a header)
+//     becomes the qf H lines; the rest, with LF line ends, becomes the df.
+//     A leading mbox "From " line of a local submission is dropped.
+//   - Before the message's own headers come the ones sendmail's
+//     configuration defines, each only when it applies:
+//
+//     H?P?Return-Path: <\x81g>        always (mailers with the P flag show it)
+//     H??Received: …                  the entry point's trace header
+//     H?D?Date: <arrival date>        when the message has no Date:
+//     H?F?From: <full name> <sender>  when the message has no From:
+//     H?x?Full-Name: <full name>      when a full name is known and no Full-Name:
+//     H?M?Message-Id: <YYYYMMDDhhmm.ID@$j>  when the message has no Message-Id:
+//
+//   - Every recipient is expanded (aliases, :include:, ~/.forward) through
+//     the Expander at this point, as sendmail does at RCPT time, so the qf
+//     holds final addresses with their controlling user (C line) and the A
+//     flag for alias products; duplicates across the whole envelope are
+//     delivered once.
+//   - The job is committed (df, qf and directory fsynced) before Commit
+//     returns: only then may the entry point say 250 or exit 0.
+package accept
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/status"
+	"github.com/posthorn/posthorn/queue"
+)
+
+// Final is one address an accepted recipient expands to.
+type Final struct {
+	Addr  string // as the R line holds it: "bob", "<a@remote>", "|prog", "/file"
+	Ctl   string // controlling user in the qf C form ("bob:1001:1001:carol"); "" for none
+	Alias bool   // produced by the aliases file: the R line's A flag
+}
+
+// Expander expands an accepted recipient (as given, e.g. "<staff@host>" or
+// "carol") into its final addresses. An error with SMTP meaning
+// (*status.Error) refuses the message for that recipient.
+type Expander interface {
+	Expand(rcpt string) ([]Final, error)
+}
+
+// Recipient is an envelope recipient as the entry point accepted it.
+type Recipient struct {
+	Addr   string // as given: "<a@b>" from SMTP, "alice" from the command line
+	Notify string // DSN NOTIFY: "" (default), "NEVER", or a list of SUCCESS,FAILURE,DELAY
+	ORcpt  string // DSN ORCPT, e.g. "rfc822;a@b"
+}
+
+// Envelope is everything about the message that is not in its text.
+type Envelope struct {
+	Sender     string // S line as given: "<a@b>", "<>", or a local user name
+	Recipients []Recipient
+	EnvID      string // Z
+	Ret        string // "HDRS" or "FULL"; "" when RET= was not given
+	BodyType   string // "7BIT", "8BITMIME" or ""
+	Auth       string // A line: AUTH= parameter (local submissions: user@$j)
+	Macros     []queue.Macro
+	Received   string // the value of the entry point's Received header, folded with "\n\t"
+	FullName   string // $x: the sender's full name when known
+	FromAddr   string // $g as it appears in an added From: ("alice@host", or "root")
+	// Local marks a local submission: a leading "From " line is dropped.
+	Local bool
+	// Flags are envelope flags to set besides the ones derived here (e.g.
+	// 'b' delete Bcc).
+	Flags string
+}
+
+// Acceptor writes accepted messages to the queue.
+type Acceptor struct {
+	Store    *queue.Store
+	Hostname string // $j, for Message-Id and unqualified final recipients
+	Expander Expander
+	// Date formats an RFC 5322 date as sendmail does (GMT for UTC); Now
+	// is the clock. Both are required.
+	Date func(time.Time) string
+	Now  func() time.Time
+	// MaxHeaderBytes bounds the header block (0: 1 MiB).
+	MaxHeaderBytes int
+}
+
+// Message is a message being received.
+type Message struct {
+	a       *Acceptor
+	txn     *queue.Txn
+	arrival time.Time
+	local   bool
+
+	inBody   bool
+	hdr      []byte // header block collected so far
+	pendCR   bool   // body: a CR at the end of the last write
+	blank    bool   // the header block ended with an empty line
+	bodySize int64
+	headers  []queue.Header
+	err      error
+}
+
+// Begin starts a message and reserves its queue ID (call it at MAIL FROM or
+// when a local submission starts).
+func (a *Acceptor) Begin(local bool) (*Message, error) {
+	txn, err := a.Store.Begin()
+	if err != nil {
+		return nil, status.Wrap(err, 451, "4.3.0", "Temporary failure: cannot create queue file")
+	}
+	return &Message{a: a, txn: txn, arrival: a.Now(), local: local}, nil
+}
+
+// ID is the message's queue ID.
+func (m *Message) ID() string { return m.txn.ID() }
+
+// Arrival is the time the message began.
+func (m *Message) Arrival() time.Time { return m.arrival }
+
+// Write takes the raw message text.
+func (m *Message) Write(p []byte) (int, error) {
+	if m.err != nil {
+		return 0, m.err
+	}
+	n := len(p)
+	if !m.inBody {
+		m.hdr = append(m.hdr, p...)
+		rest, done := m.splitHeader()
+		if !done {
+			max := m.a.MaxHeaderBytes
+			if max == 0 {
+				max = 1 << 20
+			}
+			if len(m.hdr) > max {
+				m.err = status.New(552, "5.6.0", "Headers too large (%d max)", max)
+				return 0, m.err
+			}
+			return n, nil
+		}
+		p = rest
+	}
+	if err := m.writeBody(p); err != nil {
+		m.err = status.Wrap(err, 452, "4.3.1", "Insufficient disk space; try again later")
+		return 0, m.err
+	}
+	return n, nil
+}
+
+// splitHeader looks for the end of the header block in m.hdr. When found it
+// parses the headers, switches to the body and returns the body bytes that
+// followed.
+func (m *Message) splitHeader() (rest []byte, done bool) {
+	off := 0
+	for {
+		nl := bytes.IndexByte(m.hdr[off:], '\n')
+		if nl < 0 {
+			return nil, false
+		}
+		line := m.hdr[off : off+nl]
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		end := off + nl + 1
+		if len(line) == 0 {
+			m.blank = true
+			rest := m.hdr[end:]
+			m.finishHeader(m.hdr[:off])
+			return rest, true
+		}
+		if off == 0 && m.local && bytes.HasPrefix(line, []byte("From ")) {
+			// An mbox From_ line: sendmail drops it (SaveFromLine off).
+			m.hdr = m.hdr[end:]
+			continue
+		}
+		if !isHeaderLine(line) && !(off > 0 && (line[0] == ' ' || line[0] == '\t')) {
+			// Not a header: the body starts here, without a blank line.
+			rest := m.hdr[off:]
+			m.finishHeader(m.hdr[:off])
+			return rest, true
+		}
+		off = end
+	}
+}
+
+func (m *Message) finishHeader(block []byte) {
+	m.headers = parseHeaders(string(bytes.ReplaceAll(block, []byte("\r\n"), []byte("\n"))))
+	m.inBody = true
+	m.hdr = nil
+}
+
+// isHeaderLine reports whether line starts with a field name and a colon
+// (white space before the colon is tolerated, as sendmail does).
+func isHeaderLine(line []byte) bool {
+	i := 0
+	for i < len(line) && line[i] > ' ' && line[i] < 127 && line[i] != ':' {
+		i++
+	}
+	if i == 0 {
+		return false
+	}
+	for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+		i++
+	}
+	return i < len(line) && line[i] == ':'
+}
+
+func parseHeaders(block string) []queue.Header {
+	var out []queue.Header
+	for _, line := range strings.SplitAfter(block, "\n") {
+		line = strings.TrimSuffix(line, "\n")
+		if line == "" {
+			continue
+		}
+		if (line[0] == ' ' || line[0] == '\t') && len(out) > 0 {
+			out[len(out)-1].Value += "\n" + line
+			continue
+		}
+		name, value, _ := strings.Cut(line, ":")
+		out = append(out, queue.Header{HasCond: true, Name: strings.TrimRight(name, " \t"), Value: value})
+	}
+	return out
+}
+
+// writeBody writes body bytes to the df with LF line ends.
+func (m *Message) writeBody(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	var buf []byte
+	if m.pendCR {
+		if p[0] != '\n' {
+			buf = append(buf, '\r')
+		}
+		m.pendCR = false
+	}
+	for {
+		i := bytes.IndexByte(p, '\r')
+		if i < 0 {
+			buf = append(buf, p...)
+			break
+		}
+		buf = append(buf, p[:i]...)
+		switch {
+		case i+1 == len(p):
+			m.pendCR = true
+		case p[i+1] == '\n':
+		default:
+			buf = append(buf, '\r')
+		}
+		p = p[i+1:]
+		if len(p) == 0 {
+			break
+		}
+	}
+	m.bodySize += int64(len(buf))
+	_, err := m.txn.Write(buf)
+	return err
+}
+
+// Headers returns the message's own headers (after the whole header block
+// has been written).
+func (m *Message) Headers() []queue.Header { return m.headers }
+
+// Hops counts the trace headers (Received, Via, Mail-From) for MaxHopCount.
+func (m *Message) Hops() int {
+	n := 0
+	for _, h := range m.headers {
+		switch strings.ToLower(h.Name) {
+		case "received", "via", "mail-from":
+			n++
+		}
+	}
+	return n
+}
+
+// Size is the message size as sendmail counts it: the header lines as
+// received, the empty line after them, and the body (LF line ends).
+func (m *Message) Size() int64 {
+	var n int64
+	if m.blank {
+		n++
+	}
+	for _, h := range m.headers {
+		n += int64(len(h.Name) + 1 + len(h.Value) + 1)
+	}
+	return n + m.bodySize
+}
+
+// Abort drops the message.
+func (m *Message) Abort() { m.txn.Abort() }
+
+// Commit builds the job, expands its recipients and makes it durable. The
+// returned job is what was written.
+func (m *Message) Commit(env *Envelope) (*queue.Job, error) {
+	j, err := m.build(env)
+	if err != nil {
+		m.Abort()
+		return nil, err
+	}
+	if err := m.txn.Commit(j); err != nil {
+		return nil, status.Wrap(err, 451, "4.3.0", "Temporary failure: cannot write queue file")
+	}
+	return j, nil
+}
+
+// CommitLocked is Commit for background delivery: the job stays locked for
+// the caller, who delivers it right away.
+func (m *Message) CommitLocked(env *Envelope) (*queue.Locked, error) {
+	j, err := m.build(env)
+	if err != nil {
+		m.Abort()
+		return nil, err
+	}
+	l, err := m.txn.CommitLocked(j)
+	if err != nil {
+		return nil, status.Wrap(err, 451, "4.3.0", "Temporary failure: cannot write queue file")
+	}
+	return l, nil
+}
+
+func (m *Message) build(env *Envelope) (*queue.Job, error) {
+	if m.err != nil {
+		return nil, m.err
+	}
+	if !m.inBody { // a message that is all header and no blank line
+		m.finishHeader(m.hdr)
+	}
+	if m.pendCR { // a lone CR at the very end is data, not half a CRLF
+		m.pendCR = false
+		m.bodySize++
+		if _, err := m.txn.Write([]byte{'\r'}); err != nil {
+			return nil, status.Wrap(err, 452, "4.3.1", "Insufficient disk space; try again later")
+		}
+	}
+	rcpts, err := m.expand(env.Recipients)
+	if err != nil {
+		return nil, err
+	}
+	if len(rcpts) == 0 {
+		return nil, status.New(554, "5.5.1", "No valid recipients")
+	}
+	j := &queue.Job{
+		Version:    queue.Version,
+		Created:    m.arrival,
+		BodyType:   env.BodyType,
+		Macros:     env.Macros,
+		Sender:     env.Sender,
+		EnvID:      env.EnvID,
+		Auth:       env.Auth,
+		Recipients: rcpts,
+		Headers:    m.jobHeaders(env),
+	}
+	for _, f := range env.Flags {
+		j.SetFlag(byte(f), true)
+	}
+	if env.BodyType == "8BITMIME" {
+		j.SetFlag(queue.Flag8Bit, true)
+	}
+	switch strings.ToUpper(env.Ret) {
+	case "HDRS":
+		j.SetFlag(queue.FlagRetParam, true)
+		j.SetFlag(queue.FlagRetHdrs, true)
+	case "FULL":
+		j.SetFlag(queue.FlagRetParam, true)
+	}
+	j.SetFlag(queue.FlagSplit, true)
+	j.Priority = queue.InitialPriority(m.Size(), len(rcpts), precedenceClass(m.headers))
+	return j, nil
+}
+
+// jobHeaders puts sendmail's configured headers before the message's own.
+func (m *Message) jobHeaders(env *Envelope) []queue.Header {
+	has := func(name string) bool {
+		for _, h := range m.headers {
+			if strings.EqualFold(h.Name, name) {
+				return true
+			}
+		}
+		return false
+	}
+	hs := []queue.Header{{Cond: "P", HasCond: true, Name: "Return-Path", Value: " <\x81g>"}}
+	if env.Received != "" {
+		hs = append(hs, queue.Header{HasCond: true, Name: "Received", Value: " " + env.Received})
+	}
+	if !has("Date") {
+		hs = append(hs, queue.Header{Cond: "D", HasCond: true, Name: "Date", Value: " " + m.a.Date(m.arrival)})
+	}
+	fullName := env.FullName
+	if fullName == "" {
+		fullName = phraseOf(m.headers)
+	}
+	if !has("From") {
+		from := env.FromAddr
+		if fullName != "" {
+			from = fullName + " <" + env.FromAddr + ">"
+		}
+		hs = append(hs, queue.Header{Cond: "F", HasCond: true, Name: "From", Value: " " + from})
+	}
+	if fullName != "" && !has("Full-Name") {
+		hs = append(hs, queue.Header{Cond: "x", HasCond: true, Name: "Full-Name", Value: " " + fullName})
+	}
+	if !has("Message-Id") {
+		id := fmt.Sprintf("<%s.%s@%s>", m.arrival.UTC().Format("200601021504"), m.ID(), m.a.Hostname)
+		hs = append(hs, queue.Header{Cond: "M", HasCond: true, Name: "Message-Id", Value: " " + id})
+	}
+	return append(hs, m.headers...)
+}
+
+// phraseOf returns the display name of the From: header ("Alice Example"
+// from "Alice Example <alice@host>"), which sendmail keeps as $x.
+func phraseOf(headers []queue.Header) string {
+	for _, h := range headers {
+		if !strings.EqualFold(h.Name, "From") {
+			continue
+		}
+		v := strings.TrimSpace(strings.ReplaceAll(h.Value, "\n", " "))
+		if i := strings.IndexByte(v, '<'); i > 0 {
+			return strings.Trim(strings.TrimSpace(v[:i]), `"`)
+		}
+		if i := strings.IndexByte(v, '('); i > 0 {
+			if j := strings.IndexByte(v[i:], ')'); j > 0 {
+				return strings.TrimSpace(v[i+1 : i+j])
+			}
+		}
+		return ""
+	}
+	return ""
+}
+
+// precedenceClass maps the Precedence: header to sendmail's default classes.
+func precedenceClass(headers []queue.Header) int {
+	for _, h := range headers {
+		if strings.EqualFold(h.Name, "Precedence") {
+			switch strings.ToLower(strings.TrimSpace(h.Value)) {
+			case "first-class":
+				return 0
+			case "special-delivery":
+				return 100
+			case "list":
+				return -30
+			case "bulk":
+				return -60
+			case "junk":
+				return -100
+			}
+		}
+	}
+	return 0
+}
+
+// expand turns the envelope recipients into qf recipients, expanded and
+// without duplicates.
+func (m *Message) expand(in []Recipient) ([]queue.Recipient, error) {
+	var out []queue.Recipient
+	seen := map[string]bool{}
+	for _, r := range in {
+		finals := []Final{{Addr: r.Addr}}
+		if m.a.Expander != nil {
+			f, err := m.a.Expander.Expand(r.Addr)
+			if err != nil {
+				var se *status.Error
+				if errors.As(err, &se) {
+					return nil, se
+				}
+				return nil, status.Wrap(err, 451, "4.3.0", "%s... Temporary failure in alias expansion", r.Addr)
+			}
+			finals = f
+		}
+		for _, f := range finals {
+			key := dedupKey(f.Addr)
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			q := queue.Recipient{
+				Ctl:       f.Ctl,
+				ORcpt:     r.ORcpt,
+				FinalRcpt: "RFC822; " + m.qualify(r.Addr),
+				Flags:     "P" + notifyFlags(r.Notify),
+				Addr:      f.Addr,
+			}
+			if f.Alias {
+				q.Flags += "A"
+			}
+			out = append(out, q)
+		}
+	}
+	return out, nil
+}
+
+// qualify strips angle brackets and adds $j to a bare local name, giving
+// the DSN Final-Recipient address.
+func (m *Message) qualify(addr string) string {
+	a := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(addr), "<"), ">")
+	if !strings.Contains(a, "@") && !strings.HasPrefix(a, "|") && !strings.HasPrefix(a, "/") {
+		a += "@" + m.a.Hostname
+	}
+	return a
+}
+
+// notifyFlags gives the R-line flags for a NOTIFY parameter: FD by
+// default, N plus S/F/D when given, N alone for NEVER.
+func notifyFlags(notify string) string {
+	if notify == "" {
+		return "FD"
+	}
+	flags := "N"
+	up := strings.ToUpper(notify)
+	for _, w := range []struct {
+		word string
+		flag string
+	}{{"SUCCESS", "S"}, {"FAILURE", "F"}, {"DELAY", "D"}} {
+		if strings.Contains(up, w.word) {
+			flags += w.flag
+		}
+	}
+	return flags
+}
+
+// dedupKey compares addresses as sendmail's sameaddr does: the user part
+// exactly, the domain without case, angle brackets ignored.
+func dedupKey(addr string) string {
+	a := strings.TrimSuffix(strings.TrimPrefix(addr, "<"), ">")
+	if at := strings.LastIndexByte(a, '@'); at >= 0 {
+		return a[:at] + "@" + strings.ToLower(a[at+1:])
+	}
+	return a
+}
