@@ -7,6 +7,7 @@
 //     (up to the first empty line, or the first line that is not a header)
 //     becomes the qf H lines; the rest, with LF line ends, becomes the df.
 //     A leading mbox "From " line of a local submission is dropped.
+//
 //   - Before the message's own headers come the ones sendmail's
 //     configuration defines, each only when it applies:
 //
@@ -22,6 +23,7 @@
 //     holds final addresses with their controlling user (C line) and the A
 //     flag for alias products; duplicates across the whole envelope are
 //     delivered once.
+//
 //   - The job is committed (df, qf and directory fsynced) before Commit
 //     returns: only then may the entry point say 250 or exit 0.
 package accept
