@@ -17,6 +17,7 @@
 //     H?F?From: <full name> <sender>  when the message has no From:
 //     H?x?Full-Name: <full name>      when a full name is known and no Full-Name:
 //     H?M?Message-Id: <YYYYMMDDhhmm.ID@$j>  when the message has no Message-Id:
+//     H??X-Authentication-Warning: …  and other headers the entry point adds
 //
 //   - Every recipient is expanded (aliases, :include:, ~/.forward) through
 //     the Expander at this point, as sendmail does at RCPT time, so the qf
@@ -77,6 +78,9 @@ type Envelope struct {
 	// Flags are envelope flags to set besides the ones derived here (e.g.
 	// 'b' delete Bcc).
 	Flags string
+	// Extra headers go after the configured ones and before the message's
+	// own (sendmail's X-Authentication-Warning).
+	Extra []queue.Header
 }
 
 // Acceptor writes accepted messages to the queue.
@@ -408,6 +412,7 @@ func (m *Message) jobHeaders(env *Envelope) []queue.Header {
 		id := fmt.Sprintf("<%s.%s@%s>", m.arrival.UTC().Format("200601021504"), m.ID(), m.a.Hostname)
 		hs = append(hs, queue.Header{Cond: "M", HasCond: true, Name: "Message-Id", Value: " " + id})
 	}
+	hs = append(hs, env.Extra...)
 	return append(hs, m.headers...)
 }
 

@@ -1,0 +1,303 @@
+// Package submit is local submission: what `sendmail [-t] [-i] [-f from]
+// [rcpt…] < message` does, for MUAs (mailx, mutt), cron and scripts.
+//
+// The message is read from standard input. Without -i (-oi) a line holding
+// only "." ends it, as in sendmail. Recipients are the arguments, or with -t
+// the addresses in To:, Cc: and Bcc: (Resent-To/Cc/Bcc when the message has
+// any), minus the arguments, which -t suppresses; Bcc: is removed at
+// delivery (the envelope flag b). Each recipient is parsed and expanded
+// (aliases, ~/.forward) before the message is queued; a bad one is reported
+// on stderr in sendmail's words ("nosuchuser... User unknown") and the exit
+// code says so (67), while the good ones are still queued.
+//
+// The envelope sender is the invoking user qualified with $j, or the -f
+// address; a user who is not trusted (root, TrustedUser, T lines) and uses
+// -f gets sendmail's "X-Authentication-Warning: $j: bob set sender to x
+// using -f" header. Missing Date:, From: (with the full name from -F or the
+// GECOS field) and Message-Id: are added by package accept, which also
+// makes the job durable before Submit returns.
+package submit
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/accept"
+	"github.com/posthorn/posthorn/internal/addr"
+	"github.com/posthorn/posthorn/internal/status"
+	"github.com/posthorn/posthorn/internal/sysexits"
+	"github.com/posthorn/posthorn/queue"
+)
+
+// User is the invoking user.
+type User struct {
+	Name     string // login name
+	FullName string // from the GECOS field
+	UID      int
+}
+
+// Request is one submission, from the command line.
+type Request struct {
+	User        User
+	Sender      string // -f/-r; "" for the invoking user
+	FullName    string // -F
+	Recipients  []string
+	ReadHeaders bool // -t
+	IgnoreDots  bool // -i, -oi
+	Notify      string
+	Ret         string
+	EnvID       string
+	BodyType    string
+}
+
+// Submitter queues local submissions.
+type Submitter struct {
+	Acceptor *accept.Acceptor
+	Expander accept.Expander // validates recipients before queuing
+	Hostname string          // $j
+	Version  string          // for the Received header: "posthorn 0.1.0"
+	Trusted  func(user string) bool
+	// OldStyleHeaders: "To: a b" names two recipients (sendmail.cf option).
+	OldStyleHeaders bool
+	Date            func(time.Time) string
+}
+
+// Result is the outcome of a submission.
+type Result struct {
+	ID   string // queue ID, "" when nothing was queued
+	Exit int    // sysexits code
+	// Bad lists the recipients that were refused, with the reason.
+	Bad []string
+	// Raw is the message as read when no recipient was valid: what the
+	// caller saves to dead.letter.
+	Raw []byte
+}
+
+// Submit reads the message from in, queues it, and writes sendmail's
+// per-recipient complaints to errw.
+func (s *Submitter) Submit(req *Request, in io.Reader, errw io.Writer) (*Result, error) {
+	m, err := s.Acceptor.Begin(true)
+	if err != nil {
+		return nil, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			m.Abort()
+		}
+	}()
+
+	raw, err := readMessage(in, req.IgnoreDots, m)
+	if err != nil {
+		return nil, err
+	}
+
+	env := s.envelope(req)
+	candidates := req.Recipients
+	if req.ReadHeaders {
+		candidates = s.headerRecipients(m.Headers(), req.Recipients, errw)
+		if len(candidates) == 0 {
+			fmt.Fprintln(errw, "No recipient addresses found in header")
+			return &Result{Exit: sysexits.OK}, nil
+		}
+	}
+	res := &Result{Exit: sysexits.OK}
+	for _, r := range candidates {
+		if err := s.check(r); err != nil {
+			se := status.From(err)
+			fmt.Fprintln(errw, se.Text)
+			res.Bad = append(res.Bad, se.Text)
+			if se.Code == 553 {
+				// sendmail follows a syntax error with "User unknown"
+				// for the same address and exits 67.
+				fmt.Fprintf(errw, "%s... User unknown\n", r)
+				se = status.New(550, "5.1.1", "%s... User unknown", r)
+			}
+			if code := se.Exit(); res.Exit == sysexits.OK || code == sysexits.NoUser {
+				res.Exit = code
+			}
+			continue
+		}
+		env.Recipients = append(env.Recipients, accept.Recipient{Addr: r, Notify: strings.ToUpper(req.Notify)})
+	}
+	if len(env.Recipients) == 0 {
+		res.Raw = raw
+		return res, nil
+	}
+	var names []string
+	for _, r := range env.Recipients {
+		names = append(names, r.Addr)
+	}
+	env.Received = s.Received(req.User.Name, m.ID(), names, m.Arrival())
+	j, err := m.Commit(env)
+	if err != nil {
+		return nil, err
+	}
+	committed = true
+	res.ID = j.ID
+	return res, nil
+}
+
+// check parses one recipient and asks the expander whether it exists.
+func (s *Submitter) check(rcpt string) error {
+	a, err := addr.Parse(rcpt)
+	if err != nil {
+		return err
+	}
+	if a.Null {
+		return status.New(553, "5.0.0", "%s... User address required", rcpt)
+	}
+	if s.Expander == nil {
+		return nil
+	}
+	_, err = s.Expander.Expand(rcpt)
+	return err
+}
+
+func (s *Submitter) envelope(req *Request) *accept.Envelope {
+	sender := req.User.Name + "@" + s.Hostname
+	env := &accept.Envelope{
+		Macros:   []queue.Macro{{Name: "_", Value: req.User.Name + "@localhost"}, {Name: "{daemon_flags}", Value: "c u"}},
+		Auth:     req.User.Name + "@" + s.Hostname,
+		FullName: req.FullName,
+		Local:    true,
+		Flags:    "b",
+		EnvID:    req.EnvID,
+		Ret:      req.Ret,
+		BodyType: req.BodyType,
+	}
+	if env.FullName == "" {
+		env.FullName = req.User.FullName
+	}
+	if req.Sender != "" {
+		a, err := addr.Parse(req.Sender)
+		if err == nil && !a.Null {
+			sender = a.String()
+			if a.Domain == "" {
+				sender += "@" + s.Hostname
+			}
+		} else if err == nil && a.Null {
+			sender = ""
+		}
+		if s.Trusted == nil || !s.Trusted(req.User.Name) {
+			env.Extra = append(env.Extra, queue.Header{HasCond: true, Name: "X-Authentication-Warning",
+				Value: fmt.Sprintf(" %s: %s set sender to %s using -f", s.Hostname, req.User.Name, req.Sender)})
+		}
+		if req.FullName == "" {
+			env.FullName = "" // the GECOS name belongs to the user, not to the -f address
+		}
+	}
+	env.Sender = "<" + sender + ">"
+	env.FromAddr = sender
+	return env
+}
+
+// headerRecipients collects -t recipients, less the suppressed arguments.
+func (s *Submitter) headerRecipients(headers []queue.Header, suppressed []string, errw io.Writer) []string {
+	names := []string{"to", "cc", "bcc"}
+	for _, h := range headers {
+		if strings.HasPrefix(strings.ToLower(h.Name), "resent-") {
+			names = []string{"resent-to", "resent-cc", "resent-bcc"}
+			break
+		}
+	}
+	skip := map[string]bool{}
+	for _, r := range suppressed {
+		if a, err := addr.Parse(r); err == nil {
+			skip[strings.ToLower(a.String())] = true
+		}
+	}
+	p := &addr.ListParser{OldStyle: s.OldStyleHeaders}
+	var out []string
+	seen := map[string]bool{}
+	for _, h := range headers {
+		name := strings.ToLower(h.Name)
+		if !contains(names, name) {
+			continue
+		}
+		list, err := p.Parse(strings.ReplaceAll(h.Value, "\n", " "))
+		if err != nil {
+			for _, e := range unjoin(err) {
+				fmt.Fprintln(errw, status.From(e).Text)
+			}
+		}
+		for _, a := range list {
+			key := strings.ToLower(a.String())
+			if a.Null || skip[key] || seen[key] {
+				continue
+			}
+			seen[key] = true
+			out = append(out, a.String())
+		}
+	}
+	return out
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// readMessage copies the message into m, stopping at a lone "." unless
+// ignoreDots; it also keeps a copy for dead.letter in case no recipient is
+// valid. Line ends are normalised by package accept.
+func readMessage(in io.Reader, ignoreDots bool, m *accept.Message) ([]byte, error) {
+	var copyBuf bytes.Buffer
+	w := io.MultiWriter(m, &copyBuf)
+	if ignoreDots {
+		if _, err := io.Copy(w, in); err != nil {
+			return nil, readError(err)
+		}
+		return copyBuf.Bytes(), nil
+	}
+	r := bufio.NewReaderSize(in, 64<<10)
+	for {
+		line, err := r.ReadSlice('\n')
+		if len(line) > 0 {
+			if t := bytes.TrimRight(line, "\r\n"); len(t) == 1 && t[0] == '.' {
+				return copyBuf.Bytes(), nil
+			}
+			if _, werr := w.Write(line); werr != nil {
+				return nil, werr
+			}
+		}
+		switch {
+		case err == nil, errors.Is(err, bufio.ErrBufferFull):
+		case errors.Is(err, io.EOF):
+			return copyBuf.Bytes(), nil
+		default:
+			return nil, readError(err)
+		}
+	}
+}
+
+func readError(err error) error {
+	return status.Wrap(err, 451, "4.3.0", "collect: I/O error on standard input")
+}
+
+// Received builds the trace header of a local submission:
+// "(from alice@localhost)\n\tby $j (posthorn v) id ID\n\tfor rcpt; date",
+// with "for" only for exactly one recipient.
+func (s *Submitter) Received(user, id string, rcpts []string, t time.Time) string {
+	v := fmt.Sprintf("(from %s@localhost)\n\tby %s (%s) id %s", user, s.Hostname, s.Version, id)
+	if len(rcpts) == 1 {
+		return v + "\n\tfor " + rcpts[0] + "; " + s.Date(t)
+	}
+	return v + ";\n\t" + s.Date(t)
+}
