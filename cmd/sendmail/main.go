@@ -143,7 +143,7 @@ func (a *app) dispatch() int {
 		}
 		return a.unavailable("host status (hoststat/purgestat)")
 	case cli.ModePrintQueue:
-		return a.unavailable("queue listing (mailq, -bp)")
+		return a.printQueue()
 	case cli.ModeQueueRun:
 		return a.unavailable("queue runs (-q)")
 	case cli.ModeInitAliases:
