@@ -105,7 +105,7 @@ const (
 func (k Kind) subject(warn time.Duration) (subject, auto string) {
 	switch k {
 	case Delay:
-		return "Warning: could not send message for past " + Interval(warn), "warning-timeout"
+		return WarningReason(warn), "warning-timeout"
 	case Receipt:
 		return "Return receipt", "return-receipt"
 	case PostmasterNotify:

@@ -250,3 +250,25 @@ func TestXuntext(t *testing.T) {
 		}
 	}
 }
+
+// The report lines of 05-syslog-mail-log-full.txt.
+func TestLogLabel(t *testing.T) {
+	tests := []struct {
+		k              Kind
+		report, warned bool
+		reason, want   string
+	}{
+		{Failure, false, false, "User unknown", "DSN: User unknown"},
+		{PostmasterNotify, false, false, "Host unknown (Name server: example.net: host not found)", "postmaster notify: Host unknown (Name server: example.net: host not found)"},
+		{Delay, false, false, WarningReason(time.Second), "sender notify: Warning: could not send message for past 1 second"},
+		{Failure, false, true, TimeoutReason(time.Second), "sender notify: Cannot send message for 1 second"},
+		{Failure, false, false, TimeoutReason(time.Second), "DSN: Cannot send message for 1 second"},
+		{Receipt, false, false, "Return receipt", "DSN: Return receipt"},
+		{PostmasterNotify, true, false, "User unknown", "return to sender: User unknown"},
+	}
+	for _, tt := range tests {
+		if got := LogLabel(tt.k, tt.report, tt.warned) + ": " + tt.reason; got != tt.want {
+			t.Errorf("got %q, want %q", got, tt.want)
+		}
+	}
+}
