@@ -20,6 +20,7 @@
 //	553 5.1.0 <addr>... prescan: too many tokens   (over 100 tokens)
 //	553 5.1.1 <addr>... Address too long           (over 2043 bytes)
 //	553 5.0.0 <>... User address required          (an empty RCPT path)
+//	553 5.1.3 <@x>... Invalid route address        (a route without ':'; posthorn's wording, not captured)
 //
 // # Structure
 //

@@ -18,6 +18,9 @@ import (
 // a list holding none of , ; < ( is split at white space instead, so
 // "To: alice bob" names two recipients. The first list that holds one of
 // those characters ends old style for the rest of the message.
+//
+// Command-line recipients are lists too (sendmail splits "a,b" into two):
+// parse each argument with a ListParser whose OldStyle is false.
 type ListParser struct {
 	OldStyle bool // OldStyleHeaders; cleared by the first new-style list
 }

@@ -105,7 +105,7 @@ const (
 func (k Kind) subject(warn time.Duration) (subject, auto string) {
 	switch k {
 	case Delay:
-		return "Warning: could not send message for past " + Interval(warn), "warning-timeout"
+		return WarningReason(warn), "warning-timeout"
 	case Receipt:
 		return "Return receipt", "return-receipt"
 	case PostmasterNotify:
@@ -188,7 +188,7 @@ type Report struct {
 	Header          []byte        // its header block as delivered (LF line ends, Return-Path first)
 	Body            []byte        // its body (LF line ends); used with Return == Full
 	Recipients      []Recipient   // what happened, in queue order
-	Transcript      []string      // transcript lines (the xf file), without line ends; nil: none
+	Transcript      []string      // transcript lines (the xf file), without line ends; nil writes "Transcript of session is unavailable", empty writes nothing
 	WarnAfter       time.Duration // Timeout.queuewarn, for the delay Subject
 	ReturnAfter     time.Duration // Timeout.queuereturn, for Will-Retry-Until
 

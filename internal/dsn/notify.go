@@ -190,3 +190,34 @@ func TimeoutLines(ret time.Duration) []string {
 		"Message will be deleted from queue",
 	}
 }
+
+// TimeoutReason is the message a message given up after Timeout.queuereturn
+// carries (logged with the report, shown by mailq): "Cannot send message
+// for 5 days".
+func TimeoutReason(ret time.Duration) string { return "Cannot send message for " + Interval(ret) }
+
+// WarningReason is the reason logged with a delay warning; it is also the
+// warning's Subject.
+func WarningReason(warn time.Duration) string {
+	return "Warning: could not send message for past " + Interval(warn)
+}
+
+// LogLabel is the word sendmail logs between the queue IDs when it makes a
+// report, "<orig ID>: <new ID>: <label>: <reason>" (05-syslog-mail-log-full.txt):
+// "return to sender" when the original is itself a report (qf flag r),
+// "sender notify" for a delay warning and for any report about a message
+// that already had one (qf flag w), "postmaster notify" for a report to the
+// postmaster, else "DSN". The reason is the last error ("User unknown",
+// "Host unknown (...)"), TimeoutReason, WarningReason or "Return receipt",
+// shortened as addresses are.
+func LogLabel(k Kind, origIsReport, warned bool) string {
+	switch {
+	case origIsReport:
+		return "return to sender"
+	case warned || k == Delay:
+		return "sender notify"
+	case k == PostmasterNotify:
+		return "postmaster notify"
+	}
+	return "DSN"
+}

@@ -19,8 +19,14 @@ type writer struct {
 	b        bytes.Buffer
 }
 
+// line writes one line. Parts come from remote replies, addresses and
+// queue files, so a CR or LF inside one is written as a space: it must not
+// start a header, a MIME boundary or a new field of the report.
 func (w *writer) line(parts ...string) {
 	for _, p := range parts {
+		if strings.ContainsAny(p, "\r\n") {
+			p = strings.NewReplacer("\r", " ", "\n", " ").Replace(p)
+		}
 		w.b.WriteString(p)
 	}
 	w.b.WriteByte('\n')
