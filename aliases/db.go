@@ -48,6 +48,10 @@ type BuildOptions struct {
 	// RunUser is the name of the user running the rebuild ("root"), for
 	// the log lines.
 	RunUser string
+	// Warnings receives posthorn's own warnings (no postmaster or
+	// MAILER-DAEMON alias), kept off w so that w carries exactly what
+	// sendmail prints; cmd passes os.Stderr. nil: logged only.
+	Warnings io.Writer
 }
 
 // DBPath is the database file for an aliases file.
@@ -101,7 +105,11 @@ func Newaliases(w io.Writer, aliasFile string, opts BuildOptions) int {
 	m := p.Map()
 	for _, n := range []string{"postmaster", "mailer-daemon"} {
 		if _, ok := m[n]; !ok {
-			fmt.Fprintf(w, "%s: Warning: no alias for %s\n", aliasFile, n)
+			msg := fmt.Sprintf("%s: Warning: no alias for %s", aliasFile, n)
+			opts.Logger.Warnf("", "%s", msg)
+			if opts.Warnings != nil {
+				fmt.Fprintln(opts.Warnings, msg)
+			}
 		}
 	}
 	line := fmt.Sprintf("%s: %s", aliasFile, st)

@@ -116,7 +116,9 @@ func unsafeDirs(dir string, owner int) string {
 		if err := syscall.Stat(dir, &st); err != nil {
 			return "cannot stat " + dir
 		}
-		if st.Mode&0o022 != 0 {
+		// A sticky directory owned by root (/tmp) lets nobody replace
+		// another user's entry, so it does not make the path unsafe.
+		if st.Mode&0o022 != 0 && (st.Mode&syscall.S_ISVTX == 0 || st.Uid != 0) {
 			return "writable directory " + dir
 		}
 		if st.Uid != 0 && (owner < 0 || int(st.Uid) != owner) {

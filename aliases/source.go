@@ -102,7 +102,7 @@ func (s *Source) check() error {
 			s.db.Close()
 			s.db = nil
 		}
-		return s.loadText(textFI, textErr)
+		return s.loadText(textErr)
 	}
 	s.text = nil
 	if s.db == nil {
@@ -138,7 +138,7 @@ func (s *Source) stale(text os.FileInfo) bool {
 	return err == nil && text.ModTime().After(dbFI.ModTime())
 }
 
-func (s *Source) loadText(fi os.FileInfo, statErr error) error {
+func (s *Source) loadText(statErr error) error {
 	if statErr != nil {
 		if os.IsNotExist(statErr) {
 			s.text, s.textID = map[string]string{}, fileID{}
@@ -163,6 +163,5 @@ func (s *Source) loadText(fi os.FileInfo, statErr error) error {
 		return err
 	}
 	s.text, s.textID = p.Map(), id
-	_ = fi
 	return nil
 }
