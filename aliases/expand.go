@@ -167,7 +167,12 @@ func (n *node) ok() bool { return n.st == stOK }
 func (n *node) key() string {
 	switch n.mailer {
 	case MailerLocal:
-		return "l\x00" + strings.ToLower(stripQuotes(n.user))
+		// \user is another address than user: it is not aliased.
+		q := ""
+		if n.quoted {
+			q = "\\"
+		}
+		return "l\x00" + q + strings.ToLower(stripQuotes(n.user))
 	case MailerESMTP:
 		local, _, _ := splitDomain(n.user)
 		return "e\x00" + local + "@" + strings.TrimSuffix(strings.ToLower(n.host), ".")
@@ -219,9 +224,11 @@ type run struct {
 	vrfy  bool // VRFY: do not expand aliases or .forward
 	sendq []*node
 	res   Result
-	ctx   string  // "file: line N: " while reading a .forward or :include:
-	pass  []*node // addresses added during the current top-level address
-	first *status.Error
+	ctx    string  // "file: line N: " while reading a .forward or :include:
+	pass   []*node // addresses touched during the current top-level address
+	failed []*node // in the order they failed
+	errs   []*status.Error
+	first  *status.Error
 }
 
 func (x *Expander) newRun(qid string, vrfy bool) *run {
@@ -269,8 +276,10 @@ func (r *run) fail(n *node, err *status.Error) {
 	default:
 		r.setExit(sysexits.Usage, false)
 	}
-	r.res.Failures = append(r.res.Failures, Failure{Addr: n.paddr, Err: err,
-		Owner: n.ownerOf(), Top: n.topOf().paddr})
+	// The owner is looked up when the list is finished (an owner- alias
+	// is found after its list has been expanded).
+	r.failed = append(r.failed, n)
+	r.errs = append(r.errs, err)
 }
 
 // top expands one address given by the caller (a command-line argument, an
@@ -282,8 +291,10 @@ func (r *run) top(list string) {
 	// it its primary status (no "duplicate suppressed" for it later).
 	var only *node
 	count := 0
+	seen := make(map[*node]bool)
 	for _, n := range r.pass {
-		if n.sendable() {
+		if n.sendable() && !seen[n] {
+			seen[n] = true
 			count++
 			only = n
 		}
@@ -361,7 +372,6 @@ func hostCmp(a, b *node) int {
 
 // recipient puts one address on the send list and expands it.
 func (r *run) recipient(n *node) *node {
-	r.pass = append(r.pass, n)
 	if n.parent == nil {
 		n.primary = true
 	}
@@ -401,6 +411,7 @@ func (r *run) recipient(n *node) *node {
 			if !q.primary && n.sendable() {
 				r.note(n, "duplicate suppressed")
 			}
+			r.pass = append(r.pass, q)
 			return q
 		}
 		if c < 0 {
@@ -411,6 +422,7 @@ func (r *run) recipient(n *node) *node {
 	r.sendq = append(r.sendq, nil)
 	copy(r.sendq[pos+1:], r.sendq[pos:])
 	r.sendq[pos] = n
+	r.pass = append(r.pass, n)
 	defer func() { n.rcptOK = true }()
 
 	if !n.ok() {
@@ -531,6 +543,10 @@ func (r *run) localUser(n *node) {
 
 // finish turns the send list into the result.
 func (r *run) finish() *Result {
+	for i, n := range r.failed {
+		r.res.Failures = append(r.res.Failures, Failure{Addr: n.paddr, Err: r.errs[i],
+			Owner: n.ownerOf(), Top: n.topOf().paddr})
+	}
 	for _, n := range r.sendq {
 		if !n.sendable() {
 			continue

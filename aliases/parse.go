@@ -44,8 +44,8 @@ func (p *Parsed) Errors() bool {
 }
 
 // Map returns the entries as a lookup table (last value wins).
-func (p *Parsed) Map() map[string]string {
-	m := make(map[string]string, len(p.Entries))
+func (p *Parsed) Map() StaticMap {
+	m := make(StaticMap, len(p.Entries))
 	for _, e := range p.Entries {
 		m[e.Name] = e.Value
 	}

@@ -52,7 +52,7 @@ type Source struct {
 	mu       sync.Mutex
 	checked  time.Time
 	db       *DB
-	text     map[string]string // used when there is no database
+	text     StaticMap // used when there is no database
 	textID   fileID
 	warnedID fileID // text file version already reported as newer than the db
 }
@@ -141,7 +141,7 @@ func (s *Source) stale(text os.FileInfo) bool {
 func (s *Source) loadText(statErr error) error {
 	if statErr != nil {
 		if os.IsNotExist(statErr) {
-			s.text, s.textID = map[string]string{}, fileID{}
+			s.text, s.textID = StaticMap{}, fileID{}
 			return nil
 		}
 		return statErr
