@@ -3,6 +3,7 @@ package aliases
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/posthorn/posthorn/internal/maillog"
@@ -157,14 +158,24 @@ type node struct {
 	local                           *User
 	owner                           string
 	errT                            *status.Error // error: target
+	k                               string        // cached key()
 }
 
 func (n *node) sendable() bool { return n.st == stOK || n.st == stVerified }
 
 func (n *node) ok() bool { return n.st == stOK }
 
-// key identifies an address for duplicate and loop detection.
+// key identifies an address for duplicate and loop detection. It is
+// computed once, when the address joins the send list (a local user's name
+// may change afterwards, by the lower-case retry, but not its identity).
 func (n *node) key() string {
+	if n.k == "" {
+		n.k = n.computeKey()
+	}
+	return n.k
+}
+
+func (n *node) computeKey() string {
 	switch n.mailer {
 	case MailerLocal:
 		// \user is another address than user: it is not aliased.
@@ -219,11 +230,12 @@ func (n *node) topOf() *node {
 
 // run is one expansion: a send list and its transcript.
 type run struct {
-	x     *Expander
-	qid   string
-	vrfy  bool // VRFY: do not expand aliases or .forward
-	sendq []*node
-	res   Result
+	x      *Expander
+	qid    string
+	vrfy   bool // VRFY: do not expand aliases or .forward
+	sendq  []*node
+	byKey  map[string][]*node // sendq by key(), for duplicate detection
+	res    Result
 	ctx    string  // "file: line N: " while reading a .forward or :include:
 	pass   []*node // addresses touched during the current top-level address
 	failed []*node // in the order they failed
@@ -232,7 +244,7 @@ type run struct {
 }
 
 func (x *Expander) newRun(qid string, vrfy bool) *run {
-	return &run{x: x, qid: qid, vrfy: vrfy}
+	return &run{x: x, qid: qid, vrfy: vrfy, byKey: make(map[string][]*node)}
 }
 
 func (r *run) emit(text string, verbose bool) {
@@ -367,6 +379,9 @@ func selfReference(ctl, n *node) *node {
 }
 
 func hostCmp(a, b *node) int {
+	if a.host == b.host {
+		return 0
+	}
 	return strings.Compare(strings.ToLower(a.host), strings.ToLower(b.host))
 }
 
@@ -403,22 +418,20 @@ func (r *run) recipient(n *node) *node {
 		r.fail(n, status.New(550, "5.7.1", "%s... Cannot mail directly to :include:s", n.paddr))
 	}
 
-	// Sorted insertion with duplicate suppression (sendmail's sorthost).
-	pos := len(r.sendq)
-	for i, q := range r.sendq {
-		c := hostCmp(n, q)
-		if c == 0 && q.mailer == n.mailer && q.key() == n.key() && (q.rcptOK || !q.primary) {
+	// Duplicate suppression and sorted insertion (sendmail's sorthost:
+	// by host, equal hosts in arrival order).
+	k := n.key()
+	for _, q := range r.byKey[k] {
+		if hostCmp(n, q) == 0 && (q.rcptOK || !q.primary) {
 			if !q.primary && n.sendable() {
 				r.note(n, "duplicate suppressed")
 			}
 			r.pass = append(r.pass, q)
 			return q
 		}
-		if c < 0 {
-			pos = i
-			break
-		}
 	}
+	r.byKey[k] = append(r.byKey[k], n)
+	pos := sort.Search(len(r.sendq), func(i int) bool { return hostCmp(r.sendq[i], n) > 0 })
 	r.sendq = append(r.sendq, nil)
 	copy(r.sendq[pos+1:], r.sendq[pos:])
 	r.sendq[pos] = n

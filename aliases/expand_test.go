@@ -273,3 +273,39 @@ func TestExpandRealUser(t *testing.T) {
 		t.Errorf("unknown user: %v", err)
 	}
 }
+
+// BenchmarkExpandList expands a 5,000-member list (local users and remote
+// addresses mixed) through an alias: the send-list work per message.
+func BenchmarkExpandList(b *testing.B) {
+	users := UserTable{}
+	var members []string
+	for i := range 5000 {
+		if i%2 == 0 {
+			name := fmt.Sprintf("u%d", i)
+			users[name] = &User{Name: name, UID: 2000 + i, GID: 100, Home: "/nonexistent/" + name}
+			members = append(members, name)
+		} else {
+			members = append(members, fmt.Sprintf("r%d@host%d.example", i, i%50))
+		}
+	}
+	x := New(Options{Aliases: StaticMap{"big": strings.Join(members, ", ")}, Users: users, IsLocal: refLocal})
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		res := x.Expand("", "big")
+		if len(res.Recipients) != 5000 {
+			b.Fatal(len(res.Recipients))
+		}
+	}
+}
+
+// BenchmarkExpandUser is the common case: one local user, no alias, a
+// .forward path that does not exist.
+func BenchmarkExpandUser(b *testing.B) {
+	x := New(Options{Aliases: StaticMap{"postmaster": "root"},
+		Users: UserTable{"alice": {Name: "alice", UID: 1000, Home: b.TempDir()}}, IsLocal: refLocal})
+	for i := 0; i < b.N; i++ {
+		if res := x.Expand("", "alice@localhost"); len(res.Recipients) != 1 {
+			b.Fatal(res)
+		}
+	}
+}

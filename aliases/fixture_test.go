@@ -162,6 +162,8 @@ func mustRead(t testing.TB, path string) []byte {
 	return data
 }
 
+func readFile(path string) ([]byte, error) { return os.ReadFile(path) }
+
 func lookPath(name string) (string, error) { return exec.LookPath(name) }
 
 func runCmd(name string, args ...string) (string, error) {

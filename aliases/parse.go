@@ -99,6 +99,7 @@ func Parse(r io.Reader, isLocal func(domain string) bool) (*Parsed, error) {
 		}
 		lhs := strings.TrimSpace(line[:colon])
 		rhs := line[colon+1:]
+		full := line // sendmail's messages quote the entry as read
 		tooLong := false
 		for lr.continues() {
 			more, _, err := lr.logical()
@@ -110,19 +111,20 @@ func Parse(r io.Reader, isLocal func(domain string) bool) (*Parsed, error) {
 				continue
 			}
 			rhs += more
+			full += more
 		}
 		if tooLong {
 			errf("alias too long")
 			continue
 		}
 		rhs = strings.TrimLeft(rhs, " \t\r\n\v\f")
-		key, kerr := aliasKey(lhs, isLocal)
+		key, kerr := aliasKey(lhs, full, isLocal)
 		if kerr != "" {
 			errf("%s", kerr)
 			continue
 		}
 		if strings.TrimSpace(rhs) == "" {
-			errf("%.40s... missing value for alias", line)
+			errf("%.40s... missing value for alias", full)
 			continue
 		}
 		if seen[key] {
@@ -136,10 +138,10 @@ func Parse(r io.Reader, isLocal func(domain string) bool) (*Parsed, error) {
 
 // aliasKey turns the left-hand side into the stored key, or returns the
 // error text.
-func aliasKey(lhs string, isLocal func(string) bool) (key, errText string) {
+func aliasKey(lhs, full string, isLocal func(string) bool) (key, errText string) {
 	a, perr := parseAddress(lhs)
 	if perr != nil || a.addr == "" {
-		return "", fmt.Sprintf("%.40s... illegal alias name", lhs)
+		return "", fmt.Sprintf("%.40s... illegal alias name", full)
 	}
 	local, domain, hasDomain := splitDomain(a.addr)
 	if hasDomain {
@@ -147,7 +149,7 @@ func aliasKey(lhs string, isLocal func(string) bool) (key, errText string) {
 			return "", fmt.Sprintf("%s... cannot alias non-local names", lhs)
 		}
 		if local == "" {
-			return "", fmt.Sprintf("%.40s... illegal alias name", lhs)
+			return "", fmt.Sprintf("%.40s... illegal alias name", full)
 		}
 		return strings.ToLower(local), ""
 	}
