@@ -116,3 +116,18 @@ func (x *Expander) vrfyExpn(arg, myHost string, vrfy bool) ([]VrfyEntry, *status
 	}
 	return out, nil
 }
+
+// CheckRecipient is the RCPT-time check (and the one -bm uses before
+// queueing): nil when addr is remote (relay policy decides elsewhere), a
+// local alias, or a local user; else the reply to send, e.g. "550 5.1.1
+// <nosuch@host>... User unknown" (addr is echoed as given, brackets
+// included). Aliases and .forward files are not expanded here: that happens
+// at delivery, as in sendmail.
+func (x *Expander) CheckRecipient(addr string) *status.Error {
+	if strings.TrimSpace(addr) == "" {
+		return status.New(553, "5.0.0", "<>... User address required")
+	}
+	r := x.newRun("", true)
+	r.top(addr)
+	return r.first
+}

@@ -170,3 +170,32 @@ func TestExpnVrfy(t *testing.T) {
 		t.Errorf("only %d VRFY/EXPN cases replayed", cases)
 	}
 }
+
+func TestCheckRecipient(t *testing.T) {
+	f := newRefFixture(t)
+	x := f.expander(Options{})
+	for _, tc := range []struct{ in, want string }{
+		{"<alice@localhost>", ""},
+		{"<staff@localhost>", ""},
+		{"<to-prog@refhost.example.org>", ""},
+		{"<someone@remote.example>", ""},
+		{"<nosuchuser@localhost>", "550 5.1.1 <nosuchuser@localhost>... User unknown"},
+		{"<bad", "553 5.0.0 <bad... Unbalanced '<'"},
+		{"/etc/passwd", "550 5.7.1 /etc/passwd... Cannot mail directly to files"},
+		{"", "553 5.0.0 <>... User address required"},
+	} {
+		got := ""
+		if err := x.CheckRecipient(tc.in); err != nil {
+			got = err.Error()
+		}
+		if got != tc.want {
+			t.Errorf("%q: %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	is := LocalSet("LocalHost", "refhost.example.org.", "[127.0.0.1]")
+	for d, want := range map[string]bool{"localhost": true, "REFHOST.example.org": true, "refhost.example.org.": true, "[127.0.0.1]": true, "other": false} {
+		if is(d) != want {
+			t.Errorf("LocalSet(%q) = %v", d, !want)
+		}
+	}
+}
