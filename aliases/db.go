@@ -225,6 +225,8 @@ func syncPath(path string) error {
 	return f.Sync()
 }
 
+var errClosed = errors.New("aliases database closed")
+
 // DB is a read-only view of an aliases database that follows rebuilds: a
 // daemon keeps one open, and when newaliases renames a new file into place
 // (another inode) the next lookup reopens it.
@@ -318,6 +320,9 @@ func (d *DB) Lookup(name string) (string, bool, error) {
 	}
 	d.mu.RLock()
 	defer d.mu.RUnlock()
+	if d.db == nil {
+		return "", false, errClosed
+	}
 	var val string
 	var found bool
 	err := d.db.View(func(tx *bolt.Tx) error {
@@ -338,6 +343,9 @@ func (d *DB) Lookup(name string) (string, bool, error) {
 func (d *DB) Source() (size int64, mtime time.Time, ok bool) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
+	if d.db == nil {
+		return 0, time.Time{}, false
+	}
 	d.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSource)
 		if b == nil {

@@ -293,3 +293,24 @@ func BenchmarkNewaliases(b *testing.B) {
 		}
 	}
 }
+
+func TestDBClosed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "aliases.db")
+	if _, err := WriteDB(path, []Entry{{Name: "a", Value: "b"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	db, err := OpenDB(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, _, err := db.Lookup("a"); err == nil {
+		t.Error("lookup on a closed database succeeded")
+	}
+	// Not a database at all: an error, not a panic.
+	bad := filepath.Join(t.TempDir(), "bad.db")
+	mustWrite(t, bad, "not bbolt", 0o644)
+	if _, err := OpenDB(bad); err == nil {
+		t.Error("opened a non-database")
+	}
+}

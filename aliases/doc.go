@@ -87,4 +87,30 @@
 // is delivered to its own mailbox when it is a user (alias "alice: alice,
 // bob"), otherwise it fails with "554 5.4.6 aliasing/forwarding loop broken".
 // Nesting deeper than MaxDepth fails the same way. See Expander.
+//
+// A .forward file (ForwardPath, default $z/.forward; the first candidate
+// that exists is used) is honoured only when it is a regular file (not a
+// symlink) owned by the user or root, not group- or world-writable, at most
+// MaxFileSize bytes, and every directory above it is owned by root or the
+// user and not writable by others (a root-owned sticky directory such as
+// /tmp is allowed). Otherwise it is ignored with a log line and the mail
+// goes to the mailbox. Its lines are recipient lists ('#' lines and empty
+// lines skipped); programs and files named in it are controlled by the
+// user. An :include: file others can write may name addresses but no
+// program or file; one owned by an ordinary user makes that user the
+// controlling user of what it names.
+//
+// # Wiring
+//
+//	src := aliases.NewSource(aliases.SourceOptions{AliasFile: …, IsLocal: isLocal,
+//		Logger: log, CheckInterval: time.Second})       // daemon: one, kept open
+//	x := aliases.New(aliases.Options{Aliases: src, IsLocal: isLocal,
+//		ForwardPath: …, Macros: …, DefaultUID: …, DefaultGID: …, Logger: log})
+//	code := aliases.Newaliases(os.Stdout, aliasFile, aliases.BuildOptions{…}) // -bi
+//	code := x.Verify(os.Stdout, args, verbose)                                   // -bv
+//	err := x.CheckRecipient(rcpt)                                                // RCPT
+//	ents, err := x.Vrfy(arg, j); ents, err := x.Expn(arg, j)                     // VRFY/EXPN
+//	res := x.Expand(qid, rcpts...)                                               // delivery
+//
+// An Expander and a Source are safe for concurrent use.
 package aliases
