@@ -63,8 +63,21 @@ func New(opts Options) *Expander {
 // as DefaultUser), :include: file owner or .forward owner that produced it.
 type Controller struct {
 	User     string // user name, or the alias name for an alias
-	UID, GID int
+	UID, GID int    // the identity to run as (DefaultUser for an alias)
 	Addr     string // the controlling address as written (ctladdr= in logs)
+	// IsAlias: the controller is an aliases-file entry. sendmail records
+	// its gid as 0 in the qf C line and in ctladdr= (meaning "DefaultUser's
+	// groups"): see SendmailGID.
+	IsAlias bool
+}
+
+// SendmailGID is the gid sendmail writes in the qf C line and logs in
+// "ctladdr=<a> (uid/gid)": 0 for an alias controller, else GID.
+func (c *Controller) SendmailGID() int {
+	if c.IsAlias {
+		return 0
+	}
+	return c.GID
 }
 
 // Recipient is one final recipient: a mailer triple plus what delivery and
@@ -96,7 +109,7 @@ func (r *Recipient) ControlLine() string {
 	if r.Ctl == nil || r.Ctl.UID == 0 || r.Ctl.User == "" {
 		return ":" + r.Parent
 	}
-	return fmt.Sprintf("%s:%d:%d:%s", r.Ctl.User, r.Ctl.UID, r.Ctl.GID, r.Parent)
+	return fmt.Sprintf("%s:%d:%d:%s", r.Ctl.User, r.Ctl.UID, r.Ctl.SendmailGID(), r.Parent)
 }
 
 // Failure is an address that cannot be delivered.
@@ -480,10 +493,12 @@ func (r *run) alias(n *node) {
 	}
 	r.note(n, "aliased to %s", shorten(val))
 	n.st = stExpanded
+	n.selfRef = false
+	// What an alias names runs as DefaultUser, and does not inherit a
+	// full name.
 	n.isAlias = true
-	if !n.goodUID {
-		n.goodUID, n.uid, n.gid = true, r.x.opts.DefaultUID, r.x.opts.DefaultGID
-	}
+	n.goodUID, n.uid, n.gid = true, r.x.opts.DefaultUID, r.x.opts.DefaultGID
+	n.fullname = ""
 	r.sendtolist(val, n, n.depth+1)
 	if n.selfRef && n.st == stExpanded {
 		n.st = stOK
@@ -571,14 +586,11 @@ func (r *run) finish() *Result {
 			if name == "" {
 				name = c.user
 			}
-			rc.Ctl = &Controller{User: name, UID: c.uid, GID: c.gid, Addr: c.paddr}
+			rc.Ctl = &Controller{User: name, UID: c.uid, GID: c.gid, Addr: c.paddr, IsAlias: c.isAlias && c.local == nil}
 		}
 		if p := n.parent; p != nil {
 			rc.Parent = p.paddr
-			for p != nil && p.mailer == mailerIncl {
-				p = p.parent
-			}
-			rc.Alias = p != nil && p.isAlias
+			rc.Alias = p.isAlias
 		}
 		r.res.Recipients = append(r.res.Recipients, rc)
 	}
