@@ -70,7 +70,7 @@ func openChecked(path string, owner int, limit int64) (*fileCheck, error) {
 			return nil, errNotFound
 		}
 		if err == syscall.ELOOP {
-			return nil, errUnsafe("symbolic link")
+			return nil, errUnsafe("Symbolic links not allowed")
 		}
 		return nil, err
 	}
@@ -81,20 +81,20 @@ func openChecked(path string, owner int, limit int64) (*fileCheck, error) {
 		return nil, err
 	}
 	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
-		return nil, errUnsafe("not a regular file")
+		return nil, errUnsafe("Not a regular file")
 	}
 	if owner >= 0 && int(st.Uid) != owner && st.Uid != 0 {
-		return nil, errUnsafe("owned by uid " + strconv.Itoa(int(st.Uid)))
+		return nil, errUnsafe("Permission denied (owned by uid " + strconv.Itoa(int(st.Uid)) + ")")
 	}
 	if st.Size > limit {
-		return nil, errUnsafe("file too large")
+		return nil, errUnsafe("File too large")
 	}
 	fc := &fileCheck{uid: int(st.Uid), gid: int(st.Gid)}
 	switch {
 	case st.Mode&0o002 != 0:
-		fc.unsafe = "world writable file"
+		fc.unsafe = "World writable file"
 	case st.Mode&0o020 != 0:
-		fc.unsafe = "group writable file"
+		fc.unsafe = "Group writable file"
 	default:
 		fc.unsafe = unsafeDirs(filepath.Dir(path), owner)
 	}
@@ -103,7 +103,7 @@ func openChecked(path string, owner int, limit int64) (*fileCheck, error) {
 		return nil, err
 	}
 	if int64(len(fc.data)) > limit {
-		return nil, errUnsafe("file too large")
+		return nil, errUnsafe("File too large")
 	}
 	return fc, nil
 }
@@ -114,15 +114,18 @@ func unsafeDirs(dir string, owner int) string {
 	for {
 		var st syscall.Stat_t
 		if err := syscall.Stat(dir, &st); err != nil {
-			return "cannot stat " + dir
+			return "Cannot stat directory " + dir
 		}
 		// A sticky directory owned by root (/tmp) lets nobody replace
 		// another user's entry, so it does not make the path unsafe.
 		if st.Mode&0o022 != 0 && (st.Mode&syscall.S_ISVTX == 0 || st.Uid != 0) {
-			return "writable directory " + dir
+			if st.Mode&0o002 != 0 {
+				return "World writable directory " + dir
+			}
+			return "Group writable directory " + dir
 		}
 		if st.Uid != 0 && (owner < 0 || int(st.Uid) != owner) {
-			return "directory " + dir + " owned by uid " + strconv.Itoa(int(st.Uid))
+			return "Unsafe directory " + dir + " (owned by uid " + strconv.Itoa(int(st.Uid)) + ")"
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
@@ -227,13 +230,17 @@ func (r *run) forward(n *node) {
 				r.fail(n, status.New(451, "4.3.0", "%s... Deferred: cannot read %s: %s", n.paddr, path, errText(err)))
 				return
 			}
+			why := errText(err)
 			if errors.As(err, &eu) {
-				r.x.opts.Logger.Warnf(r.qid, "forward %s: %s, ignored", path, eu)
-			} else {
-				r.x.opts.Logger.Warnf(r.qid, "forward %s: %s, ignored", path, errText(err))
+				why = string(eu)
 			}
+			// sendmail's wording; the file is skipped and the next
+			// ForwardPath candidate (or the mailbox) is used.
+			r.x.opts.Logger.Warnf(r.qid, "forward %s: %s", path, why)
+			r.emit(fmt.Sprintf("forward: %s: %s", path, why), true)
 			continue
 		}
+		n.selfRef = false
 		count := r.readLines(n, path, fc.data, true)
 		if count > 0 && !n.selfRef && n.st == stOK {
 			n.st = stExpanded
