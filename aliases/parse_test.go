@@ -151,3 +151,25 @@ func TestParseForward(t *testing.T) {
 		t.Errorf("got %q want %q", strings.Join(got, "|"), want)
 	}
 }
+
+// TestParseTooLong: an over-long line or entry is an error, skipped with
+// its continuation lines, and the file goes on.
+func TestParseTooLong(t *testing.T) {
+	long := strings.Repeat("x", maxLine+10)
+	in := "a: " + long + "\n\tcont\nb: ok\nc: y,\n\t" + long + "\nd: fine\n"
+	p, err := Parse(strings.NewReader(in), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range p.Diags {
+		got = append(got, d.Format("f"))
+	}
+	want := "f: line 1: alias line too long|f: line 5: alias too long"
+	if strings.Join(got, "|") != want {
+		t.Errorf("diags %q, want %q", got, want)
+	}
+	if m := p.Map(); len(m) != 2 || m["b"] != "ok" || m["d"] != "fine" {
+		t.Errorf("entries %v", m)
+	}
+}
