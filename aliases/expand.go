@@ -246,8 +246,11 @@ type run struct {
 	x      *Expander
 	qid    string
 	vrfy   bool // VRFY: do not expand aliases or .forward
-	sendq  []*node
-	byKey  map[string][]*node // sendq by key(), for duplicate detection
+	// The send list, kept as sendmail keeps it: sorted by host (case
+	// folded), equal hosts in arrival order. Stored as one slice per host
+	// so that a long list costs no quadratic shifting.
+	byHost map[string][]*node
+	byKey  map[string][]*node // the send list by key(), for duplicate detection
 	res    Result
 	ctx    string  // "file: line N: " while reading a .forward or :include:
 	pass   []*node // addresses touched during the current top-level address
@@ -257,7 +260,22 @@ type run struct {
 }
 
 func (x *Expander) newRun(qid string, vrfy bool) *run {
-	return &run{x: x, qid: qid, vrfy: vrfy, byKey: make(map[string][]*node)}
+	return &run{x: x, qid: qid, vrfy: vrfy, byKey: make(map[string][]*node),
+		byHost: make(map[string][]*node)}
+}
+
+// sendq returns the send list in order.
+func (r *run) sendq() []*node {
+	hosts := make([]string, 0, len(r.byHost))
+	for h := range r.byHost {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	var out []*node
+	for _, h := range hosts {
+		out = append(out, r.byHost[h]...)
+	}
+	return out
 }
 
 func (r *run) emit(text string, verbose bool) {
@@ -334,7 +352,7 @@ func (r *run) top(list string) {
 			continue
 		}
 		alive := false
-		for _, q := range r.sendq {
+		for _, q := range r.sendq() {
 			if q.sendable() {
 				alive = true
 				break
@@ -444,10 +462,8 @@ func (r *run) recipient(n *node) *node {
 		}
 	}
 	r.byKey[k] = append(r.byKey[k], n)
-	pos := sort.Search(len(r.sendq), func(i int) bool { return hostCmp(r.sendq[i], n) > 0 })
-	r.sendq = append(r.sendq, nil)
-	copy(r.sendq[pos+1:], r.sendq[pos:])
-	r.sendq[pos] = n
+	h := strings.ToLower(n.host)
+	r.byHost[h] = append(r.byHost[h], n)
 	r.pass = append(r.pass, n)
 	defer func() { n.rcptOK = true }()
 
@@ -575,7 +591,7 @@ func (r *run) finish() *Result {
 		r.res.Failures = append(r.res.Failures, Failure{Addr: n.paddr, Err: r.errs[i],
 			Owner: n.ownerOf(), Top: n.topOf().paddr})
 	}
-	for _, n := range r.sendq {
+	for _, n := range r.sendq() {
 		if !n.sendable() {
 			continue
 		}

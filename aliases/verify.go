@@ -94,7 +94,7 @@ func (x *Expander) vrfyExpn(arg, myHost string, vrfy bool) ([]VrfyEntry, *status
 		return nil, r.first
 	}
 	var out []VrfyEntry
-	for _, n := range r.sendq {
+	for _, n := range r.sendq() {
 		if !n.sendable() {
 			continue
 		}
