@@ -243,9 +243,9 @@ func (n *node) topOf() *node {
 
 // run is one expansion: a send list and its transcript.
 type run struct {
-	x      *Expander
-	qid    string
-	vrfy   bool // VRFY: do not expand aliases or .forward
+	x    *Expander
+	qid  string
+	vrfy bool // VRFY: do not expand aliases or .forward
 	// The send list, kept as sendmail keeps it: sorted by host (case
 	// folded), equal hosts in arrival order. Stored as one slice per host
 	// so that a long list costs no quadratic shifting.
