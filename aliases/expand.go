@@ -249,14 +249,15 @@ type run struct {
 	// The send list, kept as sendmail keeps it: sorted by host (case
 	// folded), equal hosts in arrival order. Stored as one slice per host
 	// so that a long list costs no quadratic shifting.
-	byHost map[string][]*node
-	byKey  map[string][]*node // the send list by key(), for duplicate detection
-	res    Result
-	ctx    string  // "file: line N: " while reading a .forward or :include:
-	pass   []*node // addresses touched during the current top-level address
-	failed []*node // in the order they failed
-	errs   []*status.Error
-	first  *status.Error
+	byHost     map[string][]*node
+	byKey      map[string][]*node // the send list by key(), for duplicate detection
+	canonCache map[string]string
+	res        Result
+	ctx        string  // "file: line N: " while reading a .forward or :include:
+	pass       []*node // addresses touched during the current top-level address
+	failed     []*node // in the order they failed
+	errs       []*status.Error
+	first      *status.Error
 }
 
 func (x *Expander) newRun(qid string, vrfy bool) *run {
@@ -345,15 +346,16 @@ func (r *run) top(list string) {
 	if count == 1 && only.ownerOf() == "" {
 		only.primary = true
 	}
-	// A top-level address that led nowhere while nothing at all is
-	// deliverable went round in a loop.
+	// A top-level address that led nowhere while the whole send list
+	// holds nothing but expanded aliases went round in a loop (a failed
+	// member is an outcome, not a loop).
 	for _, n := range r.pass {
-		if n.parent != nil || n.sendable() || n.st == stBad || n.st == stQueueUp {
+		if n.parent != nil || n.st != stExpanded && n.st != stIncluded {
 			continue
 		}
 		alive := false
 		for _, q := range r.sendq() {
-			if q.sendable() {
+			if q.st != stExpanded && q.st != stIncluded {
 				alive = true
 				break
 			}
@@ -377,9 +379,7 @@ func (r *run) sendtolist(list string, ctl *node, depth int) int {
 		n := &node{paddr: p.paddr, mailer: t.mailer, host: t.host, user: t.user,
 			path: t.path, quoted: t.quoted, parent: ctl, depth: depth, errT: t.err}
 		if n.mailer == MailerESMTP && r.x.opts.Canon != nil {
-			if c, err := r.x.opts.Canon(n.host); err == nil && c != "" {
-				n.host = c
-			}
+			n.host = r.canon(n.host)
 		}
 		if ctl != nil {
 			if anc := selfReference(ctl, n); anc != nil {
@@ -396,6 +396,22 @@ func (r *run) sendtolist(list string, ctl *node, depth int) int {
 		r.recipient(al[i])
 	}
 	return len(al)
+}
+
+// canon canonicalises a host name once per run.
+func (r *run) canon(h string) string {
+	if c, ok := r.canonCache[h]; ok {
+		return c
+	}
+	c, err := r.x.opts.Canon(h)
+	if err != nil || c == "" {
+		c = h
+	}
+	if r.canonCache == nil {
+		r.canonCache = make(map[string]string)
+	}
+	r.canonCache[h] = c
+	return c
 }
 
 // selfReference finds an address up the chain that n is the same as.
