@@ -40,6 +40,9 @@ type appendRules struct {
 	// alone is used, as for /file targets in directories such as /var/tmp
 	// subdirectories. A dot-lock held by someone else is always waited for.
 	optionalDotlock bool
+	// accessPermanent: permission denied on the file is a permanent failure
+	// (sendmail's EX_CANTCREAT for a /file the user may not write).
+	accessPermanent bool
 }
 
 // lockConfig carries the lock bounds and the log.
@@ -101,6 +104,10 @@ func openForAppend(sp spot, r appendRules, lc lockConfig) (*os.File, error) {
 			return nil, refuse(sp, lc, "irregular file (symbolic link)")
 		case err == unix.ENXIO:
 			return nil, refuse(sp, lc, "irregular file (FIFO)")
+		case err == unix.EISDIR:
+			return nil, refuse(sp, lc, "irregular file (directory)")
+		case (err == unix.EACCES || err == unix.EPERM) && r.accessPermanent:
+			return nil, status.Wrap(err, 550, "5.0.0", "%s... Can't create output: %s", sp.display, strerror(err))
 		case err != nil:
 			return nil, ioStatus(sp.display, err)
 		}

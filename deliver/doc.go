@@ -8,27 +8,29 @@
 //
 // A mailbox is a sequence of messages, each of them:
 //
-//		From <envelope sender> <ctime>\n     the From_ line
-//		<header lines>\n                     as given by the caller (Return-Path first)
-//		\n                                   the empty line that ends the header
-//		<body lines>\n                       every line beginning "From " written as ">From "
-//		\n                                   one empty line after each message
+//	From <envelope sender> <ctime>\n   the From_ line
+//	<header lines>\n                   as given by the caller (Return-Path first)
+//	\n                                 the empty line that ends the header
+//	<body lines>\n                     each line beginning "From " written ">From "
+//	\n                                 one empty line after each message
 //
-//	  - The envelope sender is written without angle brackets; the null sender
-//	    <> is written MAILER-DAEMON. White space and control characters in it
-//	    become "_" so that the From_ line stays one line of three fields.
-//	  - <ctime> is the local delivery time as ctime(3) prints it:
-//	    "Wed Nov 25 04:34:12 2026" (day of month padded with a space).
-//	  - Lines end in LF. A message whose last line lacks a newline gets one
-//	    (real mail.local writes stale buffer bytes instead).
-//	  - Quoting ("mboxo"): every line of the message that begins with the five
-//	    bytes "From " gets a ">" in front, wherever it is. Stock mail.local
-//	    quotes such a line only after an empty line, Debian's mail.local not at
-//	    all (it adds Content-Length: instead), procmail and sendmail's own *file*
-//	    mailer quote every one; posthorn follows the latter, because a reader
-//	    that splits on any "From " line (mutt's and Python's mbox readers do)
-//	    would otherwise cut a message in two. Lines that are already ">From ",
-//	    " From", "FROM" or "From:" are left alone. No Content-Length is added.
+// The details:
+//
+//   - The envelope sender is written without angle brackets; the null sender
+//     <> is written MAILER-DAEMON. White space and control characters in it
+//     become "_" so that the From_ line stays one line of three fields.
+//   - <ctime> is the local delivery time as ctime(3) prints it:
+//     "Wed Nov 25 04:34:12 2026" (day of month padded with a space).
+//   - Lines end in LF. A message whose last line lacks a newline gets one
+//     (real mail.local writes stale buffer bytes instead).
+//   - Quoting ("mboxo"): every line of the message that begins with the five
+//     bytes "From " gets a ">" in front, wherever it is. Stock mail.local
+//     quotes such a line only after an empty line, Debian's mail.local not at
+//     all (it adds Content-Length: instead), procmail and sendmail's own
+//     *file* mailer quote every one; posthorn follows the latter, because a
+//     reader that splits on any "From " line would otherwise cut a message
+//     in two. Lines that are already ">From ", " From", "FROM" or "From:"
+//     are left alone. No Content-Length is added.
 //
 // Programs get the same From_ line and message on standard input, without the
 // quoting and without the trailing empty line (sendmail's prog mailer has no

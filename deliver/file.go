@@ -40,7 +40,10 @@ func (a *Agent) File(ctx context.Context, path string, o Owner, m *Message) erro
 	if filepath.Clean(path) == "/dev/null" {
 		return nil
 	}
-	u := a.runAs(o)
+	u, err := a.runAs(o)
+	if err != nil {
+		return err
+	}
 	t := m.when(a.opt.Now)
 	if !a.root || u.UID == a.euid {
 		return appendPath(ctx, a.opt.SafeFileEnvironment, path, uint32(a.opt.FileMode), a.lockConfig(),
@@ -48,7 +51,7 @@ func (a *Agent) File(ctx context.Context, path string, o Owner, m *Message) erro
 				return render(w, m.Sender, t, m.Header, m.bodyReader(), mboxFormat)
 			})
 	}
-	err := a.fileInChild(ctx, path, u, t, m)
+	err = a.fileInChild(ctx, path, u, t, m)
 	if err != nil {
 		a.opt.Logger.Errf(a.opt.QueueID, "%s... %s (as uid %d)", path, status.From(err).Text, u.UID)
 	}
@@ -57,14 +60,21 @@ func (a *Agent) File(ctx context.Context, path string, o Owner, m *Message) erro
 
 // runAs returns the user a target of o runs as: the owner, DefaultUser for
 // the aliases file, or the current user when posthorn is not root.
-func (a *Agent) runAs(o Owner) *User {
-	if !a.root {
-		return &User{Name: "", UID: a.euid, GID: syscall.Getegid(), Home: "/"}
+func (a *Agent) runAs(o Owner) (*User, error) {
+	switch {
+	case !a.root:
+		home := "/"
+		if o.User != nil && o.User.Home != "" {
+			home = o.User.Home
+		}
+		return &User{UID: a.euid, GID: syscall.Getegid(), Home: home}, nil
+	case o.User != nil:
+		return o.User, nil
+	case a.defltErr != nil:
+		a.opt.Logger.Errf(a.opt.QueueID, "%v", a.defltErr)
+		return nil, status.Wrap(a.defltErr, 451, "4.3.5", "%v", a.defltErr)
 	}
-	if o.User != nil {
-		return o.User
-	}
-	return a.deflt
+	return a.deflt, nil
 }
 
 // appendPath appends to path, confined to safeEnv when it is set: the name
@@ -103,7 +113,7 @@ func appendPath(ctx context.Context, safeEnv, path string, mode uint32, lc lockC
 		return ioStatus(display, err)
 	}
 	defer unix.Close(dirfd)
-	rules := appendRules{create: true, mode: mode, noExec: true, optionalDotlock: true}
+	rules := appendRules{create: true, mode: mode, noExec: true, optionalDotlock: true, accessPermanent: true}
 	return appendMessage(ctx, spot{dirfd: dirfd, name: name, display: display}, rules, lc, write)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"time"
@@ -54,7 +55,8 @@ func (a *Agent) lockInProcess(ctx context.Context, path string, deadline time.Ti
 	}
 }
 
-// backoff sleeps a growing interval (5 ms doubling up to 200 ms), or returns
+// backoff sleeps a growing interval (2 ms doubling up to 100 ms, with
+// jitter), or returns
 // errLockTimeout once the deadline has passed.
 type backoff struct {
 	ctx      context.Context
@@ -67,11 +69,12 @@ func (b *backoff) wait() error {
 		return errLockTimeout
 	}
 	if b.d == 0 {
-		b.d = 5 * time.Millisecond
-	} else if b.d < 200*time.Millisecond {
+		b.d = 2 * time.Millisecond
+	} else if b.d < 100*time.Millisecond {
 		b.d *= 2
 	}
-	d := min(b.d, time.Until(b.deadline))
+	// Jitter keeps waiters that started together from retrying together.
+	d := min(b.d/2+rand.N(b.d/2+1), time.Until(b.deadline))
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -92,5 +92,5 @@ func (a *Agent) mailboxFor(ctx context.Context, u *User, m *Message) error {
 }
 
 func (a *Agent) lockConfig() lockConfig {
-	return lockConfig{timeout: a.opt.LockTimeout, stale: a.opt.StaleLockAge, now: a.opt.Now, log: a.opt.Logger, qid: a.opt.QueueID}
+	return lockConfig{timeout: a.opt.LockTimeout, stale: a.opt.StaleLockAge, now: time.Now, log: a.opt.Logger, qid: a.opt.QueueID}
 }

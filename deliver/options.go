@@ -148,17 +148,18 @@ func ParseDefaultUser(s string, lookup func(string) (*User, error)) (*User, erro
 // Agent delivers messages locally. It is safe for concurrent use: deliveries
 // to one mailbox from many goroutines are serialised by the mailbox locks.
 type Agent struct {
-	opt   Options
-	root  bool // running as root: ownership and credentials apply
-	euid  int
-	deflt *User
+	opt      Options
+	root     bool // running as root: ownership and credentials apply
+	euid     int
+	deflt    *User
+	defltErr error
 
 	mu    sync.Mutex
 	boxes map[string]*boxLock // in-process queue per mailbox path
 }
 
-// New returns an Agent with the defaults filled in. It fails when the
-// DefaultUser cannot be resolved while running as root.
+// New returns an Agent with the defaults filled in. The error is reserved
+// for future checks; today New always succeeds.
 func New(opt Options) (*Agent, error) {
 	if opt.MailSpoolDirectory == "" {
 		opt.MailSpoolDirectory = "/var/mail"
@@ -199,11 +200,9 @@ func New(opt Options) (*Agent, error) {
 		}
 	}
 	if a.root {
-		d, err := ParseDefaultUser(opt.DefaultUser, opt.LookupUser)
-		if err != nil {
-			return nil, err
-		}
-		a.deflt = d
+		// An unresolvable DefaultUser fails only the deliveries that need
+		// it (temporarily), not mailboxes or mail.local.
+		a.deflt, a.defltErr = ParseDefaultUser(opt.DefaultUser, opt.LookupUser)
 	}
 	return a, nil
 }

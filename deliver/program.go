@@ -88,7 +88,10 @@ func (a *Agent) Program(ctx context.Context, command string, o Owner, m *Message
 	if !needsShell(command) {
 		argv = strings.Fields(command)
 	}
-	u := a.runAs(o)
+	u, err := a.runAs(o)
+	if err != nil {
+		return err
+	}
 
 	ctx, cancel := context.WithTimeout(ctx, a.opt.ProgramTimeout)
 	defer cancel()
