@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"strings"
@@ -136,6 +137,10 @@ func (a *Agent) Program(ctx context.Context, command string, o Owner, m *Message
 	case errors.As(runErr, &exitErr):
 		pe.ExitCode = exitErr.ExitCode()
 		return programStatus(shown, pe)
+	case errors.Is(runErr, fs.ErrNotExist) || errors.Is(runErr, fs.ErrPermission):
+		// What "sh -c" would have said with exit 127 or 126.
+		pe.ExitCode = 127
+		return status.Wrap(pe, 554, "5.3.0", "%s... cannot run program: %v", shown, runErr)
 	case runErr != nil:
 		return status.Wrap(runErr, 451, "4.0.0", "%s... cannot run program: %v", shown, runErr)
 	case rerr != nil && !errors.Is(rerr, io.ErrClosedPipe):

@@ -124,6 +124,9 @@ func smrshSimple(seg, dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if len(words) == 0 {
+		return "", errors.New("no program in command")
+	}
 	for _, w := range words {
 		text := unquote(seg[w.start:w.end])
 		if text == "exec" || isAssignment(seg[w.start:w.end]) {
@@ -146,7 +149,7 @@ func smrshSimple(seg, dir string) (string, error) {
 		}
 		return seg[:w.start] + full + seg[w.end:], nil
 	}
-	return "", errors.New("no program in command")
+	return seg, nil // only assignments, such as procmail's IFS=' '
 }
 
 // isAssignment reports whether a word is NAME=value.
