@@ -50,7 +50,7 @@ func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
 func itoa(n int) string { return strconv.Itoa(n) }
 
 // testAgent returns an Agent on a fresh spool, with its log captured.
-func testAgent(t *testing.T, mod func(*Options)) (*Agent, string, *strings.Builder) {
+func testAgent(t testing.TB, mod func(*Options)) (*Agent, string, *strings.Builder) {
 	t.Helper()
 	spool := t.TempDir()
 	var log strings.Builder
