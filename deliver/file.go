@@ -40,27 +40,27 @@ func (a *Agent) File(ctx context.Context, path string, o Owner, m *Message) erro
 	if filepath.Clean(path) == "/dev/null" {
 		return nil
 	}
-	u, err := a.runAs(o)
+	u, err := a.runAs(o, m.QueueID)
 	if err != nil {
 		return err
 	}
 	t := m.when(a.opt.Now)
 	if !a.root || u.UID == a.euid {
-		return appendPath(ctx, a.opt.SafeFileEnvironment, path, uint32(a.opt.FileMode), a.lockConfig(),
+		return appendPath(ctx, a.opt.SafeFileEnvironment, path, uint32(a.opt.FileMode), a.lockConfig(m.QueueID),
 			func(w io.Writer) error {
 				return render(w, m.Sender, t, m.Header, m.bodyReader(), mboxFormat)
 			})
 	}
 	err = a.fileInChild(ctx, path, u, t, m)
 	if err != nil {
-		a.opt.Logger.Errf(a.opt.QueueID, "%s... %s (as uid %d)", path, status.From(err).Text, u.UID)
+		a.opt.Logger.Errf(m.QueueID, "%s... %s (as uid %d)", path, status.From(err).Text, u.UID)
 	}
 	return err
 }
 
 // runAs returns the user a target of o runs as: the owner, DefaultUser for
 // the aliases file, or the current user when posthorn is not root.
-func (a *Agent) runAs(o Owner) (*User, error) {
+func (a *Agent) runAs(o Owner, qid string) (*User, error) {
 	switch {
 	case !a.root:
 		home := "/"
@@ -71,7 +71,7 @@ func (a *Agent) runAs(o Owner) (*User, error) {
 	case o.User != nil:
 		return o.User, nil
 	case a.defltErr != nil:
-		a.opt.Logger.Errf(a.opt.QueueID, "%v", a.defltErr)
+		a.opt.Logger.Errf(qid, "%v", a.defltErr)
 		return nil, status.Wrap(a.defltErr, 451, "4.3.5", "%v", a.defltErr)
 	}
 	return a.deflt, nil

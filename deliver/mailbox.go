@@ -21,7 +21,7 @@ func (a *Agent) Mailbox(ctx context.Context, name string, m *Message) error {
 	if err != nil {
 		return err
 	}
-	return a.mailboxFor(ctx, u, m)
+	return a.MailboxFor(ctx, u, m)
 }
 
 // lookup resolves a local user, mapping failures to their status.
@@ -54,8 +54,10 @@ func validUserName(name string) bool {
 	return true
 }
 
-// mailboxFor delivers to a resolved user.
-func (a *Agent) mailboxFor(ctx context.Context, u *User, m *Message) error {
+// MailboxFor is Mailbox for a user the caller has already looked up (the
+// alias expansion does): the mailbox is MailSpoolDirectory/u.Name, created
+// for u.UID:u.GID.
+func (a *Agent) MailboxFor(ctx context.Context, u *User, m *Message) error {
 	if !validUserName(u.Name) {
 		return status.New(550, "5.1.1", "%s... User unknown", u.Name)
 	}
@@ -63,7 +65,7 @@ func (a *Agent) mailboxFor(ctx context.Context, u *User, m *Message) error {
 	display := filepath.Join(spool, u.Name)
 	dirfd, err := unix.Open(spool, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		a.opt.Logger.Errf(a.opt.QueueID, "%s: cannot open mail spool: %s", spool, strerror(err))
+		a.opt.Logger.Errf(m.QueueID, "%s: cannot open mail spool: %s", spool, strerror(err))
 		return ioStatus(spool, err)
 	}
 	defer unix.Close(dirfd)
@@ -84,13 +86,13 @@ func (a *Agent) mailboxFor(ctx context.Context, u *User, m *Message) error {
 		rules.owners = []int{a.euid, u.UID}
 	}
 	t := m.when(a.opt.Now)
-	err = appendMessage(ctx, spot{dirfd: dirfd, name: u.Name, display: display}, rules, a.lockConfig(),
+	err = appendMessage(ctx, spot{dirfd: dirfd, name: u.Name, display: display}, rules, a.lockConfig(m.QueueID),
 		func(w io.Writer) error {
 			return render(w, m.Sender, t, m.Header, m.bodyReader(), mboxFormat)
 		})
 	return err
 }
 
-func (a *Agent) lockConfig() lockConfig {
-	return lockConfig{timeout: a.opt.LockTimeout, stale: a.opt.StaleLockAge, now: time.Now, log: a.opt.Logger, qid: a.opt.QueueID}
+func (a *Agent) lockConfig(qid string) lockConfig {
+	return lockConfig{timeout: a.opt.LockTimeout, stale: a.opt.StaleLockAge, now: time.Now, log: a.opt.Logger, qid: qid}
 }

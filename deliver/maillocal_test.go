@@ -139,3 +139,29 @@ func TestSpoolInputSplit(t *testing.T) {
 		cleanup()
 	}
 }
+
+// FuzzSpoolInput: any input splits into header and body that give the
+// input back with exactly one empty line (LF or CRLF) between them.
+func FuzzSpoolInput(f *testing.F) {
+	f.Add("A: 1\n\nbody\n")
+	f.Add("\n")
+	f.Add("no header end")
+	f.Add("A: 1\r\n\r\nb")
+	f.Fuzz(func(t *testing.T, in string) {
+		m, cleanup, err := spoolInput(strings.NewReader(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cleanup()
+		body := make([]byte, m.BodySize)
+		if m.BodySize > 0 {
+			if _, err := m.Body.ReadAt(body, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h := string(m.Header)
+		if h+string(body) != in && h+"\n"+string(body) != in && h+"\r\n"+string(body) != in {
+			t.Fatalf("%q split into %q and %q", in, h, body)
+		}
+	})
+}

@@ -24,6 +24,8 @@ type Message struct {
 	BodySize int64
 	// Time is the delivery time shown in the From_ line; zero means now.
 	Time time.Time
+	// QueueID prefixes the log lines about this delivery; "" for none.
+	QueueID string
 }
 
 // ctimeLayout is ctime(3)'s format without the newline.
@@ -72,9 +74,7 @@ const bufSize = 64 << 10
 func render(w io.Writer, sender string, t time.Time, header []byte, body io.Reader, f format) error {
 	bw := bufio.NewWriterSize(w, bufSize)
 	bw.Write(FromLine(sender, t))
-	if err := copyLines(bw, bytes.NewReader(header), f.quote); err != nil {
-		return err
-	}
+	writeHeader(bw, header, f.quote)
 	bw.WriteByte('\n')
 	if body != nil {
 		if err := copyLines(bw, body, f.quote); err != nil {
@@ -104,6 +104,21 @@ func (m *Message) when(now func() time.Time) time.Time {
 }
 
 var fromPrefix = []byte("From ")
+
+// writeHeader writes the header block with the same quoting as the body
+// (a "From " line is no header field, but a caller's stray From_ line must
+// not start a new message) and a final newline when it lacks one.
+func writeHeader(w *bufio.Writer, header []byte, quote bool) {
+	for line := range bytes.Lines(header) {
+		if quote && bytes.HasPrefix(line, fromPrefix) {
+			w.WriteByte('>')
+		}
+		w.Write(line)
+	}
+	if len(header) > 0 && header[len(header)-1] != '\n' {
+		w.WriteByte('\n')
+	}
+}
 
 // copyLines copies r to w line by line, putting ">" before every line that
 // begins "From " when quote is set, and ending the text with a newline when

@@ -60,8 +60,6 @@ type Options struct {
 	LookupUser func(name string) (*User, error)
 	// Logger receives refusals and failures (nil discards them).
 	Logger *maillog.Logger
-	// QueueID prefixes log lines; "" for none (mail.local).
-	QueueID string
 	// Now returns the current time (tests fix it). Default time.Now.
 	Now func() time.Time
 }

@@ -79,7 +79,7 @@ func (a *Agent) Program(ctx context.Context, command string, o Owner, m *Message
 	if o.Restricted && a.opt.SmrshDirectory != "none" {
 		rewritten, err := smrshRewrite(command, a.opt.SmrshDirectory)
 		if err != nil {
-			a.opt.Logger.Errf(a.opt.QueueID, "%s... smrsh: %v", shown, err)
+			a.opt.Logger.Errf(m.QueueID, "%s... smrsh: %v", shown, err)
 			return status.Wrap(err, 554, "5.0.0", "%s... Service unavailable: smrsh: %v", shown, err)
 		}
 		command = rewritten
@@ -89,7 +89,7 @@ func (a *Agent) Program(ctx context.Context, command string, o Owner, m *Message
 	if !needsShell(command) {
 		argv = strings.Fields(command)
 	}
-	u, err := a.runAs(o)
+	u, err := a.runAs(o, m.QueueID)
 	if err != nil {
 		return err
 	}
@@ -132,7 +132,7 @@ func (a *Agent) Program(ctx context.Context, command string, o Owner, m *Message
 	switch {
 	case ctx.Err() == context.DeadlineExceeded:
 		pe.ExitCode = -1
-		a.opt.Logger.Warnf(a.opt.QueueID, "%s... killed after %s", shown, a.opt.ProgramTimeout)
+		a.opt.Logger.Warnf(m.QueueID, "%s... killed after %s", shown, a.opt.ProgramTimeout)
 		return status.Wrap(pe, 451, "4.4.1", "%s... program timed out after %s%s", shown, a.opt.ProgramTimeout, outputSuffix(pe.Output))
 	case errors.As(runErr, &exitErr):
 		pe.ExitCode = exitErr.ExitCode()
