@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // Deliveries per second with fsync, a 2 KiB message as in the design
@@ -24,6 +26,8 @@ func BenchmarkMailbox(b *testing.B) {
 		var n atomic.Int64
 		b.SetBytes(int64(len(body)))
 		b.SetParallelism(parallel)
+		var before syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &before)
 		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
@@ -35,6 +39,10 @@ func BenchmarkMailbox(b *testing.B) {
 			}
 		})
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		var after syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+		cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
+		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/msg")
 	}
 	b.Run("one-mailbox-serial", func(b *testing.B) { run(b, 1, 1) })
 	b.Run("one-mailbox-parallel", func(b *testing.B) { run(b, 1, 8) })
