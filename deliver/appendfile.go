@@ -40,6 +40,10 @@ type appendRules struct {
 	// alone is used, as for /file targets in directories such as /var/tmp
 	// subdirectories. A dot-lock held by someone else is always waited for.
 	optionalDotlock bool
+	// fsUID, fsGID: root writes with this filesystem identity, so that the
+	// user's quota and the filesystem's root reserve apply (see
+	// writeAsUser); 0 for none.
+	fsUID, fsGID int
 	// accessPermanent: permission denied on the file is a permanent failure
 	// (sendmail's EX_CANTCREAT for a /file the user may not write).
 	accessPermanent bool
@@ -189,10 +193,12 @@ func lockedAppend(ctx context.Context, f *os.File, sp spot, r appendRules, lc lo
 		return errChanged
 	}
 	size := st.Size
-	err = write(f)
-	if err == nil {
-		err = f.Sync()
-	}
+	err = writeAsUser(r.fsUID, r.fsGID, func() error {
+		if err := write(f); err != nil {
+			return err
+		}
+		return f.Sync()
+	})
 	if err != nil {
 		// Put the mailbox back as it was; a failure here too is logged, as
 		// it leaves a partial message that a reader may show.

@@ -80,6 +80,7 @@ func (a *Agent) MailboxFor(ctx context.Context, u *User, m *Message) error {
 	rules := appendRules{create: true, mode: 0o600}
 	if a.root {
 		rules.chown, rules.uid, rules.gid = true, u.UID, u.GID
+		rules.fsUID, rules.fsGID = u.UID, u.GID
 		rules.owners = []int{u.UID}
 	} else {
 		// Development: every mailbox belongs to whoever runs posthorn.
