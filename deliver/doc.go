@@ -69,7 +69,9 @@
 //
 // Go's setuid changes every thread of the process, so the daemon never
 // changes its own identity. Mailboxes are written by the daemon itself, as
-// above. Programs run as a child process with the credentials of the user
+// above; the write and fsync run on a throw-away thread whose filesystem
+// uid is the user's and which lacks CAP_SYS_RESOURCE, so the user's disk
+// quota and the filesystem's root reserve apply as they do for mail.local. Programs run as a child process with the credentials of the user
 // they belong to (os/exec with SysProcAttr.Credential). File deliveries as
 // another user are made by re-executing the posthorn binary in a hidden
 // child mode (ChildFlag, RunChild) with that user's credentials, so the
