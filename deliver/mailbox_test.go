@@ -383,3 +383,27 @@ func runConcurrent(t *testing.T, n int, deliver func(int, *Message) error, body 
 	}
 	return ids
 }
+
+// TestMailboxReplacedWhileWaiting: a reader that rewrites the mailbox by
+// renaming a new file over it while we wait for the lock must not make us
+// append to the old, unlinked file.
+func TestMailboxReplacedWhileWaiting(t *testing.T) {
+	a, spool, _ := testAgent(t, nil)
+	box := filepath.Join(spool, "alice")
+	must(t, os.WriteFile(box, []byte("From old Wed Nov 25 04:34:12 2026\n\nold\n\n"), 0o600))
+	must(t, os.WriteFile(box+".lock", nil, 0o600))
+	done := make(chan error, 1)
+	go func() { done <- a.Mailbox(context.Background(), "alice", msg("a@x", "new", "b\n")) }()
+	time.Sleep(300 * time.Millisecond) // the delivery has opened the old file and waits
+	must(t, os.WriteFile(box+".tmp", []byte("From kept Wed Nov 25 04:34:12 2026\n\nkept\n\n"), 0o600))
+	must(t, os.Rename(box, box+".old"))
+	must(t, os.Rename(box+".tmp", box))
+	must(t, os.Remove(box + ".lock"))
+	must(t, <-done)
+	if got := readFile(t, box+".old"); strings.Contains(got, "Subject: new") {
+		t.Errorf("appended to the replaced file")
+	}
+	if got := readFile(t, box); !strings.HasPrefix(got, "From kept") || !strings.Contains(got, "Subject: new") {
+		t.Errorf("mailbox: %q", got)
+	}
+}
