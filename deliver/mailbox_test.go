@@ -398,7 +398,7 @@ func TestMailboxReplacedWhileWaiting(t *testing.T) {
 	must(t, os.WriteFile(box+".tmp", []byte("From kept Wed Nov 25 04:34:12 2026\n\nkept\n\n"), 0o600))
 	must(t, os.Rename(box, box+".old"))
 	must(t, os.Rename(box+".tmp", box))
-	must(t, os.Remove(box + ".lock"))
+	must(t, os.Remove(box+".lock"))
 	must(t, <-done)
 	if got := readFile(t, box+".old"); strings.Contains(got, "Subject: new") {
 		t.Errorf("appended to the replaced file")
