@@ -1,0 +1,251 @@
+package deliver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/posthorn/posthorn/internal/maillog"
+	"github.com/posthorn/posthorn/internal/status"
+)
+
+// spot names a file to append to: a directory descriptor and a name in it.
+// The file and its dot-lock are both reached from the directory descriptor,
+// so a symlink swapped in for a directory later cannot redirect either.
+type spot struct {
+	dirfd   int
+	name    string // final path component
+	display string // the full path, for messages and logs
+}
+
+// appendRules say what may be appended to and how a missing file is made.
+type appendRules struct {
+	create bool
+	mode   uint32 // of a created file
+	chown  bool   // fchown a created file to uid:gid
+	uid    int
+	gid    int
+	owners []int // accepted owners of an existing file; empty accepts any
+	noExec bool  // refuse a file with an execute bit (sendmail's *file* does)
+	// optionalDotlock: a dot-lock that cannot be created at all (no write
+	// permission on the directory, read-only) is skipped and the fcntl lock
+	// alone is used, as for /file targets in directories such as /var/tmp
+	// subdirectories. A dot-lock held by someone else is always waited for.
+	optionalDotlock bool
+	// fsUID, fsGID: root writes with this filesystem identity, so that the
+	// user's quota and the filesystem's root reserve apply (see
+	// writeAsUser); 0 for none.
+	fsUID, fsGID int
+	// accessPermanent: permission denied on the file is a permanent failure
+	// (sendmail's EX_CANTCREAT for a /file the user may not write).
+	accessPermanent bool
+}
+
+// lockConfig carries the lock bounds and the log.
+type lockConfig struct {
+	timeout time.Duration
+	stale   time.Duration
+	now     func() time.Time
+	log     *maillog.Logger
+	qid     string
+}
+
+// errChanged means the path no longer names the file we locked.
+var errChanged = errors.New("file changed after open")
+
+// appendMessage opens (or creates) sp according to r, takes the dot-lock and
+// the fcntl lock, appends what write produces, fsyncs, and unlocks. On any
+// failure the file is truncated back to its size before the append. The
+// error is a *status.Error.
+func appendMessage(ctx context.Context, sp spot, r appendRules, lc lockConfig, write func(io.Writer) error) error {
+	deadline := time.Now().Add(lc.timeout)
+	for attempt := 0; ; attempt++ {
+		f, err := openForAppend(sp, r, lc)
+		if err != nil {
+			return err
+		}
+		err = lockedAppend(ctx, f, sp, r, lc, deadline, write)
+		f.Close()
+		if errors.Is(err, errChanged) && attempt < 3 {
+			continue // replaced while we waited for the lock: start again
+		}
+		if err != nil {
+			var st *status.Error
+			if errors.As(err, &st) {
+				return st
+			}
+			return ioStatus(sp.display, err)
+		}
+		return nil
+	}
+}
+
+// openForAppend opens sp for appending without following a symlink and
+// without blocking on a FIFO, creates it when allowed, and checks on the
+// descriptor what it is.
+func openForAppend(sp spot, r appendRules, lc lockConfig) (*os.File, error) {
+	const flags = unix.O_WRONLY | unix.O_APPEND | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_NOCTTY
+	for range 5 {
+		fd, err := unix.Openat(sp.dirfd, sp.name, flags, 0)
+		created := false
+		if err == unix.ENOENT && r.create {
+			fd, err = unix.Openat(sp.dirfd, sp.name, flags|unix.O_CREAT|unix.O_EXCL, r.mode)
+			if err == unix.EEXIST {
+				continue // someone else created it first: check theirs
+			}
+			created = err == nil
+		}
+		switch {
+		case err == unix.ELOOP:
+			return nil, refuse(sp, lc, "irregular file (symbolic link)")
+		case err == unix.ENXIO:
+			return nil, refuse(sp, lc, "irregular file (FIFO)")
+		case err == unix.EISDIR:
+			return nil, refuse(sp, lc, "irregular file (directory)")
+		case (err == unix.EACCES || err == unix.EPERM) && r.accessPermanent:
+			return nil, status.Wrap(err, 550, "5.0.0", "%s... Can't create output: %s", sp.display, strerror(err))
+		case err != nil:
+			return nil, ioStatus(sp.display, err)
+		}
+		f := os.NewFile(uintptr(fd), sp.display)
+		if created {
+			if err := initCreated(fd, r); err != nil {
+				unix.Unlinkat(sp.dirfd, sp.name, 0)
+				f.Close()
+				return nil, ioStatus(sp.display, err)
+			}
+		}
+		if err := checkOpened(fd, r); err != "" {
+			f.Close()
+			return nil, refuse(sp, lc, err)
+		}
+		if err := unix.SetNonblock(fd, false); err != nil {
+			f.Close()
+			return nil, ioStatus(sp.display, err)
+		}
+		return f, nil
+	}
+	return nil, status.New(451, "4.3.0", "%s: cannot create", sp.display)
+}
+
+// initCreated gives a new file its owner and exact mode (the umask may have
+// narrowed it).
+func initCreated(fd int, r appendRules) error {
+	if r.chown {
+		if err := unix.Fchown(fd, r.uid, r.gid); err != nil {
+			return err
+		}
+	}
+	return unix.Fchmod(fd, r.mode)
+}
+
+// checkOpened returns why the open file must not be written to, or "".
+func checkOpened(fd int, r appendRules) string {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return "cannot fstat: " + strerror(err)
+	}
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		return "irregular file (not a regular file)"
+	case st.Nlink != 1:
+		return fmt.Sprintf("irregular file (%d links)", st.Nlink)
+	case len(r.owners) > 0 && !slices.Contains(r.owners, int(st.Uid)):
+		return fmt.Sprintf("wrong ownership (%d)", st.Uid)
+	case r.noExec && st.Mode&0o111 != 0:
+		return "file is executable"
+	}
+	return ""
+}
+
+// lockedAppend locks f, verifies that sp still names it, appends and syncs.
+func lockedAppend(ctx context.Context, f *os.File, sp spot, r appendRules, lc lockConfig, deadline time.Time, write func(io.Writer) error) error {
+	fd := int(f.Fd())
+	unlock, err := dotLock(ctx, sp.dirfd, sp.name+".lock", deadline, lc.stale, lc.now, func(age time.Duration) {
+		lc.log.Warnf(lc.qid, "%s.lock: removed stale lock (%s old)", sp.display, maillog.Delay(age))
+	})
+	if err != nil {
+		var pe *os.PathError
+		if !r.optionalDotlock || !errors.As(err, &pe) || (pe.Err != unix.EACCES && pe.Err != unix.EROFS && pe.Err != unix.EPERM) {
+			return err
+		}
+		unlock = func() {}
+	}
+	defer unlock()
+	if err := fcntlLock(ctx, fd, deadline); err != nil {
+		return err
+	}
+	defer fcntlUnlock(fd)
+
+	var st, now unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if err := unix.Fstatat(sp.dirfd, sp.name, &now, unix.AT_SYMLINK_NOFOLLOW); err != nil || now.Dev != st.Dev || now.Ino != st.Ino {
+		return errChanged
+	}
+	size := st.Size
+	err = writeAsUser(r.fsUID, r.fsGID, func() error {
+		if err := write(f); err != nil {
+			return err
+		}
+		return f.Sync()
+	})
+	if err != nil {
+		// Put the mailbox back as it was; a failure here too is logged, as
+		// it leaves a partial message that a reader may show.
+		if terr := f.Truncate(size); terr != nil {
+			lc.log.Errf(lc.qid, "%s: cannot truncate back to %d bytes after %v: %v", sp.display, size, err, terr)
+		} else {
+			f.Sync()
+		}
+		return err
+	}
+	return nil
+}
+
+// refuse logs and returns the temporary failure for an unsafe target.
+func refuse(sp spot, lc lockConfig, why string) *status.Error {
+	lc.log.Errf(lc.qid, "SECURITY: %s: %s; delivery deferred", sp.display, why)
+	return status.New(450, "4.2.0", "%s: %s", sp.display, why)
+}
+
+// ioStatus turns a system error into the temporary failure it is.
+func ioStatus(path string, err error) *status.Error {
+	var errno syscall.Errno
+	errors.As(err, &errno)
+	switch {
+	case errno == unix.ENOSPC:
+		return status.Wrap(err, 452, "4.3.1", "%s: %s", path, strerror(errno))
+	case errno == unix.EDQUOT:
+		return status.Wrap(err, 452, "4.2.2", "%s: %s", path, strerror(errno))
+	case errors.Is(err, errLockTimeout):
+		return status.Wrap(err, 450, "4.2.0", "%s: mailbox is locked", path)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.Wrap(err, 451, "4.3.0", "%s: delivery interrupted", path)
+	case errno != 0:
+		return status.Wrap(err, 451, "4.3.0", "%s: %s", path, strerror(errno))
+	}
+	return status.Wrap(err, 451, "4.3.0", "%s: %v", path, err)
+}
+
+// strerror is the C library's wording: "No space left on device".
+func strerror(err error) string {
+	s := err.Error()
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		s = errno.Error()
+	}
+	if s != "" {
+		s = strings.ToUpper(s[:1]) + s[1:]
+	}
+	return s
+}
