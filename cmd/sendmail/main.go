@@ -13,12 +13,18 @@ import (
 	"sync/atomic"
 
 	"github.com/posthorn/posthorn/conf"
+	"github.com/posthorn/posthorn/deliver"
 	"github.com/posthorn/posthorn/internal/cli"
 	"github.com/posthorn/posthorn/internal/maillog"
 	"github.com/posthorn/posthorn/internal/sysexits"
 )
 
 func main() {
+	// The hidden child mode appends to a file with another user's
+	// credentials (package deliver); it must never see sendmail's flags.
+	if len(os.Args) > 1 && os.Args[1] == deliver.ChildFlag {
+		os.Exit(deliver.RunChild(os.Args[2:], os.Stdin, os.Stdout))
+	}
 	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
 }
 
@@ -147,15 +153,15 @@ func (a *app) dispatch() int {
 	case cli.ModeQueueRun:
 		return a.unavailable("queue runs (-q)")
 	case cli.ModeInitAliases:
-		return a.unavailable("aliases database (newaliases, -bi)")
+		return a.initAliases()
 	case cli.ModeVerify:
-		return a.unavailable("address verification (-bv)")
+		return a.verify()
 	case cli.ModeSMTP:
 		return a.unavailable("SMTP on standard input (-bs)")
 	case cli.ModeMailLocal:
-		return a.unavailable("local delivery (mail.local)")
+		return deliver.MailLocal(a.inv.Args, a.stdin, a.stderr, a.deliverOptions())
 	default:
-		return a.unavailable("message submission (-bm, -t)")
+		return a.submitMessage()
 	}
 }
 

@@ -161,50 +161,35 @@ func Parse(argv []string) (*Invocation, error) {
 	return inv, inv.finish()
 }
 
-// parseMailLocal handles `mail.local [-C cf] [-O opt=val] [-f from] user…`,
-// a smaller getopt of its own.
+// parseMailLocal handles `mail.local [-C cf] [-O opt=val] [-f from] user…`:
+// it takes out -C and -O, which configure posthorn, and leaves every other
+// argument to the delivery agent, which knows its own flags.
 func parseMailLocal(inv *Invocation, args []string) (*Invocation, error) {
 	inv.Mode = ModeMailLocal
-	i := 0
-	for ; i < len(args); i++ {
+	for i := 0; i < len(args); i++ {
 		a := args[i]
-		if a == "--" {
-			i++
+		if a == "--" || len(a) < 2 || a[0] != '-' {
+			inv.Args = append(inv.Args, args[i:]...)
 			break
 		}
-		if len(a) < 2 || a[0] != '-' {
-			break
-		}
-		c := a[1]
-		if !strings.ContainsRune("CfrO7bdlD", rune(c)) {
-			return nil, usage("mail.local: illegal option -- %c", c)
-		}
-		if strings.ContainsRune("7bdl", rune(c)) { // accepted, meaningless here
+		if a[1] != 'C' && a[1] != 'O' {
+			inv.Args = append(inv.Args, a)
 			continue
 		}
 		v := a[2:]
 		if v == "" {
 			if i+1 >= len(args) {
-				return nil, usage("mail.local: option requires an argument -- %c", c)
+				return nil, usage("mail.local: option requires an argument -- %c", a[1])
 			}
 			i++
 			v = args[i]
 		}
-		switch c {
-		case 'C':
+		if a[1] == 'C' {
 			inv.ConfigFile = v
-		case 'O':
-			name, val, _ := strings.Cut(v, "=")
-			inv.Options = append(inv.Options, OptionSetting{Name: name, Value: val})
-		case 'f', 'r':
-			inv.Sender = v
-			inv.SenderSet = true
-		case 'D': // mail.local's -D mbdb: a mailbox database we do not use
+			continue
 		}
-	}
-	inv.Args = args[i:]
-	if len(inv.Args) == 0 {
-		return nil, usage("mail.local: usage: mail.local [-f from] user ...")
+		name, val, _ := strings.Cut(v, "=")
+		inv.Options = append(inv.Options, OptionSetting{Name: name, Value: val})
 	}
 	return inv, nil
 }

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"github.com/posthorn/posthorn/aliases"
+	"github.com/posthorn/posthorn/conf"
+	"github.com/posthorn/posthorn/internal/submit"
+	"github.com/posthorn/posthorn/internal/sysexits"
+)
+
+// submitMessage is -bm (the default) and -t: queue the message from stdin,
+// then deliver it as DeliveryMode says.
+func (a *app) submitMessage() int {
+	st, code := a.openStore(true)
+	if st == nil {
+		return code
+	}
+	defer st.Close()
+	x, src := newExpander(a.cfg, a)
+	if src != nil {
+		defer src.Close()
+	}
+	exp := queueExpander{x}
+	sub := newSubmitter(a.cfg, newAcceptor(a.cfg, st, exp), exp)
+
+	req := &submit.Request{
+		User:        invokingUser(),
+		Sender:      a.inv.Sender,
+		FullName:    a.inv.FullName,
+		Recipients:  a.inv.Args,
+		ReadHeaders: a.inv.ReadHeaders,
+		IgnoreDots:  a.inv.IgnoreDots || a.cfg.IgnoreDots,
+		Notify:      a.inv.DSNNotify,
+		Ret:         a.inv.DSNRet,
+		EnvID:       a.inv.EnvID,
+		BodyType:    a.inv.BodyType,
+	}
+	res, err := sub.Submit(req, a.stdin, a.stderr)
+	if err != nil {
+		fmt.Fprintln(a.stderr, err)
+		return sysexits.TempFail
+	}
+	if res.ID == "" && len(res.Raw) > 0 && !a.inv.ReadHeaders {
+		a.saveDeadLetter(res.Raw)
+	}
+	if res.ID != "" {
+		a.log.Infof(res.ID, "from=%s, nrcpts=queued, relay=%s@localhost", req.User.Name, req.User.Name)
+		a.deliverAfterSubmit(res.ID)
+	}
+	return res.Exit
+}
+
+// deliverAfterSubmit starts delivery of a freshly queued job: in a detached
+// queue run for background mode, at once for interactive mode; queueonly
+// and deferred leave it to the next queue run.
+func (a *app) deliverAfterSubmit(id string) {
+	mode := a.cfg.DeliveryMode
+	switch mode {
+	case conf.DeliverQueueOnly, conf.DeliverDeferred:
+		return
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return
+	}
+	args := []string{"-qI" + id}
+	if a.inv.ConfigFile != "" {
+		args = append([]string{"-C", a.inv.ConfigFile}, args...)
+	}
+	for _, o := range a.inv.Options {
+		if o.Short {
+			args = append(args, "-o"+o.Name+o.Value)
+		} else {
+			args = append(args, "-O", o.Name+"="+o.Value)
+		}
+	}
+	cmd := exec.Command(self, args...)
+	if mode == conf.DeliverInteractive {
+		cmd.Stdout, cmd.Stderr = a.stderr, a.stderr
+		cmd.Run()
+		return
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if cmd.Start() == nil {
+		cmd.Process.Release()
+	}
+}
+
+// saveDeadLetter keeps a message nobody could take, as sendmail does, in
+// ~/dead.letter.
+func (a *app) saveDeadLetter(raw []byte) {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return
+	}
+	p := filepath.Join(home, "dead.letter")
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if _, err := f.Write(raw); err == nil {
+		fmt.Fprintf(a.stderr, "%s... Saved message in %s\n", p, p)
+	}
+}
+
+// invokingUser is the real user running sendmail, with the full name from
+// the GECOS field.
+func invokingUser() submit.User {
+	u := submit.User{UID: os.Getuid(), Name: strconv.Itoa(os.Getuid())}
+	if pw, err := user.LookupId(strconv.Itoa(u.UID)); err == nil {
+		u.Name = pw.Username
+		u.FullName = aliases.FullName(pw.Name, pw.Username)
+	}
+	return u
+}

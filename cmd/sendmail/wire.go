@@ -1,0 +1,164 @@
+package main
+
+import (
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/posthorn/posthorn/aliases"
+	"github.com/posthorn/posthorn/conf"
+	"github.com/posthorn/posthorn/deliver"
+	"github.com/posthorn/posthorn/internal/accept"
+	"github.com/posthorn/posthorn/internal/rfcdate"
+	"github.com/posthorn/posthorn/internal/submit"
+	"github.com/posthorn/posthorn/queue"
+)
+
+// This file builds the parts of the object graph that several modes share,
+// explicitly, from one configuration.
+
+// isLocal is $=w as a domain test.
+func isLocal(cfg *conf.Config) func(string) bool {
+	return aliases.LocalSet(cfg.Class("w")...)
+}
+
+// runUser is the invoking user's login name, for log lines.
+func runUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return strconv.Itoa(os.Getuid())
+}
+
+// defaultIDs resolves DefaultUser ("mail:mail", "user", "uid:gid").
+func defaultIDs(spec string) (uid, gid int) {
+	name, group, _ := strings.Cut(spec, ":")
+	uid, gid = 8, 8 // Debian's mail:mail when nothing resolves
+	if n, err := strconv.Atoi(name); err == nil {
+		uid = n
+	} else if u, err := user.Lookup(name); err == nil {
+		uid, _ = strconv.Atoi(u.Uid)
+		gid, _ = strconv.Atoi(u.Gid)
+	}
+	if group != "" {
+		if n, err := strconv.Atoi(group); err == nil {
+			gid = n
+		} else if g, err := user.LookupGroup(group); err == nil {
+			gid, _ = strconv.Atoi(g.Gid)
+		}
+	}
+	return uid, gid
+}
+
+// aliasFile is the first AliasFile (sendmail allows a list; lookups use
+// the first, newaliases rebuilds each).
+func aliasFile(cfg *conf.Config) string {
+	if len(cfg.AliasFiles) == 0 {
+		return ""
+	}
+	return cfg.AliasFiles[0]
+}
+
+// newExpander builds the alias/forward expander over a Source that follows
+// rebuilds of the database.
+func newExpander(cfg *conf.Config, a *app) (*aliases.Expander, *aliases.Source) {
+	local := isLocal(cfg)
+	var src *aliases.Source
+	opts := aliases.Options{
+		IsLocal:     local,
+		ForwardPath: strings.Join(cfg.ForwardPath, ":"),
+		Macros:      map[string]string{"w": cfg.Macros["w"], "j": cfg.Macros["j"]},
+		MaxDepth:    cfg.MaxAliasRecursion,
+		Logger:      a.log,
+	}
+	opts.DefaultUID, opts.DefaultGID = defaultIDs(cfg.DefaultUser)
+	if f := aliasFile(cfg); f != "" {
+		src = aliases.NewSource(aliases.SourceOptions{AliasFile: f, IsLocal: local, Logger: a.log,
+			RunUser: runUser(), CheckInterval: time.Second})
+		opts.Aliases = src
+	}
+	return aliases.New(opts), src
+}
+
+// queueExpander adapts the alias expander to acceptance: each accepted
+// recipient becomes the final addresses the qf records.
+type queueExpander struct{ x *aliases.Expander }
+
+func (e queueExpander) Expand(rcpt string) ([]accept.Final, error) {
+	res := e.x.Expand("", rcpt)
+	if len(res.Recipients) == 0 && len(res.Failures) > 0 {
+		return nil, res.Failures[0].Err
+	}
+	out := make([]accept.Final, 0, len(res.Recipients)+len(res.Failures))
+	for i := range res.Recipients {
+		r := &res.Recipients[i]
+		out = append(out, accept.Final{Addr: qfAddress(r), Ctl: r.ControlLine(), Alias: r.Alias})
+	}
+	// A member of a list that fails (an unknown user, an error: target)
+	// does not refuse the list: it is queued so that delivery fails it
+	// and the sender gets a DSN, as sendmail does.
+	for _, f := range res.Failures {
+		out = append(out, accept.Final{Addr: errorAddress(f)})
+	}
+	return out, nil
+}
+
+// qfAddress is how the R line records a final recipient.
+func qfAddress(r *aliases.Recipient) string {
+	switch r.Mailer {
+	case aliases.MailerLocal:
+		return r.User
+	case aliases.MailerProg:
+		return "|" + r.Path
+	case aliases.MailerFile:
+		return r.Path
+	}
+	return r.Addr
+}
+
+// errorAddress records a failed list member as an error: address, which
+// delivery turns into a permanent failure with the same reply.
+func errorAddress(f aliases.Failure) string {
+	return "error:" + f.Err.Enhanced + ":" + strconv.Itoa(f.Err.Code) + " " + f.Err.Text
+}
+
+// newAcceptor is package accept over the configured queue.
+func newAcceptor(cfg *conf.Config, st *queue.Store, exp accept.Expander) *accept.Acceptor {
+	return &accept.Acceptor{Store: st, Hostname: cfg.Macros["j"], Expander: exp, Date: rfcdate.Format, Now: time.Now}
+}
+
+// newSubmitter is local submission.
+func newSubmitter(cfg *conf.Config, acc *accept.Acceptor, exp accept.Expander) *submit.Submitter {
+	return &submit.Submitter{
+		Acceptor: acc, Expander: exp, Hostname: cfg.Macros["j"], Version: "posthorn " + conf.Version,
+		Trusted:         func(u string) bool { return trusted(cfg, u) },
+		OldStyleHeaders: true, Date: rfcdate.Format,
+	}
+}
+
+// trusted reports whether a user may set the sender without a warning:
+// root, TrustedUser, and the T lines.
+func trusted(cfg *conf.Config, name string) bool {
+	if name == "root" || name == cfg.TrustedUser {
+		return true
+	}
+	for _, t := range cfg.TrustedUsers {
+		if t == name {
+			return true
+		}
+	}
+	return false
+}
+
+// deliverOptions configures the local delivery agents.
+func (a *app) deliverOptions() deliver.Options {
+	return deliver.Options{
+		MailSpoolDirectory:  a.cfg.MailSpoolDirectory,
+		SafeFileEnvironment: a.cfg.SafeFileEnvironment,
+		SmrshDirectory:      a.cfg.SmrshDirectory,
+		DefaultUser:         a.cfg.DefaultUser,
+		Logger:              a.log,
+	}
+}
