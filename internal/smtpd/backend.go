@@ -61,17 +61,17 @@ type Recipient struct {
 
 // Envelope is one mail transaction.
 type Envelope struct {
-	ID       string // queue ID assigned at MAIL (Backend.NewID)
-	From     Path
-	Size     int64  // SIZE= (0 when not given)
-	Body     string // "7BIT", "8BITMIME" or "" when not given
-	Ret      string // "FULL", "HDRS" or ""
-	EnvID    string // ENVID= (xtext, as given)
-	Auth     string // AUTH= of MAIL (xtext decoded), kept only for authenticated clients
+	ID        string // queue ID assigned at MAIL (Backend.NewID)
+	From      Path
+	Size      int64  // SIZE= (0 when not given)
+	Body      string // "7BIT", "8BITMIME" or "" when not given
+	Ret       string // "FULL", "HDRS" or ""
+	EnvID     string // ENVID= (xtext, as given)
+	Auth      string // AUTH= of MAIL (xtext decoded), kept only for authenticated clients
 	DeliverBy string // BY= as given
-	Rcpts    []Recipient
-	Client   *Client
-	Received time.Time // when MAIL was given
+	Rcpts     []Recipient
+	Client    *Client
+	Received  time.Time // when MAIL was given
 	// Transcript is non-nil after VERB: each line written to it is sent to
 	// the client at once as a "050 <line>" reply (the delivery transcript),
 	// and the backend should deliver before Enqueue returns.

@@ -2,8 +2,8 @@ package smtpd
 
 import (
 	"bufio"
-	"crypto/tls"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -35,11 +35,11 @@ type session struct {
 	br   *bufio.Reader
 	out  []byte // replies not yet written
 
-	id       string // session queue ID for log lines outside a transaction
-	env      *Envelope
-	seen     map[string]int // canonical recipient -> index in env.Rcpts
-	nqueue   int            // recipients sendmail would hold: accepted + unknown users
-	badRcpts int
+	id        string // session queue ID for log lines outside a transaction
+	env       *Envelope
+	seen      map[string]int // canonical recipient -> index in env.Rcpts
+	nqueue    int            // recipients sendmail would hold: accepted + unknown users
+	badRcpts  int
 	discard   bool // Connect: DISCARD: accept every message and drop it
 	txDiscard bool // From:/To: DISCARD for this transaction
 	curLine   string
