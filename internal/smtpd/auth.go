@@ -39,7 +39,7 @@ func (s *session) starttls(arg string) {
 	}
 	st := tc.ConnectionState()
 	s.tlsState = &st
-	s.conn, s.r, s.w = tc, tc, tc
+	s.conn, s.r, s.w, s.rdl = tc, tc, tc, tc
 	s.br.Reset(tc)
 	// RFC 3207 4.2: forget everything learnt before TLS.
 	s.endTransaction()

@@ -69,17 +69,17 @@ func (d *dataReader) drain() {
 // next reads one piece of a line and sets pending to its message bytes.
 func (d *dataReader) next(keep bool) {
 	s := d.s
-	now := s.cfg.Now()
-	if !d.deadline.IsZero() && now.After(d.deadline) {
+	now := time.Now()
+	if now.After(d.deadline) {
 		d.fatal = errDeadline
 		return
 	}
-	if s.conn != nil {
+	if s.rdl != nil {
 		dl := now.Add(s.cfg.Timeouts.DataBlock)
 		if dl.After(d.deadline) {
 			dl = d.deadline
 		}
-		_ = s.conn.SetReadDeadline(dl)
+		_ = s.rdl.SetReadDeadline(dl)
 	}
 	line, err := s.br.ReadSlice('\n')
 	var out []byte
@@ -171,7 +171,7 @@ func hasPrefixFold(b []byte, prefix string) bool {
 // receive reads the message after the 354 and answers it.
 func (s *session) receive(env *Envelope) {
 	now := s.cfg.Now()
-	d := &dataReader{s: s, bol: true, inHeader: true, deadline: now.Add(s.cfg.Timeouts.Data)}
+	d := &dataReader{s: s, bol: true, inHeader: true, deadline: time.Now().Add(s.cfg.Timeouts.Data)}
 	d.pending = []byte(s.receivedHeader(env, now))
 	if s.verbose {
 		env.Transcript = transcript{s}

@@ -68,7 +68,7 @@ func replay(conn net.Conn, script string) string {
 	}
 	if !r.closed {
 		for {
-			l, ok := r.readline(time.Second)
+			l, ok := r.readline(200 * time.Millisecond)
 			if !ok {
 				break
 			}
@@ -144,7 +144,7 @@ func (r *replayer) show(l string) {
 
 func (r *replayer) reply() {
 	for {
-		l, ok := r.readline(5 * time.Second)
+		l, ok := r.readline(2 * time.Second)
 		if !ok {
 			extra := ""
 			if r.closed {

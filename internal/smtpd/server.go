@@ -119,7 +119,8 @@ type Config struct {
 	// Resolver finds the client's name; nil means no lookups (every
 	// client is "[ip]", as without PTR).
 	Resolver Resolver
-	// Now is the clock (default time.Now).
+	// Now is the clock for the dates in the greeting and the Received
+	// header (default time.Now); timeouts always use the real clock.
 	Now func() time.Time
 	// Sleep waits for the tarpits (default: a timer that ctx cancels).
 	// Tests replace it so that they do not wait.
@@ -231,7 +232,7 @@ func (srv *Server) ServeStdio(ctx context.Context, r io.Reader, w io.Writer, use
 // Refuse writes a one-line reply to a connection the daemon will not
 // serve (policy.Limiter said no) and closes it.
 func (srv *Server) Refuse(conn net.Conn, code int, enhanced, text string) {
-	_ = conn.SetWriteDeadline(srv.cfg.Now().Add(10 * time.Second))
+	_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	line := formatLine(code, enhanced, srv.cfg.Hostname+" "+text, false)
 	_, _ = conn.Write(line)
 	conn.Close()

@@ -30,6 +30,7 @@ type session struct {
 	cfg  *Config
 	c    *Client
 	conn net.Conn // nil for -bs
+	rdl  readDeadliner
 	r    io.Reader
 	w    io.Writer
 	br   *bufio.Reader
@@ -58,6 +59,9 @@ type session struct {
 
 func newSession(ctx context.Context, srv *Server, c *Client, r io.Reader, w io.Writer, conn net.Conn) *session {
 	s := &session{ctx: ctx, srv: srv, cfg: &srv.cfg, c: c, conn: conn, r: r, w: w}
+	if d, ok := r.(readDeadliner); ok {
+		s.rdl = d
+	}
 	s.br = bufio.NewReaderSize(r, maxLine)
 	s.id = s.cfg.Backend.NewID()
 	return s
@@ -95,10 +99,10 @@ func (s *session) serve() error {
 
 // greet sends the 220 banner, after GreetPause when one is configured.
 func (s *session) greet() error {
-	if s.cfg.GreetPause > 0 && s.conn != nil {
-		_ = s.conn.SetReadDeadline(s.cfg.Now().Add(s.cfg.GreetPause))
+	if s.cfg.GreetPause > 0 && s.rdl != nil {
+		_ = s.rdl.SetReadDeadline(time.Now().Add(s.cfg.GreetPause))
 		_, err := s.br.Peek(1)
-		_ = s.conn.SetReadDeadline(time.Time{})
+		_ = s.rdl.SetReadDeadline(time.Time{})
 		if err == nil {
 			s.protocolViolation()
 			s.reply(554, "", "%s ESMTP not accepting messages", s.cfg.Hostname)
@@ -108,10 +112,6 @@ func (s *session) greet() error {
 		if !errors.As(err, &ne) || !ne.Timeout() {
 			return nil // the client left
 		}
-	} else if s.cfg.GreetPause > 0 && s.br.Buffered() > 0 {
-		s.protocolViolation()
-		s.reply(554, "", "%s ESMTP not accepting messages", s.cfg.Hostname)
-		return s.flush()
 	}
 	d := s.policyClient()
 	switch dec := s.cfg.Policy.ConnectDecision(d); dec.Action {
@@ -156,9 +156,13 @@ func (s *session) readLine(timeout time.Duration) (string, error) {
 	return string(b), nil
 }
 
+// readDeadliner is a reader with deadlines: a net.Conn, or the pipe
+// behind -bs when it supports them.
+type readDeadliner interface{ SetReadDeadline(time.Time) error }
+
 func (s *session) setReadDeadline(d time.Duration) {
-	if s.conn != nil {
-		_ = s.conn.SetReadDeadline(s.cfg.Now().Add(d))
+	if s.rdl != nil {
+		_ = s.rdl.SetReadDeadline(time.Now().Add(d))
 	}
 }
 
@@ -227,7 +231,7 @@ func (s *session) flush() error {
 		return nil
 	}
 	if s.conn != nil {
-		_ = s.conn.SetWriteDeadline(s.cfg.Now().Add(s.cfg.Timeouts.Write))
+		_ = s.conn.SetWriteDeadline(time.Now().Add(s.cfg.Timeouts.Write))
 	}
 	_, err := s.w.Write(s.out)
 	if cap(s.out) > 4096 {
