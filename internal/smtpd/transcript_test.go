@@ -281,4 +281,3 @@ func clip(s string) string {
 	}
 	return s
 }
-
