@@ -69,17 +69,19 @@ func (d *dataReader) drain() {
 // next reads one piece of a line and sets pending to its message bytes.
 func (d *dataReader) next(keep bool) {
 	s := d.s
-	now := time.Now()
-	if now.After(d.deadline) {
-		d.fatal = errDeadline
-		return
-	}
-	if s.rdl != nil {
-		dl := now.Add(s.cfg.Timeouts.DataBlock)
-		if dl.After(d.deadline) {
-			dl = d.deadline
+	if s.br.Buffered() == 0 {
+		now := time.Now()
+		if now.After(d.deadline) {
+			d.fatal = errDeadline
+			return
 		}
-		_ = s.rdl.SetReadDeadline(dl)
+		if s.rdl != nil { // a read will happen: arm the timer
+			dl := now.Add(s.cfg.Timeouts.DataBlock)
+			if dl.After(d.deadline) {
+				dl = d.deadline
+			}
+			_ = s.rdl.SetReadDeadline(dl)
+		}
 	}
 	line, err := s.br.ReadSlice('\n')
 	var out []byte

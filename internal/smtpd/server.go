@@ -61,6 +61,7 @@ import (
 
 	"github.com/posthorn/posthorn/internal/maillog"
 	"github.com/posthorn/posthorn/internal/policy"
+	"github.com/posthorn/posthorn/internal/status"
 )
 
 // Timeouts are the server's read timeouts (sendmail's Timeout.* options).
@@ -229,12 +230,13 @@ func (srv *Server) ServeStdio(ctx context.Context, r io.Reader, w io.Writer, use
 	return s.serve()
 }
 
-// Refuse writes a one-line reply to a connection the daemon will not
-// serve (policy.Limiter said no) and closes it.
-func (srv *Server) Refuse(conn net.Conn, code int, enhanced, text string) {
+// Refuse answers a connection the daemon will not serve (its
+// policy.Limiter said no: "421 4.3.2 Too many open connections") and
+// closes it.
+func (srv *Server) Refuse(conn net.Conn, err error) {
+	e := status.From(err)
 	_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	line := formatLine(code, enhanced, srv.cfg.Hostname+" "+text, false)
-	_, _ = conn.Write(line)
+	_, _ = conn.Write(formatLine(e.Code, e.Enhanced, e.Text, false))
 	conn.Close()
 }
 

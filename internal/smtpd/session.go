@@ -121,8 +121,10 @@ func (s *session) greet() error {
 			e = status.New(550, "5.7.1", "Access denied")
 		}
 		s.log().Noticef(s.id, "ruleset=check_relay, arg1=%s, arg2=%s, relay=%s, reject=%s", s.c.Name, s.c.Addr, s.c.Relay(), e.Error())
+		// as after a greet_pause violation: no greeting, and every
+		// command but QUIT, NOOP, RSET, HELO/EHLO gets the rejection
 		s.nullserver = e.Error()
-		s.replyErr(e)
+		s.reply(554, "", "%s ESMTP not accepting messages", s.cfg.Hostname)
 		return s.flush()
 	case policy.Discard:
 		s.discard = true
@@ -161,7 +163,7 @@ func (s *session) readLine(timeout time.Duration) (string, error) {
 type readDeadliner interface{ SetReadDeadline(time.Time) error }
 
 func (s *session) setReadDeadline(d time.Duration) {
-	if s.rdl != nil {
+	if s.rdl != nil && s.br.Buffered() == 0 {
 		_ = s.rdl.SetReadDeadline(time.Now().Add(d))
 	}
 }

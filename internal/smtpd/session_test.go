@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/internal/maillog"
+	"github.com/posthorn/posthorn/internal/policy"
 	"github.com/posthorn/posthorn/internal/smtpd"
 	"github.com/posthorn/posthorn/internal/smtpd/smtpdtest"
+	"github.com/posthorn/posthorn/internal/status"
 )
 
 // refTime is when the reference's first SMTP message arrived.
@@ -348,3 +350,78 @@ func TestStdioPipelined(t *testing.T) {
 }
 
 var reGreetingBare = regexp.MustCompile(`(?m)^(220 refhost\.example\.org) ESMTP .*$`)
+
+func TestConnectAccess(t *testing.T) {
+	h := start(t, func(c *smtpd.Config) {
+		acc, _ := policy.ParseAccess(strings.NewReader("Connect:127.0.0.1 ERROR:\"550 5.7.1 go away\"\n"), "access")
+		c.Policy.Access = acc
+	})
+	got := h.run(t, "", "> EHLO c\n> MAIL FROM:<a@b>\n> QUIT\n")
+	want := []string{"554 refhost.example.org ESMTP not accepting messages", "550 5.7.1 go away", "221 2.0.0 refhost.example.org closing connection"}
+	for _, w := range want {
+		if !contains(got, w) {
+			t.Errorf("no %q in %q", w, got)
+		}
+	}
+}
+
+func TestDiscard(t *testing.T) {
+	h := start(t, func(c *smtpd.Config) {
+		acc, _ := policy.ParseAccess(strings.NewReader("From:junk.example DISCARD\n"), "access")
+		c.Policy.Access = acc
+	})
+	got := h.run(t, "", "> EHLO c\n> MAIL FROM:<a@junk.example>\n> RCPT TO:<alice>\n> DATA\n>> x\n> .\n")
+	if !contains(got, "250 2.0.0 ID000002 Message accepted for delivery") || len(h.be.Stored()) != 0 {
+		t.Errorf("replies %q, stored %d", got, len(h.be.Stored()))
+	}
+}
+
+func TestRefuse(t *testing.T) {
+	srv, _ := smtpd.New(referenceConfig(t, smtpdtest.Reference(), nil))
+	a, b := net.Pipe()
+	go srv.Refuse(a, status.New(421, "4.3.2", "Too many open connections"))
+	got, _ := io.ReadAll(b)
+	if string(got) != "421 4.3.2 Too many open connections\r\n" {
+		t.Errorf("%q", got)
+	}
+}
+
+func TestCommandTimeout(t *testing.T) {
+	h := start(t, func(c *smtpd.Config) { c.Timeouts.Command = 100 * time.Millisecond })
+	got := h.run(t, "", "> EHLO c\nSLEEP 1\nWAIT\n")
+	if !contains(got, "421 4.4.1 refhost.example.org Lost input channel from localhost [127.0.0.1]") {
+		t.Errorf("%q", got)
+	}
+}
+
+func TestStdioReceived(t *testing.T) {
+	be := smtpdtest.Reference()
+	cfg := referenceConfig(t, be, nil)
+	cfg.Now = func() time.Time { return refTime }
+	srv, _ := smtpd.New(cfg)
+	in := "EHLO localclient\r\nMAIL FROM:<root>\r\nRCPT TO:<alice>\r\nRCPT TO:<nosuchuser>\r\nDATA\r\n"
+	stdin, feed := net.Pipe()
+	var out bytes.Buffer
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.ServeStdio(t.Context(), stdin, &out, "root")
+	}()
+	for _, l := range strings.SplitAfter(in, "\r\n") {
+		_, _ = feed.Write([]byte(l))
+		time.Sleep(10 * time.Millisecond) // one line at a time, like a terminal
+	}
+	_, _ = feed.Write([]byte("Subject: bs\r\n\r\nbody\r\n.\r\nQUIT\r\n"))
+	<-done
+	msgs := be.Stored()
+	if len(msgs) != 1 {
+		t.Fatalf("stored %d\n%s", len(msgs), out.String())
+	}
+	want := "Received: from localclient (root@localhost)\n\tby refhost.example.org (posthorn 0.1) with ESMTP id ID000002;\n\tWed, 25 Nov 2026 04:25:50 GMT\nSubject: bs\n"
+	if !strings.HasPrefix(string(msgs[0].Data), want) {
+		t.Errorf("got:\n%s\nwant:\n%s", msgs[0].Data, want)
+	}
+	if !strings.Contains(out.String(), "250-refhost.example.org Hello root@localhost, pleased to meet you\r\n") {
+		t.Errorf("EHLO reply:\n%s", out.String())
+	}
+}
