@@ -35,6 +35,9 @@ func (c *Client) Relay() string {
 		return c.User + "@localhost"
 	}
 	ip := "[" + c.Addr.String() + "]"
+	if c.Addr.Is6() {
+		ip = "[IPv6:" + c.Addr.String() + "]"
+	}
 	switch {
 	case c.Name == "":
 		return ip

@@ -104,6 +104,7 @@ func (s *session) handle(line string) {
 	if cmd.tarpit != noTarpit {
 		s.tarpit(cmd.tarpit, cmd.label)
 	}
+	s.lastCmd = cmd.name
 	cmd.fn(s, arg)
 }
 
@@ -158,6 +159,11 @@ func (s *session) greeting(arg string, esmtp bool) {
 		s.reply(501, "5.0.0", "%s requires domain address", name)
 		return
 	}
+	arg, _, _ = strings.Cut(arg, " ") // sendmail ignores what follows the name
+	if !validHelo(arg) {
+		s.reply(501, "5.0.0", "Invalid domain name")
+		return
+	}
 	if s.br.Buffered() > 0 {
 		s.log().Infof(s.id, "%s: SMTP protocol error: input before %s reply", s.c.Relay(), name)
 		s.protocolViolation()
@@ -196,6 +202,18 @@ func (s *session) greeting(arg string, esmtp bool) {
 	}
 	lines = append(lines, "DELIVERBY", "HELP")
 	s.replyLines(250, "", lines)
+}
+
+// validHelo accepts what sendmail does in a HELO name: letters, digits
+// and "[].-_#:". This also keeps the Received header well-formed.
+func validHelo(name string) bool {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("[].-_#:", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *session) rset(string) {

@@ -44,6 +44,7 @@ type session struct {
 	discard   bool // Connect: DISCARD: accept every message and drop it
 	txDiscard bool // From:/To: DISCARD for this transaction
 	curLine   string
+	lastCmd   string // for the lost-input log line
 	tlsState  *tls.ConnectionState
 
 	nullserver string // after a protocol violation: reply to most commands
@@ -176,8 +177,8 @@ func (s *session) lostInput(err error) {
 		s.log().Noticef(s.id, "timeout waiting for input from %s during server cmd read", s.c.Relay())
 		s.reply(421, "4.4.1", "%s Lost input channel from %s", s.cfg.Hostname, s.c.Relay())
 		_ = s.flush()
-	case s.nCommands > 0 && !errors.Is(err, io.EOF):
-		s.log().Infof(s.id, "%s: lost input channel", s.c.Relay())
+	case s.nCommands > 0 && s.lastCmd != "":
+		s.log().Infof(s.id, "lost input channel from %s to %s after %s", s.c.Relay(), s.cfg.DaemonName, strings.ToLower(s.lastCmd))
 	}
 	s.notIssued()
 }

@@ -264,6 +264,8 @@ func TestRepliesTable(t *testing.T) {
 		{"ETRN calls the backend", nil, "> ETRN @remote.example\n", []string{"250 2.0.0 Queuing for node @remote.example started"}},
 		{"NOTIFY and ORCPT", nil, helloMail + "> RCPT TO:<alice> NOTIFY=SUCCESS ORCPT=rfc822;alice@x ORCPT=rfc822;y\n> RCPT TO:<bob> ORCPT=bad\n",
 			[]string{"501 5.5.0 Duplicate ORCPT parameter", "501 5.5.4 Syntax error in ORCPT parameter value"}},
+		{"HELO name checked", nil, "> EHLO bad<name>\n> HELO a(b)\n", []string{"501 5.0.0 Invalid domain name"}},
+		{"HELO extra words ignored", nil, "> HELO c.example junk\n", []string{"250 refhost.example.org Hello localhost [127.0.0.1], pleased to meet you"}},
 		{"HELP topic cut to 10", nil, "> HELP ABCDEFGHIJKLMNOP\n", []string{`504 5.3.0 HELP topic "abcdefghij" unknown`}},
 	}
 	for _, tt := range tests {
