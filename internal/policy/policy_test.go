@@ -230,3 +230,33 @@ func TestAuthFile(t *testing.T) {
 		t.Error("plain-text password accepted")
 	}
 }
+
+func FuzzParseAccess(f *testing.F) {
+	f.Add("Connect:127 RELAY\nTo:x ERROR:\"550 5.7.1 no\"\nFrom:a@ REJECT\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		a, err := ParseAccess(strings.NewReader(text), "access")
+		if err != nil {
+			return
+		}
+		_ = a.Connect(netip.MustParseAddr("10.1.2.3"), "a.b.example")
+		_ = a.From("user@a.b.example")
+		_ = a.To("user@a.b.example")
+	})
+}
+
+// FuzzRecipient checks that the relay decision never panics and that an
+// outsider is never allowed to relay to a domain that is not ours.
+func FuzzRecipient(f *testing.F) {
+	for _, s := range []string{"u%remote.example@localhost", "@a,@b:u@c", `"a@b"@localhost`, "a!b!c@localhost", "u@[1.2.3.4]"} {
+		f.Add(s)
+	}
+	p := &Policy{LocalDomains: map[string]bool{"localhost": true}}
+	outsider := Client{Addr: netip.MustParseAddr("192.0.2.1"), Name: "x.example"}
+	f.Fuzz(func(t *testing.T, rcpt string) {
+		_, err := p.CheckRecipient(outsider, rcpt)
+		domain, remote := p.Destination(rcpt)
+		if err == nil && remote {
+			t.Fatalf("%q: relaying to %q allowed", rcpt, domain)
+		}
+	})
+}

@@ -168,6 +168,10 @@ func TestSmuggling(t *testing.T) {
 		{"CR at end of long line", "b'" + strings.Repeat("x", 2047) + `\rX\r\n.\r\n'`, "421 4.5.0 Bare carriage return (CR) not allowed"},
 		{"LF in header", `b'X-A: b\nX-B: c\r\n\r\n.\r\n'`, "421 4.5.0 Bare linefeed (LF) not allowed"},
 		{"NUL CRLF dot", `b'body\r\n\x00.\r\n'`, ""},
+		{"LF dot CRLF", `b'body\n.\r\nMAIL FROM:<x@y>\r\n'`, "421 4.5.0 Bare linefeed (LF) not allowed"},
+		{"CRLF dot CR", `b'body\r\n.\rMAIL FROM:<x@y>\r\n'`, "421 4.5.0 Bare carriage return (CR) not allowed"},
+		{"CRLF dot LF", `b'body\r\n.\nMAIL FROM:<x@y>\r\n'`, "421 4.5.0 Bare linefeed (LF) not allowed"},
+		{"CR CR LF", `b'body\r\r\n.\r\n'`, "421 4.5.0 Bare carriage return (CR) not allowed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
