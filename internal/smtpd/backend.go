@@ -1,0 +1,149 @@
+package smtpd
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// Client describes the other end of a session, as far as the server knows
+// it. Backend and policy decisions get it with every call.
+type Client struct {
+	Addr     netip.Addr // zero for -bs sessions
+	Port     int
+	Name     string // PTR name when one was found ("" otherwise)
+	Forged   bool   // the PTR name does not resolve back to Addr
+	NoPTR    bool   // the reverse lookup failed (sendmail: "IP name lookup failed")
+	User     string // -bs: the invoking user ("root"); empty for network clients
+	Helo     string // the HELO/EHLO argument, once given
+	ESMTP    bool   // EHLO rather than HELO
+	TLS      bool   // STARTTLS completed
+	AuthUser string // the authenticated user name (AUTH), "" when none
+	Daemon   string // the listener's name, e.g. "MTA-v4" or "MSA"
+}
+
+// Local reports whether this is a local (-bs) session.
+func (c *Client) Local() bool { return c.User != "" }
+
+// Relay returns sendmail's $_ text for the client: "name [ip]", "[ip]",
+// "name [ip] (may be forged)" or, for -bs, "user@localhost". It is the
+// relay= value of log lines and the client part of the EHLO greeting.
+func (c *Client) Relay() string {
+	if c.Local() {
+		return c.User + "@localhost"
+	}
+	ip := "[" + c.Addr.String() + "]"
+	if c.Addr.Is6() {
+		ip = "[IPv6:" + c.Addr.String() + "]"
+	}
+	switch {
+	case c.Name == "":
+		return ip
+	case c.Forged:
+		return c.Name + " " + ip + " (may be forged)"
+	default:
+		return c.Name + " " + ip
+	}
+}
+
+// Path is one address of the envelope as the client wrote it.
+type Path struct {
+	Raw  string // as written after "FROM:"/"TO:", angle brackets included when given
+	Addr string // without the outer angle brackets: "alice@localhost", "" for <>
+}
+
+// Recipient is one accepted RCPT.
+type Recipient struct {
+	Path
+	Canonical string // the backend's canonical form; duplicates share it
+	Notify    string // NOTIFY= as given, upper-cased ("" when absent)
+	ORcpt     string // ORCPT= as given ("rfc822;alice@example.org")
+}
+
+// Envelope is one mail transaction.
+type Envelope struct {
+	ID        string // queue ID assigned at MAIL (Backend.NewID)
+	From      Path
+	Size      int64  // SIZE= (0 when not given)
+	Body      string // "7BIT", "8BITMIME" or "" when not given
+	Ret       string // "FULL", "HDRS" or ""
+	EnvID     string // ENVID= (xtext, as given)
+	Auth      string // AUTH= of MAIL (xtext decoded), kept only for authenticated clients
+	DeliverBy string // BY= as given
+	Rcpts     []Recipient
+	Client    *Client
+	Received  time.Time // when MAIL was given
+	// Transcript is non-nil after VERB: each line written to it is sent to
+	// the client at once as a "050 <line>" reply (the delivery transcript),
+	// and the backend should deliver before Enqueue returns.
+	Transcript io.Writer
+}
+
+// Backend connects the SMTP dialogue to the rest of the MTA: address
+// checks (aliases, local users), the queue and the queue runner. The
+// server calls it from one goroutine per session; implementations must be
+// safe for concurrent sessions. Errors should be *status.Error carrying
+// the reply; any other error is answered with 451 4.3.0.
+type Backend interface {
+	// NewID returns a fresh queue ID. It is called for each session (for
+	// log lines before MAIL) and for each MAIL command.
+	NewID() string
+
+	// CheckSender vets MAIL FROM after syntax and size checks. The null
+	// sender has Addr "".
+	CheckSender(ctx context.Context, c *Client, from Path) error
+
+	// CheckRecipient vets RCPT TO after the relay check: an unknown local
+	// user is a *status.Error such as 550 5.1.1 "<nosuchuser@localhost>...
+	// User unknown". canonical identifies the final recipient
+	// ("alice" for alice@localhost and alice@[127.0.0.1]); a second RCPT
+	// with the same canonical form is answered like the first and
+	// delivered once.
+	CheckRecipient(ctx context.Context, c *Client, env *Envelope, rcpt Path) (canonical string, err error)
+
+	// Verify answers VRFY (expand=false) and EXPN (expand=true) for arg as
+	// the client typed it. Each Expansion becomes one reply line.
+	Verify(ctx context.Context, c *Client, arg string, expand bool) ([]Expansion, error)
+
+	// Enqueue stores the message. r yields the whole message with LF line
+	// ends: the Received header this server built, then the client's
+	// header and body (dot-unstuffing done). Enqueue must read r up to
+	// io.EOF and return the queue ID only once the message is durable
+	// (fsync). When r returns any other error the client broke the
+	// protocol or the connection: Enqueue must store nothing and return
+	// an error.
+	Enqueue(ctx context.Context, env *Envelope, r io.Reader) (id string, err error)
+
+	// ETRN starts a queue run for arg ("host", "@domain").
+	ETRN(ctx context.Context, c *Client, arg string) error
+}
+
+// Expansion is one line of a VRFY or EXPN answer.
+type Expansion struct {
+	Code     int    // 250, or 252 for a remote address VRFY cannot check
+	FullName string // "Alice Example" or ""
+	Addr     string // "alice@refhost.example.org", "|/bin/prog", "/var/tmp/f"
+}
+
+// SpaceChecker is optionally implemented by a Backend: SIZE= values it
+// refuses get "452 4.4.5 Insufficient disk space; try again later".
+type SpaceChecker interface {
+	EnoughSpace(size int64) bool
+}
+
+// Resolver looks up the client's PTR name and confirms it forward.
+// *net.Resolver implements it.
+type Resolver interface {
+	LookupAddr(ctx context.Context, addr string) ([]string, error)
+	LookupHost(ctx context.Context, host string) ([]string, error)
+}
+
+// Authenticator checks AUTH PLAIN/LOGIN credentials
+// (policy.AuthFile implements it).
+type Authenticator interface {
+	Authenticate(user, password string) bool
+}
+
+var _ Resolver = (*net.Resolver)(nil)

@@ -1,0 +1,162 @@
+package smtpd
+
+import (
+	"time"
+
+	"github.com/posthorn/posthorn/internal/policy"
+	"github.com/posthorn/posthorn/internal/status"
+)
+
+// mail handles MAIL FROM.
+func (s *session) mail(arg string) {
+	switch {
+	case s.cfg.Privacy&NeedMailHelo != 0 && s.c.Helo == "":
+		s.reply(503, "5.0.0", "Polite people say HELO first")
+		return
+	case s.env != nil:
+		s.reply(503, "5.5.0", "Sender already specified")
+		return
+	case s.cfg.RequireAuth && s.c.AuthUser == "":
+		s.reply(530, "5.7.0", "Authentication required")
+		return
+	}
+	s.issued = true
+	path, params, err := parseCommandPath(arg, "FROM")
+	if err != nil {
+		s.log().Infof(s.id, "%s", status.From(err).Text)
+		s.replyErr(err)
+		return
+	}
+	env := &Envelope{ID: s.cfg.Backend.NewID(), From: path, Client: s.c, Received: s.cfg.Now()}
+	if err := s.checkMail(env, params); err != nil {
+		// sendmail has taken the sender before it looks at the
+		// parameters, so the transaction is logged.
+		s.logFrom(env, env.Size, "")
+		s.replyErr(err)
+		return
+	}
+	s.env = env
+	s.seen = map[string]int{}
+	s.reply(250, "2.1.0", "%s... Sender ok", path.Raw)
+}
+
+func (s *session) checkMail(env *Envelope, params []param) error {
+	if err := mailParams(env, params); err != nil {
+		return err
+	}
+	if max := s.cfg.MaxMessageSize; max > 0 && env.Size > max {
+		return status.New(552, "5.2.3", "Message size exceeds fixed maximum message size (%d)", max)
+	}
+	if sc, ok := s.cfg.Backend.(SpaceChecker); ok && !sc.EnoughSpace(env.Size) {
+		return status.New(452, "4.4.5", "Insufficient disk space; try again later")
+	}
+	if s.cfg.RequireAuth && !s.cfg.Policy.SenderBelongs(s.c.AuthUser, env.From.Addr) {
+		return status.New(553, "5.7.1", "%s... Sender address does not belong to user %s", env.From.Raw, s.c.AuthUser)
+	}
+	d, err := s.cfg.Policy.CheckSender(env.From.Addr)
+	if err != nil {
+		s.log().Noticef(env.ID, "ruleset=check_mail, arg1=%s, relay=%s, reject=%s", env.From.Raw, s.c.Relay(), err.Error())
+		return err
+	}
+	if d.Action == policy.Discard {
+		s.txDiscard = true
+	}
+	return s.cfg.Backend.CheckSender(s.ctx, s.c, env.From)
+}
+
+// rcpt handles RCPT TO.
+func (s *session) rcpt(arg string) {
+	env := s.env
+	if env == nil {
+		s.reply(503, "5.0.0", "Need MAIL before RCPT")
+		return
+	}
+	if t := s.cfg.BadRcptThrottle; t > 0 && s.badRcpts >= t {
+		if s.badRcpts == t {
+			s.badRcpts++ // log once
+			s.log().Infof(env.ID, "%s: Possible SMTP RCPT flood, throttling.", s.c.Relay())
+		}
+		s.sleep(time.Second)
+	}
+	r, err := s.checkRcpt(env, arg)
+	if err != nil {
+		s.badRcpts++
+		s.replyErr(err)
+		return
+	}
+	if i, dup := s.seen[r.Canonical]; dup {
+		s.reply(250, "2.1.5", "<%s>... Recipient ok", env.Rcpts[i].Addr)
+		return
+	}
+	s.seen[r.Canonical] = len(env.Rcpts)
+	env.Rcpts = append(env.Rcpts, r)
+	s.nqueue++
+	s.reply(250, "2.1.5", "<%s>... Recipient ok", r.Addr)
+}
+
+func (s *session) checkRcpt(env *Envelope, arg string) (Recipient, error) {
+	path, params, err := parseCommandPath(arg, "TO")
+	if err != nil {
+		s.log().Infof(env.ID, "%s", status.From(err).Text)
+		return Recipient{}, err
+	}
+	if path.Addr == "" {
+		e := status.New(553, "5.0.0", "%s... User address required", path.Raw)
+		s.log().Noticef(env.ID, "ruleset=check_rcpt, arg1=%s, relay=%s, reject=%s", path.Raw, s.c.Relay(), e.Error())
+		return Recipient{}, e
+	}
+	r := Recipient{Path: path}
+	if err := rcptParams(&r, params); err != nil {
+		s.log().Infof(env.ID, "%s", status.From(err).Text)
+		return r, err
+	}
+	if max := s.cfg.MaxRecipients; max > 0 && len(env.Rcpts) >= max {
+		s.log().Noticef(env.ID, "too many recipients")
+		return r, status.New(452, "4.5.3", "Too many recipients")
+	}
+	d, perr := s.cfg.Policy.CheckRecipient(s.policyClient(), path.Addr)
+	if perr != nil {
+		s.log().Noticef(env.ID, "ruleset=check_rcpt, arg1=<%s>, relay=%s, reject=%s", path.Addr, s.c.Relay(), perr.Error())
+		return r, perr
+	}
+	if d.Action == policy.Discard {
+		s.txDiscard = true
+	}
+	canon, err := s.cfg.Backend.CheckRecipient(s.ctx, s.c, env, path)
+	if err != nil {
+		// sendmail keeps a recipient it could parse but not deliver
+		// to in its list, which matters for the Received "for" clause.
+		s.nqueue++
+		s.log().Infof(env.ID, "%s", status.From(err).Text)
+		return r, err
+	}
+	r.Canonical = canon
+	if r.Canonical == "" {
+		r.Canonical = path.Addr
+	}
+	return r, nil
+}
+
+// data handles DATA: 354, the message, then the backend's answer.
+func (s *session) data(string) {
+	env := s.env
+	switch {
+	case env == nil:
+		s.reply(503, "5.0.0", "Need MAIL command")
+		return
+	case len(env.Rcpts) == 0:
+		s.reply(503, "5.0.0", "Need RCPT (recipient)")
+		return
+	}
+	if s.br.Buffered() > 0 {
+		s.log().Infof(env.ID, "%s: SMTP protocol error: input before DATA reply", s.c.Relay())
+		s.reply(554, "5.5.0", "SMTP protocol error")
+		s.closing = true
+		return
+	}
+	s.reply(354, "", "End data with <CR><LF>.<CR><LF>")
+	if err := s.flush(); err != nil {
+		return
+	}
+	s.receive(env)
+}
