@@ -26,6 +26,18 @@ func (a *app) runDaemon() int {
 	if a.inv.Mode == cli.ModeDaemon && os.Getenv(detachedEnv) == "" {
 		return a.detach()
 	}
+	st, code := a.openStore(true)
+	if st == nil {
+		a.notifyParent("error: cannot open the queue " + a.cfg.QueueDirectory)
+		return code
+	}
+	defer st.Close()
+	a.store = st
+	if err := a.reload(); err != nil {
+		fmt.Fprintln(a.stderr, err)
+		a.notifyParent("error: " + err.Error())
+		return sysexits.Config
+	}
 	d, err := daemon.Listen(a.daemonConfig())
 	if err != nil {
 		a.log.Errf("", "%v", err)
@@ -42,14 +54,11 @@ func (a *app) runDaemon() int {
 }
 
 func (a *app) daemonConfig() daemon.Config {
-	a.live.Store(a.cfg)
 	return daemon.Config{
 		Ports:         a.cfg.Daemons,
 		PidFile:       a.cfg.PidFile,
 		CommandLine:   strings.Join(a.argv, " "),
 		Handler:       a.serveConn,
-		MaxChildren:   a.cfg.MaxDaemonChildren,
-		Busy:          a.refuseBusy,
 		QueueInterval: a.inv.QueueInterval,
 		Reload:        a.reload,
 		Grace:         30 * time.Second,
@@ -66,25 +75,39 @@ func (a *app) daemonConfig() daemon.Config {
 	}
 }
 
-// reload re-reads the configuration for new sessions (SIGHUP). Listeners
-// stay as they are: a change of DaemonPortOptions needs a restart.
+// reload (re)builds what sessions use from the configuration: at start
+// and on SIGHUP. Listeners and the queue stay as they are: a change of
+// DaemonPortOptions or QueueDirectory needs a restart.
 func (a *app) reload() error {
-	cfg, err := loadConfig(a.inv)
+	cfg := a.cfg
+	if a.live.Load() != nil { // SIGHUP: read the file again
+		var err error
+		if cfg, err = loadConfig(a.inv); err != nil {
+			return err
+		}
+	}
+	x, src := newExpander(cfg, a)
+	backend := &smtpBackend{cfg: cfg, store: a.store, x: x, names: newNames(cfg), run: a.runner}
+	backend.acc = newAcceptor(cfg, a.store, queueExpander{x})
+	svc, err := a.newSMTPService(cfg, backend)
 	if err != nil {
+		if src != nil {
+			src.Close()
+		}
 		return err
 	}
-	a.live.Store(cfg)
+	old := a.live.Swap(&liveState{cfg: cfg, svc: svc, aliases: src})
+	if old != nil && old.aliases != nil {
+		// Sessions still using the old expander keep working: a Source
+		// reopens on demand; closing only releases the database file.
+		time.AfterFunc(time.Minute, func() { old.aliases.Close() })
+	}
 	return nil
 }
 
 // serveConn is the daemon's session entry point.
 func (a *app) serveConn(ctx context.Context, conn net.Conn, port conf.DaemonPort) {
-	serveGreeting(ctx, a.live.Load(), conn)
-}
-
-func (a *app) refuseBusy(conn net.Conn, port conf.DaemonPort) {
-	conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(conn, "421 4.3.2 %s Too many concurrent SMTP connections; please try again later\r\n", a.cfg.Macros["j"])
+	a.live.Load().svc.serve(ctx, conn, port)
 }
 
 // detach re-executes the binary as a session leader with its standard files

@@ -12,11 +12,13 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/posthorn/posthorn/aliases"
 	"github.com/posthorn/posthorn/conf"
 	"github.com/posthorn/posthorn/deliver"
 	"github.com/posthorn/posthorn/internal/cli"
 	"github.com/posthorn/posthorn/internal/maillog"
 	"github.com/posthorn/posthorn/internal/sysexits"
+	"github.com/posthorn/posthorn/queue"
 )
 
 func main() {
@@ -38,8 +40,17 @@ type app struct {
 	stderr io.Writer
 	argv   []string
 
-	// live is the configuration sessions use; SIGHUP replaces it.
-	live atomic.Pointer[conf.Config]
+	// live is what sessions use; SIGHUP replaces it.
+	live   atomic.Pointer[liveState]
+	store  *queue.Store
+	runner delivery
+}
+
+// liveState is one configuration's SMTP side.
+type liveState struct {
+	cfg     *conf.Config
+	svc     *smtpService
+	aliases *aliases.Source
 }
 
 func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -157,7 +168,7 @@ func (a *app) dispatch() int {
 	case cli.ModeVerify:
 		return a.verify()
 	case cli.ModeSMTP:
-		return a.unavailable("SMTP on standard input (-bs)")
+		return a.smtpOnStdio()
 	case cli.ModeMailLocal:
 		return deliver.MailLocal(a.inv.Args, a.stdin, a.stderr, a.deliverOptions())
 	default:

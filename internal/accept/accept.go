@@ -122,6 +122,16 @@ func (a *Acceptor) Begin(local bool) (*Message, error) {
 	return &Message{a: a, txn: txn, arrival: a.Now(), local: local}, nil
 }
 
+// BeginID is Begin with a queue ID the entry point already gave out
+// (Store.NewID at SMTP MAIL).
+func (a *Acceptor) BeginID(id string, local bool) (*Message, error) {
+	txn, err := a.Store.BeginID(id)
+	if err != nil {
+		return nil, status.Wrap(err, 451, "4.3.0", "Temporary failure: cannot create queue file")
+	}
+	return &Message{a: a, txn: txn, arrival: a.Now(), local: local}, nil
+}
+
 // ID is the message's queue ID.
 func (m *Message) ID() string { return m.txn.ID() }
 

@@ -1,0 +1,367 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/posthorn/posthorn/aliases"
+	"github.com/posthorn/posthorn/conf"
+	"github.com/posthorn/posthorn/internal/accept"
+	"github.com/posthorn/posthorn/internal/addr"
+	"github.com/posthorn/posthorn/internal/policy"
+	"github.com/posthorn/posthorn/internal/smtpd"
+	"github.com/posthorn/posthorn/internal/sysexits"
+	"github.com/posthorn/posthorn/queue"
+)
+
+// delivery is what the SMTP backend asks of the queue runner: deliver a job
+// it just accepted (background mode; the job is handed over locked), and
+// start a run for ETRN. Nil until the runner is wired: jobs then wait for
+// the next queue run.
+type delivery interface {
+	AfterAccept(l *queue.Locked, transcript io.Writer)
+	ETRN(ctx context.Context, domain string)
+}
+
+// smtpBackend connects the SMTP dialogue to aliases and the queue.
+type smtpBackend struct {
+	cfg   *conf.Config
+	store *queue.Store
+	acc   *accept.Acceptor
+	x     *aliases.Expander
+	names *addr.Names
+	run   delivery
+}
+
+func (b *smtpBackend) NewID() string { return b.store.NewID() }
+
+func (b *smtpBackend) CheckSender(ctx context.Context, c *smtpd.Client, from smtpd.Path) error {
+	return nil
+}
+
+// CheckRecipient accepts a remote address (the relay check is already
+// done) and asks the aliases whether a local one exists, without expanding
+// it, as sendmail does at RCPT time.
+func (b *smtpBackend) CheckRecipient(ctx context.Context, c *smtpd.Client, env *smtpd.Envelope, rcpt smtpd.Path) (string, error) {
+	a, err := addr.Parse(rcpt.Addr)
+	if err != nil {
+		return "", err
+	}
+	dest := a.Resolve(b.names)
+	if dest.Local {
+		if serr := b.x.CheckRecipient("<" + rcpt.Addr + ">"); serr != nil {
+			return "", serr
+		}
+	}
+	return dest.String(), nil
+}
+
+func (b *smtpBackend) Verify(ctx context.Context, c *smtpd.Client, arg string, expand bool) ([]smtpd.Expansion, error) {
+	var entries []aliases.VrfyEntry
+	var serr error
+	j := b.cfg.Macros["j"]
+	if expand {
+		e, err := b.x.Expn(arg, j)
+		entries = e
+		if err != nil {
+			serr = err
+		}
+	} else {
+		e, err := b.x.Vrfy(arg, j)
+		entries = e
+		if err != nil {
+			serr = err
+		}
+	}
+	if serr != nil {
+		return nil, serr
+	}
+	out := make([]smtpd.Expansion, len(entries))
+	for i, e := range entries {
+		a := e.User
+		if e.Host != "" {
+			a += "@" + e.Host
+		}
+		out[i] = smtpd.Expansion{Code: e.Code, FullName: e.FullName, Addr: a}
+	}
+	return out, nil
+}
+
+// Enqueue writes the message to the queue and returns once it is durable.
+// r starts with the Received header smtpd built; it goes to its place
+// after Return-Path, the rest is the client's text.
+func (b *smtpBackend) Enqueue(ctx context.Context, env *smtpd.Envelope, r io.Reader) (string, error) {
+	br := bufio.NewReaderSize(r, 32<<10)
+	received, err := readFirstHeader(br, "Received")
+	if err != nil {
+		return "", err
+	}
+	m, err := b.acc.BeginID(env.ID, false)
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(m, br); err != nil {
+		m.Abort()
+		return "", err
+	}
+	aenv := &accept.Envelope{
+		Sender:   "<" + env.From.Addr + ">",
+		EnvID:    env.EnvID,
+		Ret:      env.Ret,
+		BodyType: env.Body,
+		Auth:     env.Auth,
+		Received: received,
+		Flags:    "b",
+		Macros: []queue.Macro{
+			{Name: "_", Value: env.Client.Relay()},
+			{Name: "r", Value: protocol(env.Client)},
+			{Name: "s", Value: env.Client.Helo},
+			{Name: "{daemon_flags}", Value: ""},
+		},
+	}
+	seen := map[string]bool{}
+	for _, rc := range env.Rcpts {
+		if seen[rc.Canonical] {
+			continue // a duplicate RCPT is delivered once
+		}
+		seen[rc.Canonical] = true
+		aenv.Recipients = append(aenv.Recipients, accept.Recipient{Addr: "<" + rc.Addr + ">", Notify: rc.Notify, ORcpt: rc.ORcpt})
+	}
+	if b.run == nil || b.cfg.DeliveryMode == conf.DeliverQueueOnly || b.cfg.DeliveryMode == conf.DeliverDeferred {
+		j, err := m.Commit(aenv)
+		if err != nil {
+			return "", err
+		}
+		return j.ID, nil
+	}
+	l, err := m.CommitLocked(aenv)
+	if err != nil {
+		return "", err
+	}
+	if env.Transcript != nil || b.cfg.DeliveryMode == conf.DeliverInteractive {
+		b.run.AfterAccept(l, env.Transcript) // VERB: the client watches
+	} else {
+		go b.run.AfterAccept(l, nil)
+	}
+	return l.ID(), nil
+}
+
+func (b *smtpBackend) ETRN(ctx context.Context, c *smtpd.Client, arg string) error {
+	if b.run != nil {
+		go b.run.ETRN(context.WithoutCancel(ctx), strings.TrimPrefix(arg, "@"))
+	}
+	return nil
+}
+
+// protocol is $r as sendmail records it.
+func protocol(c *smtpd.Client) string {
+	p := "SMTP"
+	if c.ESMTP {
+		p = "ESMTP"
+	}
+	if c.TLS {
+		p += "S"
+	}
+	if c.AuthUser != "" {
+		p += "A"
+	}
+	return p
+}
+
+// readFirstHeader takes the first header field (with its continuation
+// lines) off r when it has the given name, and returns its value folded
+// with "\n\t" as the qf keeps it.
+func readFirstHeader(r *bufio.Reader, name string) (string, error) {
+	prefix, err := r.Peek(len(name) + 1)
+	if err != nil || !strings.EqualFold(string(prefix), name+":") {
+		return "", nil
+	}
+	var b strings.Builder
+	for first := true; ; first = false {
+		if !first {
+			next, err := r.Peek(1)
+			if err != nil || (next[0] != ' ' && next[0] != '\t') {
+				break
+			}
+			b.WriteByte('\n')
+		}
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return "", err
+		}
+		b.WriteString(strings.TrimRight(line, "\r\n"))
+	}
+	return strings.TrimSpace(strings.TrimPrefix(b.String(), name+":")), nil
+}
+
+// smtpConfig is smtpd's configuration for one listener.
+func (a *app) smtpConfig(cfg *conf.Config, port conf.DaemonPort, backend smtpd.Backend) (smtpd.Config, error) {
+	pol, err := newPolicy(cfg)
+	if err != nil {
+		return smtpd.Config{}, err
+	}
+	sc := smtpd.Config{
+		Hostname:        cfg.Macros["j"],
+		Greeting:        cfg.Expand(cfg.SmtpGreetingMessage, map[string]string{"b": "$b", "daemon_name": port.Name}),
+		Version:         "posthorn " + conf.Version,
+		DaemonName:      port.Name,
+		RequireAuth:     port.HasModifier('a'),
+		MaxMessageSize:  cfg.MaxMessageSize,
+		MaxRecipients:   cfg.MaxRecipientsPerMessage,
+		MaxHopCount:     cfg.MaxHopCount,
+		Privacy:         smtpd.ParsePrivacy(cfg.Values["PrivacyOptions"]),
+		BadRcptThrottle: cfg.BadRcptThrottle,
+		Timeouts: smtpd.Timeouts{
+			Command:   cfg.Timeout("command"),
+			DataBlock: cfg.Timeout("datablock"),
+			Data:      cfg.Timeout("datafinal"),
+		},
+		Policy:   pol,
+		Backend:  backend,
+		Resolver: newResolver(cfg),
+		Log:      a.log,
+	}
+	if cfg.ServerCertFile != "" && cfg.ServerKeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.ServerCertFile, cfg.ServerKeyFile)
+		if err != nil {
+			return sc, fmt.Errorf("STARTTLS: %w", err)
+		}
+		sc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, SessionTicketsDisabled: true, MinVersion: tls.VersionTLS12}
+	}
+	if af, err := policy.LoadAuthFile(cfg.AuthFile); err == nil {
+		sc.Auth = af
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return sc, err
+	}
+	return sc, nil
+}
+
+// newPolicy builds relay control from RelayHosts, $=w, $=R and AccessFile.
+func newPolicy(cfg *conf.Config) (*policy.Policy, error) {
+	p := &policy.Policy{RelayHosts: cfg.RelayHosts, LocalDomains: map[string]bool{}, RelayDomains: map[string]bool{}}
+	for _, w := range cfg.Class("w") {
+		p.LocalDomains[strings.ToLower(w)] = true
+	}
+	for _, r := range cfg.Class("R") {
+		p.RelayDomains[strings.ToLower(r)] = true
+	}
+	acc, err := policy.LoadAccess(cfg.AccessFile)
+	switch {
+	case err == nil:
+		p.Access = acc
+	case errors.Is(err, fs.ErrNotExist):
+	default:
+		return nil, err
+	}
+	return p, nil
+}
+
+// newResolver asks ResolverServers when set (tests point it at a test
+// DNS), else the system's resolver.
+func newResolver(cfg *conf.Config) smtpd.Resolver {
+	if len(cfg.ResolverServers) == 0 {
+		return net.DefaultResolver
+	}
+	servers := cfg.ResolverServers
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, servers[rand.IntN(len(servers))])
+	}}
+}
+
+// newNames is $=w for address resolution.
+func newNames(cfg *conf.Config) *addr.Names {
+	return addr.NewNames(cfg.Class("w")...)
+}
+
+// smtpService is the daemon's SMTP side for one configuration: a server per
+// listener and their limiters.
+type smtpService struct {
+	servers  map[string]*smtpd.Server
+	limiters map[string]*policy.Limiter
+}
+
+func (a *app) newSMTPService(cfg *conf.Config, backend smtpd.Backend) (*smtpService, error) {
+	svc := &smtpService{servers: map[string]*smtpd.Server{}, limiters: map[string]*policy.Limiter{}}
+	for _, p := range cfg.Daemons {
+		sc, err := a.smtpConfig(cfg, p, backend)
+		if err != nil {
+			return nil, err
+		}
+		srv, err := smtpd.New(sc)
+		if err != nil {
+			return nil, err
+		}
+		svc.servers[p.Name] = srv
+		svc.limiters[p.Name] = &policy.Limiter{MaxChildren: cfg.MaxDaemonChildren, RatePerSec: cfg.ConnectionRateThrottle}
+	}
+	return svc, nil
+}
+
+func (s *smtpService) serve(ctx context.Context, conn net.Conn, port conf.DaemonPort) {
+	srv := s.servers[port.Name]
+	if srv == nil {
+		conn.Close()
+		return
+	}
+	release, delay, err := s.limiters[port.Name].Admit(time.Now())
+	if err != nil {
+		srv.Refuse(conn, err)
+		return
+	}
+	defer release()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			conn.Close()
+			return
+		}
+	}
+	srv.ServeConn(ctx, conn)
+}
+
+// smtpOnStdio is -bs: one SMTP session on standard input and output, for
+// the invoking user.
+func (a *app) smtpOnStdio() int {
+	st, code := a.openStore(true)
+	if st == nil {
+		return code
+	}
+	defer st.Close()
+	a.store = st
+	x, src := newExpander(a.cfg, a)
+	if src != nil {
+		defer src.Close()
+	}
+	backend := &smtpBackend{cfg: a.cfg, store: st, x: x, names: newNames(a.cfg), run: a.runner}
+	backend.acc = newAcceptor(a.cfg, st, queueExpander{x})
+	port := conf.DaemonPort{Name: "MTA"}
+	if len(a.cfg.Daemons) > 0 {
+		port = a.cfg.Daemons[0]
+	}
+	port.Modifiers = "" // a local user needs no AUTH
+	sc, err := a.smtpConfig(a.cfg, port, backend)
+	if err != nil {
+		fmt.Fprintln(a.stderr, err)
+		return sysexits.Config
+	}
+	srv, err := smtpd.New(sc)
+	if err != nil {
+		fmt.Fprintln(a.stderr, err)
+		return sysexits.Software
+	}
+	if err := srv.ServeStdio(context.Background(), a.stdin, a.stdout, invokingUser().Name); err != nil && !errors.Is(err, io.EOF) {
+		return sysexits.IOErr
+	}
+	return sysexits.OK
+}
