@@ -143,6 +143,9 @@ func (a *app) openLog() *maillog.Logger {
 		}
 		fmt.Fprintf(a.stderr, "cannot open %s: %v\n", a.inv.TraceFile, err)
 	}
+	if a.inv.Mode == cli.ModeSMTP {
+		return maillog.OpenSyslogOnly(tag)
+	}
 	return maillog.Open(tag)
 }
 

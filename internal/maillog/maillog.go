@@ -54,6 +54,17 @@ func Open(tag string) *Logger {
 	return &Logger{sys: sys, tag: tag}
 }
 
+// OpenSyslogOnly is Open without the stderr fallback: for modes that
+// speak a protocol on standard output (sendmail -bs), where a caller may
+// read stderr and stdout as one stream.
+func OpenSyslogOnly(tag string) *Logger {
+	sys, err := syslog.New(syslog.LOG_MAIL|syslog.LOG_INFO, tag)
+	if err != nil {
+		return nil
+	}
+	return &Logger{sys: sys, tag: tag}
+}
+
 // New returns a logger writing traditional syslog-format lines
 // ("Nov 25 04:25:51 sm-mta[969]: ...") to w: the -L/-X file and test output.
 func New(w io.Writer, tag string) *Logger {
