@@ -223,3 +223,45 @@ func TestMakeInstall(t *testing.T) {
 		t.Errorf("installed sendmail.cf: exit %d\n%s%s", got.code, got.stdout, got.stderr)
 	}
 }
+
+// TestReloadOnHUP: SIGHUP re-reads the configuration; the listener stays
+// and the next session sees the new greeting.
+func TestReloadOnHUP(t *testing.T) {
+	r := newRoot(t)
+	cmd := startDaemon(t, r)
+	c, _, first := waitGreeting(t, r.addr())
+	c.Close()
+	data, _ := os.ReadFile(r.cf)
+	os.WriteFile(r.cf, append(data, []byte("O SmtpGreetingMessage=$j reloaded greeting\n")...), 0o644)
+	cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, _, line := waitGreeting(t, r.addr())
+		c.Close()
+		if line == "220 posthorn.test ESMTP reloaded greeting\r\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("greeting after SIGHUP %q (before: %q)", line, first)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestTraceFileLogging: -X writes sendmail-format log lines to a file.
+func TestTraceFileLogging(t *testing.T) {
+	r := newRoot(t)
+	logf := filepath.Join(t.TempDir(), "mail.log")
+	cmd := exec.Command(binary(t), "-C", r.cf, "-bD", "-X", logf, "-L", "posthorn-test")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c, _, _ := waitGreeting(t, r.addr())
+	c.Close()
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	data, _ := os.ReadFile(logf)
+	if !strings.Contains(string(data), " posthorn-test[") || !strings.Contains(string(data), "starting daemon (posthorn ") {
+		t.Errorf("log file:\n%s", data)
+	}
+}
