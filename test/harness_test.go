@@ -64,7 +64,7 @@ type root struct {
 	port int
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
@@ -75,7 +75,7 @@ func freePort(t *testing.T) int {
 }
 
 // newRoot creates a private root; extra lines are appended to its cf.
-func newRoot(t *testing.T, extra ...string) *root {
+func newRoot(t testing.TB, extra ...string) *root {
 	t.Helper()
 	dir := t.TempDir()
 	r := &root{dir: dir, port: freePort(t)}

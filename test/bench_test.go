@@ -1,0 +1,127 @@
+package test
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// rssKiB reads a process's resident set size.
+func rssKiB(pid int) int {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	return 0
+}
+
+func raiseFileLimit(tb testing.TB, n uint64) {
+	var lim syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	if lim.Cur < n {
+		lim.Cur = min(n, lim.Max)
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			tb.Skipf("cannot raise the file limit: %v", err)
+		}
+	}
+}
+
+// BenchmarkSMTPSource: Postfix's smtp-source, 20 parallel sessions, 2 KiB
+// messages, one connection per message, into the queue with delivery off
+// (issue 5's acceptance benchmark; Postfix accepts 454 msgs/s here).
+func BenchmarkSMTPSource(b *testing.B) {
+	src, err := exec.LookPath("smtp-source")
+	if err != nil {
+		b.Skip("smtp-source (postfix) not installed")
+	}
+	r := newRoot(b, "O DeliveryMode=queueonly")
+	cmd := exec.Command(binary(b), "-C", r.cf, "-bD")
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	for i := 0; ; i++ {
+		if c, err := net.Dial("tcp", r.addr()); err == nil {
+			c.Close()
+			break
+		}
+		if i > 200 {
+			b.Fatal("daemon did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	n := max(b.N, 2000)
+	b.ResetTimer()
+	start := time.Now()
+	out, err := exec.Command(src, "-s", "20", "-l", "2048", "-m", strconv.Itoa(n), "-f", "load@client.example",
+		"-t", "root@localhost", r.addr()).CombinedOutput()
+	el := time.Since(start)
+	b.StopTimer()
+	if err != nil {
+		b.Fatalf("smtp-source: %v\n%s", err, out)
+	}
+	b.ReportMetric(float64(n)/el.Seconds(), "msgs/s")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkIdleConnections: the daemon's memory with 10,000 connections
+// that sit after the greeting (issue 5 target: ≤ 20 KiB each).
+func BenchmarkIdleConnections(b *testing.B) {
+	const conns = 10000
+	raiseFileLimit(b, conns+1000)
+	r := newRoot(b)
+	cmd := exec.Command(binary(b), "-C", r.cf, "-bD")
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() }()
+	var first net.Conn
+	for i := 0; first == nil; i++ {
+		first, _ = net.Dial("tcp", r.addr())
+		if i > 200 {
+			b.Fatal("daemon did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	bufio.NewReader(first).ReadString('\n')
+	time.Sleep(200 * time.Millisecond)
+	base := rssKiB(cmd.Process.Pid)
+	open := []net.Conn{first}
+	defer func() {
+		for _, c := range open {
+			c.Close()
+		}
+	}()
+	for i := 0; i < conns; i++ {
+		c, err := net.Dial("tcp", r.addr())
+		if err != nil {
+			b.Fatalf("connection %d: %v", i, err)
+		}
+		open = append(open, c)
+	}
+	// Wait until every session has greeted (each read confirms one).
+	for _, c := range open[1:] {
+		c.SetReadDeadline(time.Now().Add(60 * time.Second))
+		if _, err := bufio.NewReaderSize(c, 256).ReadString('\n'); err != nil {
+			b.Fatalf("no greeting: %v", err)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	total := rssKiB(cmd.Process.Pid)
+	b.ReportMetric(float64(total-base)/conns, "KiB/conn")
+	b.ReportMetric(float64(total)/1024, "MiB-total")
+	b.ReportMetric(0, "ns/op")
+}
