@@ -53,6 +53,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -308,4 +309,15 @@ func ParsePrivacy(s string) Privacy {
 		}
 	}
 	return p
+}
+
+// LoadTLS builds the STARTTLS configuration from ServerCertFile and
+// ServerKeyFile (PEM). Session tickets are off: clients such as Outlook
+// fail when they present a ticket from an earlier server process.
+func LoadTLS(certFile, keyFile string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("STARTTLS certificate: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, SessionTicketsDisabled: true}, nil
 }
