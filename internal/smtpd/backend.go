@@ -86,9 +86,10 @@ type Envelope struct {
 // checks (aliases, local users), the queue and the queue runner. The
 // server itself logs the transaction's "from=" line, the check_rcpt
 // rejections and the VRFY/EXPN/ETRN notices, as sendmail's daemon does;
-// the backend logs what it alone knows. The server calls it from one goroutine per session; implementations must be
-// safe for concurrent sessions. Errors should be *status.Error carrying
-// the reply; any other error is answered with 451 4.3.0.
+// the backend logs what it alone knows. The server calls it from one
+// goroutine per session; implementations must be safe for concurrent
+// sessions. Errors should be *status.Error carrying the reply; any other
+// error is answered with 451 4.3.0.
 type Backend interface {
 	// NewID returns a fresh queue ID. It is called for each session (for
 	// log lines before MAIL) and for each MAIL command.
