@@ -34,6 +34,25 @@
 // 10.1.2.3, then 10.1.2, 10.1, 10; for a host name a.b.example, then
 // b.example, example; for an address user@a.b.example: user@a.b.example,
 // a.b.example, b.example, example, then user@. Keys are case-insensitive.
+//
+// # Relaying
+//
+// A recipient is relayed when its final destination is not one of our
+// domains ($=w), after unwrapping the classic tricks: a source route
+// "@a,@b:user@c" goes to c; on a local domain "user%host@us",
+// "host!user@us" and a quoted local part holding '@' go to host; a
+// "[ip]" literal is ours only when it is in $=w. Relaying is allowed for
+// clients in RelayHosts, clients with a Connect: RELAY entry,
+// authenticated and local (-bs) clients, and for destinations in class R
+// or with a To: RELAY entry. Otherwise the answer is sendmail's "550 5.7.1
+// <rcpt>... Relaying denied", with ". IP name lookup failed [ip]" when the
+// client has no PTR record and ". IP name possibly forged [ip]" when its
+// PTR name does not resolve back to it.
+//
+// # Connection limits
+//
+// Limiter applies MaxDaemonChildren (refuse with 421 4.3.2 when full) and
+// ConnectionRateThrottle (slow down, as sendmail does) per listener.
 package policy
 
 import (

@@ -77,15 +77,19 @@ type Envelope struct {
 	Received  time.Time // when MAIL was given
 	// Transcript is non-nil after VERB: each line written to it is sent to
 	// the client at once as a "050 <line>" reply (the delivery transcript),
-	// and the backend should deliver before Enqueue returns.
+	// and the backend should deliver before Enqueue returns. It must not
+	// be used after Enqueue returned.
 	Transcript io.Writer
 }
 
 // Backend connects the SMTP dialogue to the rest of the MTA: address
 // checks (aliases, local users), the queue and the queue runner. The
-// server calls it from one goroutine per session; implementations must be
-// safe for concurrent sessions. Errors should be *status.Error carrying
-// the reply; any other error is answered with 451 4.3.0.
+// server itself logs the transaction's "from=" line, the check_rcpt
+// rejections and the VRFY/EXPN/ETRN notices, as sendmail's daemon does;
+// the backend logs what it alone knows. The server calls it from one
+// goroutine per session; implementations must be safe for concurrent
+// sessions. Errors should be *status.Error carrying the reply; any other
+// error is answered with 451 4.3.0.
 type Backend interface {
 	// NewID returns a fresh queue ID. It is called for each session (for
 	// log lines before MAIL) and for each MAIL command.

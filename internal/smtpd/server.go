@@ -53,6 +53,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -215,7 +216,22 @@ func (srv *Server) ServeConn(ctx context.Context, conn net.Conn) error {
 	defer stop()
 	s := newSession(ctx, srv, c, conn, conn, conn)
 	srv.lookupClient(ctx, c)
-	return s.serve()
+	err := s.serve()
+	lingeringClose(conn)
+	return err
+}
+
+// lingeringClose ends the session gracefully: send FIN, then read what
+// the client still sends for a moment. Closing a socket with unread
+// input makes the kernel answer with RST, and a client that gets the RST
+// before it read our last reply (a 421, say) loses that reply.
+func lingeringClose(conn net.Conn) {
+	cw, ok := conn.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+	_, _ = io.CopyN(io.Discard, conn, 64<<10)
 }
 
 // ServeStdio runs one session on r and w for "sendmail -bs": the client
@@ -308,4 +324,15 @@ func ParsePrivacy(s string) Privacy {
 		}
 	}
 	return p
+}
+
+// LoadTLS builds the STARTTLS configuration from ServerCertFile and
+// ServerKeyFile (PEM). Session tickets are off: clients such as Outlook
+// fail when they present a ticket from an earlier server process.
+func LoadTLS(certFile, keyFile string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("STARTTLS certificate: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, SessionTicketsDisabled: true}, nil
 }

@@ -7,10 +7,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"math/big"
 	"net/smtp"
 	"net/textproto"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +41,22 @@ func testCert(t testing.TB) tls.Certificate {
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+func TestLoadTLS(t *testing.T) {
+	cert := testCert(t)
+	dir := t.TempDir()
+	key, _ := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	_ = os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o644)
+	_ = os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}), 0o600)
+	c, err := smtpd.LoadTLS(certFile, keyFile)
+	if err != nil || len(c.Certificates) != 1 || !c.SessionTicketsDisabled {
+		t.Fatalf("%v %+v", err, c)
+	}
+	if _, err := smtpd.LoadTLS(keyFile, certFile); err == nil {
+		t.Error("swapped files accepted")
+	}
 }
 
 func authFile(t testing.TB) *policy.AuthFile {
