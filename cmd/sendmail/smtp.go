@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -231,11 +230,11 @@ func (a *app) smtpConfig(cfg *conf.Config, port conf.DaemonPort, backend smtpd.B
 		Log:      a.log,
 	}
 	if cfg.ServerCertFile != "" && cfg.ServerKeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.ServerCertFile, cfg.ServerKeyFile)
+		t, err := smtpd.LoadTLS(cfg.ServerCertFile, cfg.ServerKeyFile)
 		if err != nil {
 			return sc, fmt.Errorf("STARTTLS: %w", err)
 		}
-		sc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, SessionTicketsDisabled: true, MinVersion: tls.VersionTLS12}
+		sc.TLS = t
 	}
 	if af, err := policy.LoadAuthFile(cfg.AuthFile); err == nil {
 		sc.Auth = af
