@@ -162,14 +162,21 @@ func (c *committer) dirStage() {
 		c.renamed = nil
 		c.mu.Unlock()
 
+		// One fsync per directory: the qf directory for the renames, and
+		// a separate df directory for the df entries.
 		done := map[*os.File]error{}
 		for _, r := range batch {
-			if _, ok := done[r.dir.qfFd]; !ok {
-				done[r.dir.qfFd] = r.dir.qfFd.Sync()
+			for _, f := range []*os.File{r.dir.qfFd, r.dir.dfFd} {
+				if _, ok := done[f]; !ok {
+					done[f] = f.Sync()
+				}
 			}
 		}
 		for _, r := range batch {
 			err := done[r.dir.qfFd]
+			if err == nil {
+				err = done[r.dir.dfFd]
+			}
 			if err != nil && !r.keep {
 				// Not known to be durable: take the job back so that
 				// the refusal the caller gives is the truth.

@@ -310,3 +310,69 @@ func TestIndexSelect(t *testing.T) {
 		t.Errorf("next due %v", next)
 	}
 }
+
+func TestSubdirLayoutAndGlob(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"q1/qf", "q1/df", "q2"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := Open(Options{Dirs: []string{filepath.Join(root, "q*")}, Sync: SyncFiles})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.Dirs(); len(got) != 2 || got[0] != filepath.Join(root, "q1") {
+		t.Fatalf("dirs %v", got)
+	}
+	var jobs []*Job
+	for i := 0; i < 4; i++ {
+		j := sampleJob("<a@x.example>")
+		if err := s.Enqueue(j, strings.NewReader("b\n")); err != nil {
+			t.Fatal(err)
+		}
+		jobs = append(jobs, j)
+	}
+	// Round robin: jobs 0 and 2 in q1 (subdirectories), 1 and 3 in q2.
+	for i, j := range jobs {
+		var qf, df string
+		if i%2 == 0 {
+			qf, df = filepath.Join(root, "q1", "qf", "qf"+j.ID), filepath.Join(root, "q1", "df", "df"+j.ID)
+		} else {
+			qf, df = filepath.Join(root, "q2", "qf"+j.ID), filepath.Join(root, "q2", "df"+j.ID)
+		}
+		if !exists(qf) || !exists(df) {
+			t.Errorf("job %d: %s or %s missing", i, qf, df)
+		}
+	}
+	x, _, err := s.LoadIndex()
+	if err != nil || x.Len() != 4 {
+		t.Fatalf("index %v %v", x.Len(), err)
+	}
+	e := x.Select(Filter{}, Schedule{}, time.Now())[0]
+	l, err := s.Lock(e.Dir, e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	if data, err := os.ReadFile(l.DataPath()); err != nil || string(data) != "b\n" {
+		t.Errorf("df %q %v", data, err)
+	}
+	out := listing(t, s, ListOptions{}, map[string]string{root: "/q"})
+	if !strings.Contains(out, "\t\t/q/q1 (2 requests)") || !strings.Contains(out, "Total requests: 4") ||
+		!strings.Contains(out, "*       2 ") {
+		t.Errorf("listing:\n%s", out)
+	}
+	if _, err := Open(Options{Dirs: []string{filepath.Join(root, "nothing*")}}); err == nil {
+		t.Error("glob without match accepted")
+	}
+	ro, err := Open(Options{Dirs: []string{filepath.Join(root, "q2")}, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if _, err := ro.Begin(); err == nil {
+		t.Error("read-only store enqueued")
+	}
+}
