@@ -33,7 +33,7 @@ func BenchmarkEnqueue(b *testing.B) {
 	for _, mode := range []struct {
 		name string
 		m    SyncMode
-	}{{"syncfs", SyncBatch}, {"fsync", SyncFiles}} {
+	}{{"syncfs", SyncBatch}, {"fsync", SyncFiles}, {"each", SyncEach}, {"nosync", SyncNone}} {
 		for _, writers := range []int{1, 20} {
 			b.Run(fmt.Sprintf("%s/writers=%d", mode.name, writers), func(b *testing.B) {
 				s, err := Open(Options{Dirs: []string{benchDir(b)}, Sync: mode.m})
@@ -66,6 +66,44 @@ func BenchmarkEnqueue(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkEnqueueFourDirs spreads 20 writers over four queue
+// directories (QueueDirectory=.../q*), so that file creation does not
+// serialise on one directory.
+func BenchmarkEnqueueFourDirs(b *testing.B) {
+	body := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n"), 32)
+	root := benchDir(b)
+	for _, q := range []string{"q1", "q2", "q3", "q4"} {
+		os.Mkdir(root+"/"+q, 0o700)
+	}
+	s, err := Open(Options{Dirs: []string{root + "/q*"}, Sync: SyncBatch})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	work := make(chan struct{}, b.N)
+	for i := 0; i < b.N; i++ {
+		work <- struct{}{}
+	}
+	close(work)
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < 20; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range work {
+				if err := s.Enqueue(sampleJob("<a@x.example>"), bytes.NewReader(body)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 }
 
 // BenchmarkMailq50k lists a queue of 50,000 deferred jobs, as mailq does:

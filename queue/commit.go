@@ -60,6 +60,9 @@ func (c *committer) submit(r *commitReq) error {
 	if err := c.presync(r); err != nil {
 		return err
 	}
+	if c.mode == SyncEach {
+		return c.each(r)
+	}
 	r.done = make(chan error, 1)
 	c.mu.Lock()
 	if c.closed {
@@ -76,7 +79,7 @@ func (c *committer) submit(r *commitReq) error {
 // syncs files one by one, so that many writers' fsyncs overlap instead of
 // waiting for a batch; the df and the tf are synced concurrently.
 func (c *committer) presync(r *commitReq) error {
-	if c.mode != SyncFiles {
+	if c.mode != SyncFiles && c.mode != SyncEach {
 		return nil
 	}
 	var dferr error
@@ -89,6 +92,22 @@ func (c *committer) presync(r *commitReq) error {
 	wg.Wait()
 	if err == nil {
 		err = dferr
+	}
+	return err
+}
+
+// each finishes one request alone: rename and directory fsync.
+func (c *committer) each(r *commitReq) error {
+	if err := os.Rename(r.tfp, r.qfp); err != nil {
+		return err
+	}
+	r.renam = true
+	err := r.dir.qfFd.Sync()
+	if err == nil && r.dir.dfFd != r.dir.qfFd {
+		err = r.dir.dfFd.Sync()
+	}
+	if err != nil && !r.keep {
+		os.Remove(r.qfp)
 	}
 	return err
 }

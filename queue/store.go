@@ -33,6 +33,10 @@ const (
 	SyncFiles
 	// SyncNone never syncs: for tests and throw-away queues only.
 	SyncNone
+	// SyncEach does the whole protocol for every job on its own (fsync df
+	// and tf, rename, fsync the directory) without sharing anything: the
+	// baseline the batched modes are measured against.
+	SyncEach
 )
 
 // Options configures a Store. The zero value with Dirs set is usable.
