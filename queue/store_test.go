@@ -1,10 +1,12 @@
 package queue
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -374,5 +376,54 @@ func TestSubdirLayoutAndGlob(t *testing.T) {
 	defer ro.Close()
 	if _, err := ro.Begin(); err == nil {
 		t.Error("read-only store enqueued")
+	}
+}
+
+// TestSmmspGroupMode checks the 0640 root:smmsp files of Debian's queue.
+// It creates the group itself, so it runs only as root.
+func TestSmmspGroupMode(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create the smmsp group")
+	}
+	if _, err := exec.LookPath("groupadd"); err != nil {
+		t.Skip("no groupadd")
+	}
+	if exec.Command("getent", "group", "smmsp").Run() == nil {
+		t.Skip("smmsp exists on this machine; not touching it")
+	}
+	if out, err := exec.Command("groupadd", "-r", "smmsp").CombinedOutput(); err != nil {
+		t.Skipf("groupadd: %v %s", err, out)
+	}
+	defer exec.Command("groupdel", "smmsp").Run()
+	dir := copyQueue(t, "")
+	s, err := Open(Options{Dirs: []string{dir}, Sync: SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	j := sampleJob("<a@x.example>")
+	if err := s.Enqueue(j, strings.NewReader("x\n")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"qf" + j.ID, "df" + j.ID} {
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(dir, p), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode&0o777 != 0o640 || int(st.Gid) != s.gid {
+			t.Errorf("%s: mode %o gid %d, want 0640 gid %d", p, st.Mode&0o777, st.Gid, s.gid)
+		}
+	}
+}
+
+func TestListJobCompletedMeanwhile(t *testing.T) {
+	var b bytes.Buffer
+	w := bufio.NewWriter(&b)
+	writeEntry(w, &scanned{id: "6AP4T98X005913", openErr: unix.ENOENT}, ListOptions{}, Schedule{})
+	writeEntry(w, &scanned{id: "6AP4T98X005914", openErr: unix.EACCES}, ListOptions{}, Schedule{})
+	w.Flush()
+	want := "6AP4T98X005913 (job completed)\n6AP4T98X005914 (Permission denied)\n"
+	if b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
 	}
 }
