@@ -26,29 +26,43 @@ type commitReq struct {
 	keep  bool // a rewrite: never take the renamed qf back
 }
 
-// committer runs the group commit. Every batch it takes is synced once;
-// a batch's renames are made durable by the sync of the following batch,
-// so under load each sync serves two batches.
+// committer runs the group commit in two stages that overlap. The data
+// stage takes every request written since its last round, makes their df
+// and tf durable with one syncfs(2) per file system (SyncBatch; in
+// SyncFiles the writers have fsynced their own files already), and renames
+// each tf to qf. The directory stage takes every request renamed since its
+// last round, fsyncs each directory once, and answers. While one batch's
+// renames are being synced, the next batch's data is.
 type committer struct {
 	mode SyncMode
 
 	mu      sync.Mutex
-	cond    *sync.Cond
+	dataC   *sync.Cond
+	dirC    *sync.Cond
 	waiting []*commitReq // written, not yet synced
 	renamed []*commitReq // renamed, rename not yet synced
 	closed  bool
-	stopped chan struct{}
+	wg      sync.WaitGroup
 }
 
 func newCommitter(mode SyncMode) *committer {
-	c := &committer{mode: mode, stopped: make(chan struct{})}
-	c.cond = sync.NewCond(&c.mu)
-	go c.run()
+	c := &committer{mode: mode}
+	c.dataC = sync.NewCond(&c.mu)
+	c.dirC = sync.NewCond(&c.mu)
+	c.wg.Add(2)
+	go c.dataStage()
+	go c.dirStage()
 	return c
 }
 
 // submit hands r to the committer and waits for the answer.
 func (c *committer) submit(r *commitReq) error {
+	if err := c.presync(r); err != nil {
+		return err
+	}
+	if c.mode == SyncEach {
+		return c.each(r)
+	}
 	r.done = make(chan error, 1)
 	c.mu.Lock()
 	if c.closed {
@@ -56,45 +70,78 @@ func (c *committer) submit(r *commitReq) error {
 		return ErrClosed
 	}
 	c.waiting = append(c.waiting, r)
-	c.cond.Signal()
+	c.dataC.Signal()
 	c.mu.Unlock()
 	return <-r.done
+}
+
+// presync makes r's files durable in the caller's goroutine when the mode
+// syncs files one by one, so that many writers' fsyncs overlap instead of
+// waiting for a batch; the df and the tf are synced concurrently.
+func (c *committer) presync(r *commitReq) error {
+	if c.mode != SyncFiles && c.mode != SyncEach {
+		return nil
+	}
+	var dferr error
+	var wg sync.WaitGroup
+	if r.df != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); dferr = r.df.Sync() }()
+	}
+	err := r.tf.Sync()
+	wg.Wait()
+	if err == nil {
+		err = dferr
+	}
+	return err
+}
+
+// each finishes one request alone: rename and directory fsync.
+func (c *committer) each(r *commitReq) error {
+	if err := os.Rename(r.tfp, r.qfp); err != nil {
+		return err
+	}
+	r.renam = true
+	err := r.dir.qfFd.Sync()
+	if err == nil && r.dir.dfFd != r.dir.qfFd {
+		err = r.dir.dfFd.Sync()
+	}
+	if err != nil && !r.keep {
+		os.Remove(r.qfp)
+	}
+	return err
 }
 
 func (c *committer) close() {
 	c.mu.Lock()
 	c.closed = true
-	c.cond.Signal()
+	c.dataC.Broadcast()
+	c.dirC.Broadcast()
 	c.mu.Unlock()
-	<-c.stopped
+	c.wg.Wait()
 }
 
-func (c *committer) run() {
-	defer close(c.stopped)
+func (c *committer) dataStage() {
+	defer c.wg.Done()
 	for {
 		c.mu.Lock()
-		for len(c.waiting) == 0 && len(c.renamed) == 0 && !c.closed {
-			c.cond.Wait()
+		for len(c.waiting) == 0 && !c.closed {
+			c.dataC.Wait()
 		}
-		if c.closed && len(c.waiting) == 0 && len(c.renamed) == 0 {
+		if len(c.waiting) == 0 {
 			c.mu.Unlock()
 			return
 		}
-		written, renamed := c.waiting, c.renamed
-		c.waiting, c.renamed = nil, nil
+		batch := c.waiting
+		c.waiting = nil
 		c.mu.Unlock()
 
-		err := c.sync(written, renamed)
-		for _, r := range renamed {
-			if err != nil && !r.keep {
-				// Not known to be durable: take the job back so that
-				// the refusal the caller gives is the truth.
-				os.Remove(r.qfp)
-			}
-			r.done <- err
+		var err error
+		if c.mode == SyncBatch {
+			err = syncfsAll(batch)
 		}
 		var next []*commitReq
-		for _, r := range written {
+		for _, r := range batch {
 			if err != nil {
 				r.done <- err
 				continue
@@ -104,71 +151,75 @@ func (c *committer) run() {
 				continue
 			}
 			r.renam = true
-			next = append(next, r)
-		}
-		if c.mode == SyncNone {
-			for _, r := range next {
+			if c.mode == SyncNone {
 				r.done <- nil
+				continue
 			}
-			next = nil
+			next = append(next, r)
 		}
 		if len(next) > 0 {
 			c.mu.Lock()
 			c.renamed = append(c.renamed, next...)
+			c.dirC.Signal()
 			c.mu.Unlock()
 		}
 	}
 }
 
-// sync makes the contents of the written requests and the renames of the
-// renamed ones durable.
-func (c *committer) sync(written, renamed []*commitReq) error {
-	switch c.mode {
-	case SyncNone:
-		return nil
-	case SyncBatch:
-		done := map[uint64]bool{}
-		for _, set := range [][]*commitReq{written, renamed} {
-			for _, r := range set {
-				if done[r.dir.fsid] {
-					continue
-				}
-				done[r.dir.fsid] = true
-				if err := unix.Syncfs(int(r.dir.qfFd.Fd())); err != nil {
-					return fmt.Errorf("queue: syncfs %s: %w", r.dir.path, err)
+func (c *committer) dirStage() {
+	defer c.wg.Done()
+	for {
+		c.mu.Lock()
+		for len(c.renamed) == 0 && !(c.closed && len(c.waiting) == 0) {
+			c.dirC.Wait()
+		}
+		if len(c.renamed) == 0 {
+			c.mu.Unlock()
+			return
+		}
+		batch := c.renamed
+		c.renamed = nil
+		c.mu.Unlock()
+
+		// One fsync per directory: the qf directory for the renames, and
+		// a separate df directory for the df entries.
+		done := map[*os.File]error{}
+		for _, r := range batch {
+			for _, f := range []*os.File{r.dir.qfFd, r.dir.dfFd} {
+				if _, ok := done[f]; !ok {
+					done[f] = f.Sync()
 				}
 			}
 		}
-		return nil
-	}
-	// SyncFiles: fsync every file and each directory concerned, in
-	// parallel so the disk sees them together.
-	var files []*os.File
-	dirs := map[*os.File]bool{}
-	for _, r := range written {
-		if r.df != nil {
-			files = append(files, r.df)
-		}
-		files = append(files, r.tf)
-		dirs[r.dir.dfFd] = true // the df's directory entry
-	}
-	for _, r := range renamed {
-		dirs[r.dir.qfFd] = true
-	}
-	for d := range dirs {
-		files = append(files, d)
-	}
-	errs := make(chan error, len(files))
-	for _, f := range files {
-		go func() { errs <- f.Sync() }()
-	}
-	var first error
-	for range files {
-		if err := <-errs; err != nil && first == nil {
-			first = err
+		for _, r := range batch {
+			err := done[r.dir.qfFd]
+			if err == nil {
+				err = done[r.dir.dfFd]
+			}
+			if err != nil && !r.keep {
+				// Not known to be durable: take the job back so that
+				// the refusal the caller gives is the truth.
+				os.Remove(r.qfp)
+			}
+			r.done <- err
 		}
 	}
-	return first
+}
+
+// syncfsAll makes all data written to the file systems of a batch durable,
+// one syncfs per file system.
+func syncfsAll(batch []*commitReq) error {
+	done := map[uint64]bool{}
+	for _, r := range batch {
+		if done[r.dir.fsid] {
+			continue
+		}
+		done[r.dir.fsid] = true
+		if err := unix.Syncfs(int(r.dir.qfFd.Fd())); err != nil {
+			return fmt.Errorf("queue: syncfs %s: %w", r.dir.path, err)
+		}
+	}
+	return nil
 }
 
 // Txn is a job being enqueued. Begin reserves its queue ID by creating the
@@ -191,6 +242,9 @@ type Txn struct {
 // and reserves a queue ID for it. Call it at MAIL FROM: the ID goes into the
 // Received and Message-Id headers.
 func (s *Store) Begin() (*Txn, error) {
+	if s.readOnly {
+		return nil, errors.New("queue: store opened read-only")
+	}
 	d := s.dirs[int(s.next.Add(1)-1)%len(s.dirs)]
 	for attempt := 0; attempt < 100; attempt++ {
 		id := s.ids.Next()

@@ -92,4 +92,22 @@
 // and shows a locked job with "*". A qf rewritten after an attempt is
 // written as a locked tf and renamed over the qf, so the lock is never
 // released in between.
+//
+// # Using the store (for queue runners and entry points)
+//
+//	s, _ := queue.Open(queue.Options{Dirs: []string{"/var/spool/mqueue"}})
+//	tx, _ := s.Begin()          // at MAIL FROM: reserves tx.ID()
+//	io.Copy(tx, body)           // DATA: the body goes to the df
+//	err := tx.Commit(job)       // durable when it returns: now say 250
+//	l, err := tx.CommitLocked(job) // or keep it locked for delivery at once
+//
+//	x, lost, _ := s.LoadIndex() // at start; then Put/Delete as jobs change
+//	for _, e := range x.Select(filter, sched, now) {
+//		l, err := s.Lock(e.Dir, e.ID) // ErrLocked / ErrNotFound: skip
+//		j := l.Job()
+//		j.Priority = queue.RunPriority(j.Priority)
+//		... deliver, drop finished recipients, set K, N, M, F ...
+//		l.Rewrite(j) or l.Remove()
+//	}
+//	s.List(os.Stdout, queue.ListOptions{Verbose: v}) // mailq
 package queue

@@ -39,6 +39,11 @@ func (e *Entry) Attempt() Attempt {
 	return Attempt{Created: e.Created, LastTry: e.LastTry, Attempts: e.Attempts, Warned: e.Warned}
 }
 
+// NextTry is when the job should next be tried under sched.
+func (e *Entry) NextTry(sched Schedule, now time.Time) time.Time {
+	return sched.Decide(e.Attempt(), now).NextTry
+}
+
 // Index is an in-memory table of the jobs in a store, built by one scan at
 // start (Store.LoadIndex) and kept current by the runner (Put after an
 // enqueue or rewrite, Delete after a removal), so that runs do not rescan

@@ -33,6 +33,10 @@ const (
 	SyncFiles
 	// SyncNone never syncs: for tests and throw-away queues only.
 	SyncNone
+	// SyncEach does the whole protocol for every job on its own (fsync df
+	// and tf, rename, fsync the directory) without sharing anything: the
+	// baseline the batched modes are measured against.
+	SyncEach
 )
 
 // Options configures a Store. The zero value with Dirs set is usable.
@@ -54,6 +58,9 @@ type Options struct {
 	// os.Getpid()).
 	Now func() time.Time
 	Pid int
+	// ReadOnly opens the store for mailq: no clean-up at Open and no
+	// enqueueing (Begin fails). Locking and listing work.
+	ReadOnly bool
 	// OrphanAge: a df with neither qf nor tf that is older than this is
 	// removed by Open (0 = one hour). Such files are left behind by a crash
 	// between the removal of a qf and of its df.
@@ -62,15 +69,16 @@ type Options struct {
 
 // Store is a set of queue directories. It is safe for concurrent use.
 type Store struct {
-	dirs   []*queueDir
-	byPath map[string]*queueDir
-	mode   os.FileMode
-	gid    int // -1: leave the group alone
-	log    *maillog.Logger
-	now    func() time.Time
-	ids    *IDGen
-	next   atomic.Uint64 // round-robin choice of directory for new jobs
-	commit *committer
+	dirs     []*queueDir
+	byPath   map[string]*queueDir
+	mode     os.FileMode
+	gid      int // -1: leave the group alone
+	log      *maillog.Logger
+	now      func() time.Time
+	ids      *IDGen
+	next     atomic.Uint64 // round-robin choice of directory for new jobs
+	readOnly bool
+	commit   *committer
 }
 
 // queueDir is one queue directory and where its kinds of files live.
@@ -157,9 +165,12 @@ func Open(o Options) (*Store, error) {
 	if orphanAge == 0 {
 		orphanAge = time.Hour
 	}
-	for _, d := range s.dirs {
-		s.cleanup(d, orphanAge)
+	if !o.ReadOnly {
+		for _, d := range s.dirs {
+			s.cleanup(d, orphanAge)
+		}
 	}
+	s.readOnly = o.ReadOnly
 	s.commit = newCommitter(o.Sync)
 	return s, nil
 }

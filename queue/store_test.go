@@ -1,10 +1,12 @@
 package queue
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -308,5 +310,120 @@ func TestIndexSelect(t *testing.T) {
 	}
 	if next := x.NextDue(Schedule{Interval: time.Hour}, now); !next.Equal(time.Unix(1795580975, 0)) {
 		t.Errorf("next due %v", next)
+	}
+}
+
+func TestSubdirLayoutAndGlob(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"q1/qf", "q1/df", "q2"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := Open(Options{Dirs: []string{filepath.Join(root, "q*")}, Sync: SyncFiles})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.Dirs(); len(got) != 2 || got[0] != filepath.Join(root, "q1") {
+		t.Fatalf("dirs %v", got)
+	}
+	var jobs []*Job
+	for i := 0; i < 4; i++ {
+		j := sampleJob("<a@x.example>")
+		if err := s.Enqueue(j, strings.NewReader("b\n")); err != nil {
+			t.Fatal(err)
+		}
+		jobs = append(jobs, j)
+	}
+	// Round robin: jobs 0 and 2 in q1 (subdirectories), 1 and 3 in q2.
+	for i, j := range jobs {
+		var qf, df string
+		if i%2 == 0 {
+			qf, df = filepath.Join(root, "q1", "qf", "qf"+j.ID), filepath.Join(root, "q1", "df", "df"+j.ID)
+		} else {
+			qf, df = filepath.Join(root, "q2", "qf"+j.ID), filepath.Join(root, "q2", "df"+j.ID)
+		}
+		if !exists(qf) || !exists(df) {
+			t.Errorf("job %d: %s or %s missing", i, qf, df)
+		}
+	}
+	x, _, err := s.LoadIndex()
+	if err != nil || x.Len() != 4 {
+		t.Fatalf("index %v %v", x.Len(), err)
+	}
+	e := x.Select(Filter{}, Schedule{}, time.Now())[0]
+	l, err := s.Lock(e.Dir, e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	if data, err := os.ReadFile(l.DataPath()); err != nil || string(data) != "b\n" {
+		t.Errorf("df %q %v", data, err)
+	}
+	out := listing(t, s, ListOptions{}, map[string]string{root: "/q"})
+	if !strings.Contains(out, "\t\t/q/q1 (2 requests)") || !strings.Contains(out, "Total requests: 4") ||
+		!strings.Contains(out, "*       2 ") {
+		t.Errorf("listing:\n%s", out)
+	}
+	if _, err := Open(Options{Dirs: []string{filepath.Join(root, "nothing*")}}); err == nil {
+		t.Error("glob without match accepted")
+	}
+	ro, err := Open(Options{Dirs: []string{filepath.Join(root, "q2")}, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if _, err := ro.Begin(); err == nil {
+		t.Error("read-only store enqueued")
+	}
+}
+
+// TestSmmspGroupMode checks the 0640 root:smmsp files of Debian's queue.
+// It creates the group itself, so it runs only as root.
+func TestSmmspGroupMode(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create the smmsp group")
+	}
+	if _, err := exec.LookPath("groupadd"); err != nil {
+		t.Skip("no groupadd")
+	}
+	if exec.Command("getent", "group", "smmsp").Run() == nil {
+		t.Skip("smmsp exists on this machine; not touching it")
+	}
+	if out, err := exec.Command("groupadd", "-r", "smmsp").CombinedOutput(); err != nil {
+		t.Skipf("groupadd: %v %s", err, out)
+	}
+	defer exec.Command("groupdel", "smmsp").Run()
+	dir := copyQueue(t, "")
+	s, err := Open(Options{Dirs: []string{dir}, Sync: SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	j := sampleJob("<a@x.example>")
+	if err := s.Enqueue(j, strings.NewReader("x\n")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"qf" + j.ID, "df" + j.ID} {
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(dir, p), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode&0o777 != 0o640 || int(st.Gid) != s.gid {
+			t.Errorf("%s: mode %o gid %d, want 0640 gid %d", p, st.Mode&0o777, st.Gid, s.gid)
+		}
+	}
+}
+
+func TestListJobCompletedMeanwhile(t *testing.T) {
+	var b bytes.Buffer
+	w := bufio.NewWriter(&b)
+	writeEntry(w, &scanned{id: "6AP4T98X005913", openErr: unix.ENOENT}, ListOptions{}, Schedule{})
+	writeEntry(w, &scanned{id: "6AP4T98X005914", openErr: unix.EACCES}, ListOptions{}, Schedule{})
+	w.Flush()
+	want := "6AP4T98X005913 (job completed)\n6AP4T98X005914 (Permission denied)\n"
+	if b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
 	}
 }

@@ -1,0 +1,374 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/dsn"
+	"github.com/posthorn/posthorn/internal/maillog"
+	"github.com/posthorn/posthorn/internal/status"
+	"github.com/posthorn/posthorn/queue"
+)
+
+// outcome is what happened to one recipient in this attempt.
+type outcome struct {
+	rcpt   *queue.Recipient
+	route  Route
+	res    Result
+	st     *status.Error // nil: delivered
+	xdelay time.Duration
+}
+
+func (o *outcome) sent() bool      { return o.st == nil }
+func (o *outcome) temporary() bool { return o.st != nil && o.st.Temporary() }
+
+// deliver makes one delivery attempt of a locked job and releases it:
+// every recipient is routed and handed to its mailer; delivered and
+// permanently failed recipients leave the qf, deferred ones stay; reports
+// are queued (and delivered) for failures, delays past Timeout.queuewarn,
+// jobs past Timeout.queuereturn and NOTIFY=SUCCESS. first marks the
+// attempt right after acceptance, which leaves the priority alone.
+func (r *Runner) deliver(ctx context.Context, l *queue.Locked, first bool, v io.Writer) Stats {
+	var st Stats
+	orig := l.Job()
+	j := *orig
+	j.Recipients = append([]queue.Recipient(nil), orig.Recipients...)
+	now := r.now()
+	if !first {
+		j.Priority = queue.RunPriority(j.Priority)
+	}
+	dec := r.cfg.Schedule.Decide(queue.AttemptOf(&j), now)
+
+	df, err := l.OpenData()
+	if err != nil {
+		// sendmail's readqf: a qf without its df can never be delivered.
+		r.lose(l, "missing data file")
+		st.Lost++
+		return st
+	}
+	defer df.Close()
+
+	var tr bytes.Buffer // the transcript: for DSNs and for -v
+	out := io.Writer(&tr)
+	if v != nil {
+		out = io.MultiWriter(&tr, v)
+	}
+
+	outs := r.attempt(ctx, &j, df, now, out)
+
+	var deferred, failed, receipts []*outcome
+	lastDefer := ""
+	for i := range outs {
+		o := &outs[i]
+		switch {
+		case o.sent():
+			st.Sent++
+			if o.res.Delivered && o.rcpt.HasFlag(queue.RcptSuccess) {
+				receipts = append(receipts, o)
+			}
+		case o.temporary():
+			deferred = append(deferred, o)
+			lastDefer = "Deferred: " + statText(o.st)
+		default:
+			failed = append(failed, o)
+		}
+	}
+
+	// Reports are built now, queued before the qf drops anyone.
+	var reports []*pendingReport
+	warned := j.HasFlag(queue.FlagWarned)
+	switch {
+	case dec.GiveUp && len(deferred) > 0:
+		reason := dsn.TimeoutReason(r.cfg.Schedule.QueueReturn)
+		fmt.Fprintln(out, reason)
+		timedOut := append(failed, deferred...)
+		lines := append(transcriptLines(tr.Bytes()), dsn.TimeoutLines(r.cfg.Schedule.QueueReturn)...)
+		reports = append(reports, r.report(&j, df, dsn.Failure, orderLike(outs, timedOut), lines, reason, now, true))
+		failed, deferred = timedOut, nil
+		lastDefer = ""
+	case len(failed) > 0:
+		reason := statText(failed[len(failed)-1].st)
+		reports = append(reports, r.report(&j, df, dsn.Failure, failed, transcriptLines(tr.Bytes()), reason, now, false))
+	}
+	if !dec.GiveUp && dec.Warn && len(deferred) > 0 && !warned {
+		reason := dsn.WarningReason(r.cfg.Schedule.QueueWarn)
+		fmt.Fprintln(out, reason)
+		lines := append(transcriptLines(tr.Bytes()), dsn.WarningLines(r.cfg.Schedule.QueueWarn, r.cfg.Schedule.QueueReturn)...)
+		p := r.report(&j, df, dsn.Delay, deferred, lines, reason, now, false)
+		p.onQueued = func() { j.SetFlag(queue.FlagWarned, true); lastDefer = reason }
+		reports = append(reports, p)
+	}
+	if len(receipts) > 0 {
+		reports = append(reports, r.report(&j, df, dsn.Receipt, receipts, transcriptLines(tr.Bytes()), "Return receipt", now, false))
+	}
+	st.Deferred = len(deferred)
+	st.Bounced = len(failed)
+
+	var locked []*queue.Locked
+	for _, p := range reports {
+		dl, err := r.queueReport(p, &j, warned)
+		switch {
+		case err == nil:
+			st.DSNs++
+			locked = append(locked, dl)
+			if p.onQueued != nil {
+				p.onQueued()
+			}
+		case errors.Is(err, dsn.ErrNoReport):
+			if p.onQueued != nil {
+				p.onQueued()
+			}
+		default:
+			r.log.Errf(j.ID, "cannot queue DSN: %v", err)
+			if p.kind == dsn.Failure {
+				// Keep the failed recipients rather than lose the report.
+				deferred = append(deferred, failed...)
+			}
+		}
+	}
+
+	// What stays in the qf: the deferred recipients, in queue order.
+	keep := make([]queue.Recipient, 0, len(deferred))
+	for i := range outs {
+		for _, d := range deferred {
+			if d == &outs[i] {
+				keep = append(keep, *outs[i].rcpt)
+			}
+		}
+	}
+	idx := r.index()
+	if len(keep) == 0 {
+		if err := l.Remove(); err != nil {
+			r.log.Errf(j.ID, "cannot remove queue files: %v", err)
+		}
+		if idx != nil {
+			idx.Delete(l.Dir(), j.ID)
+		}
+	} else {
+		j.Recipients = keep
+		j.LastTry = now
+		j.Attempts++
+		if lastDefer != "" {
+			j.Message = lastDefer
+		}
+		if err := l.Rewrite(&j); err != nil {
+			r.log.Errf(j.ID, "cannot rewrite queue file: %v", err)
+		} else if idx != nil {
+			idx.Put(queue.EntryOf(l.Dir(), &j))
+		}
+		l.Unlock()
+	}
+
+	// Reports are delivered at once, like sendmail's queue runner does.
+	for _, dl := range locked {
+		st.add(r.deliver(ctx, dl, true, v))
+	}
+	return st
+}
+
+// attempt routes every recipient and calls the mailers, one call per
+// mailer and host, in the order the recipients first name them.
+func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *os.File, now time.Time, out io.Writer) []outcome {
+	outs := make([]outcome, len(j.Recipients))
+	type group struct {
+		mailer, host string
+		idx          []int
+	}
+	var groups []*group
+	for i := range j.Recipients {
+		o := &outs[i]
+		o.rcpt = &j.Recipients[i]
+		route, err := r.cfg.Router.Route(ctx, j, o.rcpt)
+		if err != nil {
+			o.st = status.From(err)
+			r.logResult(j, o, now)
+			r.verbose(out, o)
+			continue
+		}
+		o.route = route
+		var g *group
+		for _, x := range groups {
+			if x.mailer == route.Mailer && x.host == route.Host {
+				g = x
+				break
+			}
+		}
+		if g == nil {
+			g = &group{mailer: route.Mailer, host: route.Host}
+			groups = append(groups, g)
+		}
+		g.idx = append(g.idx, i)
+	}
+	size := int64(1 << 62)
+	if fi, err := df.Stat(); err == nil {
+		size = fi.Size()
+	}
+	m := r.newMacros(j)
+	for _, g := range groups {
+		mailer := r.cfg.Mailers[g.mailer]
+		start := r.now()
+		var res []Result
+		if mailer == nil {
+			e := status.New(451, "4.3.0", "Mailer %s not available", g.mailer)
+			for range g.idx {
+				res = append(res, Result{Err: e})
+			}
+		} else {
+			d := &Delivery{Job: j, Sender: m.sender, Null: dsn.IsNull(j.Sender), Mailer: g.mailer, Host: g.host,
+				Transcript: out}
+			for _, i := range g.idx {
+				d.Rcpts = append(d.Rcpts, Rcpt{Route: outs[i].route, Recipient: outs[i].rcpt})
+			}
+			m.host, m.user = g.host, outs[g.idx[0]].route.User
+			d.Header = renderHeader(nil, j, r.flag[g.mailer], m)
+			d.Body = io.NewSectionReader(df, 0, size)
+			res = mailer.Deliver(ctx, d)
+		}
+		xdelay := r.now().Sub(start)
+		for k, i := range g.idx {
+			o := &outs[i]
+			o.xdelay = xdelay
+			if k < len(res) {
+				o.res = res[k]
+				o.st = status.From(res[k].Err)
+			} else {
+				o.st = status.New(451, "4.3.0", "mailer %s gave no result", g.mailer)
+			}
+			r.logResult(j, o, now)
+			r.verbose(out, o)
+		}
+	}
+	return outs
+}
+
+// statText is an error's text as logged in stat= and shown by -v, without
+// the "<addr>... " that sendmail's own texts start with.
+func statText(e *status.Error) string {
+	t := e.Text
+	if i := strings.Index(t, "... "); i > 0 && !strings.ContainsAny(t[:i], " \t") {
+		t = t[i+4:]
+	}
+	if t == "" {
+		t = e.Error()
+	}
+	return t
+}
+
+// verbose writes the -v line of one recipient: "<a@b>... Sent".
+func (r *Runner) verbose(out io.Writer, o *outcome) {
+	switch {
+	case o.sent():
+		if o.res.Stat != "" {
+			fmt.Fprintf(out, "%s... Sent (%s)\n", o.rcpt.Addr, o.res.Stat)
+		} else {
+			fmt.Fprintf(out, "%s... Sent\n", o.rcpt.Addr)
+		}
+	case o.temporary():
+		fmt.Fprintf(out, "%s... Deferred: %s\n", o.rcpt.Addr, statText(o.st))
+	default:
+		fmt.Fprintf(out, "%s... %s\n", o.rcpt.Addr, statText(o.st))
+	}
+}
+
+// logResult writes sendmail's delivery log line:
+// to=, ctladdr=, delay=, xdelay=, mailer=, pri=, relay=, dsn=, reply=, stat=.
+func (r *Runner) logResult(j *queue.Job, o *outcome, now time.Time) {
+	var code, stat, reply string
+	switch {
+	case o.sent():
+		code = o.res.DSN
+		if code == "" {
+			code = "2.0.0"
+		}
+		stat = "Sent"
+		if o.res.Stat != "" {
+			stat = "Sent (" + o.res.Stat + ")"
+		}
+	case o.temporary():
+		code, stat = o.st.Enhanced, "Deferred: "+statText(o.st)
+		reply = o.res.Reply
+	default:
+		code, stat = o.st.Enhanced, statText(o.st)
+		reply = o.res.Reply
+	}
+	delay := time.Duration(0)
+	if !j.Created.IsZero() {
+		delay = now.Sub(j.Created)
+	}
+	r.log.Infof(j.ID, "%s", maillog.Fields(
+		"to", o.rcpt.Addr,
+		"ctladdr", ctlAddr(o.rcpt.Ctl),
+		"delay", maillog.Delay(delay),
+		"xdelay", maillog.Delay(o.xdelay),
+		"mailer", o.route.Mailer,
+		"pri", strconv.FormatInt(j.Priority, 10),
+		"relay", o.res.Relay,
+		"dsn", code,
+		"reply", reply,
+		"stat", stat))
+}
+
+// ctlAddr renders a C line ("user:uid:gid:alias", ":alias" for root) as
+// the log's ctladdr= value: "alias (uid/gid)".
+func ctlAddr(c string) string {
+	if c == "" {
+		return ""
+	}
+	p := strings.SplitN(c, ":", 4)
+	switch len(p) {
+	case 4:
+		return p[3] + " (" + p[1] + "/" + p[2] + ")"
+	case 2:
+		return p[1] + " (0/0)"
+	}
+	return c
+}
+
+// ctlAlias is the alias a recipient was expanded from (C line, A flag).
+func ctlAlias(rc *queue.Recipient) string {
+	if !rc.HasFlag(queue.RcptAlias) || rc.Ctl == "" {
+		return ""
+	}
+	p := strings.SplitN(rc.Ctl, ":", 4)
+	return p[len(p)-1]
+}
+
+// transcriptLines splits a transcript into lines without their ends.
+func transcriptLines(b []byte) []string {
+	s := strings.TrimSuffix(string(b), "\n")
+	if s == "" {
+		return []string{}
+	}
+	return strings.Split(s, "\n")
+}
+
+// orderLike returns the outcomes of sub in the order they have in all.
+func orderLike(all []outcome, sub []*outcome) []*outcome {
+	out := make([]*outcome, 0, len(sub))
+	for i := range all {
+		for _, o := range sub {
+			if o == &all[i] {
+				out = append(out, o)
+			}
+		}
+	}
+	return out
+}
+
+// lose renames a job's qf to Qf and drops it from the index.
+func (r *Runner) lose(l *queue.Locked, why string) {
+	dir, id := l.Dir(), l.ID()
+	if err := l.Lose(why); err != nil {
+		r.log.Errf(id, "cannot lose queue file: %v", err)
+	}
+	if idx := r.index(); idx != nil {
+		idx.Delete(dir, id)
+	}
+}
