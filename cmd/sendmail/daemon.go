@@ -15,6 +15,7 @@ import (
 	"github.com/posthorn/posthorn/internal/cli"
 	"github.com/posthorn/posthorn/internal/daemon"
 	"github.com/posthorn/posthorn/internal/sysexits"
+	"github.com/posthorn/posthorn/queue/runner"
 )
 
 // detachedEnv marks the re-executed child of `sendmail -bd`. Go cannot fork,
@@ -33,12 +34,26 @@ func (a *app) runDaemon() int {
 	}
 	defer st.Close()
 	a.store = st
+	r, err := a.newRunner(a.cfg, st)
+	if err != nil {
+		fmt.Fprintln(a.stderr, err)
+		a.notifyParent("error: " + err.Error())
+		return sysexits.Config
+	}
+	defer r.Wait()
+	a.runner = runnerDelivery{r}
 	if err := a.reload(); err != nil {
 		fmt.Fprintln(a.stderr, err)
 		a.notifyParent("error: " + err.Error())
 		return sysexits.Config
 	}
-	d, err := daemon.Listen(a.daemonConfig())
+	dc := a.daemonConfig()
+	if a.inv.QueueInterval > 0 {
+		// Each periodic run scans the directories, so jobs queued by other
+		// processes (sendmail -odq, a -q from cron) are seen.
+		dc.RunQueue = func(ctx context.Context) { r.Run(ctx, runner.RunOptions{}) }
+	}
+	d, err := daemon.Listen(dc)
 	if err != nil {
 		a.log.Errf("", "%v", err)
 		fmt.Fprintln(a.stderr, err)

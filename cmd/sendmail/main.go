@@ -165,7 +165,7 @@ func (a *app) dispatch() int {
 	case cli.ModePrintQueue:
 		return a.printQueue()
 	case cli.ModeQueueRun:
-		return a.unavailable("queue runs (-q)")
+		return a.runQueue()
 	case cli.ModeInitAliases:
 		return a.initAliases()
 	case cli.ModeVerify:

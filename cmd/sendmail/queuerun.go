@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/posthorn/posthorn/conf"
+	"github.com/posthorn/posthorn/deliver"
+	"github.com/posthorn/posthorn/internal/sysexits"
+	"github.com/posthorn/posthorn/queue"
+	"github.com/posthorn/posthorn/queue/runner"
+)
+
+// newRunner builds the queue runner with the local delivery agents as its
+// mailers. The esmtp mailer (the relay client) is not wired yet: remote
+// recipients are deferred, never lost.
+func (a *app) newRunner(cfg *conf.Config, st *queue.Store) (*runner.Runner, error) {
+	agent, err := deliver.New(a.deliverOptions())
+	if err != nil {
+		return nil, err
+	}
+	lm := &localMailers{agent: agent, cfg: cfg}
+	return runner.New(runner.Config{
+		Store:   st,
+		Router:  router{names: newNames(cfg)},
+		Mailers: map[string]runner.Mailer{"local": lm, "*file*": lm, "prog": lm},
+		Schedule: queue.Schedule{
+			MinQueueAge: cfg.MinQueueAge,
+			Interval:    a.inv.QueueInterval,
+			QueueWarn:   cfg.Timeout("queuewarn"),
+			QueueReturn: cfg.Timeout("queuereturn"),
+		},
+		MaxQueueChildren:    cfg.MaxQueueChildren,
+		MaxRunnersPerQueue:  cfg.MaxRunnersPerQueue,
+		Hostname:            cfg.Macros["j"],
+		Version:             "posthorn " + conf.Version,
+		DoubleBounceAddress: cfg.DoubleBounceAddress,
+		NoBodyReturn:        cfg.Privacy("nobodyreturn"),
+		Logger:              a.log,
+	})
+}
+
+// queueFilter turns -qI/-qR/-qS into the queue's filter.
+func (a *app) queueFilter() (queue.Filter, error) {
+	var f queue.Filter
+	for _, q := range a.inv.QueueFilters {
+		spec := string(q.Kind) + q.Value
+		if q.Negate {
+			spec = "!" + spec
+		}
+		if err := f.Add(spec); err != nil {
+			return f, err
+		}
+	}
+	return f, nil
+}
+
+// runQueue is -q (once), -q<interval> (every interval, in the foreground)
+// and -qf.
+func (a *app) runQueue() int {
+	if os.Getuid() != 0 && a.cfg.Privacy("restrictqrun") && !trusted(a.cfg, runUser()) {
+		fmt.Fprintln(a.stderr, "You do not have permission to process the queue")
+		return sysexits.NoPerm
+	}
+	st, code := a.openStore(false)
+	if st == nil {
+		return code
+	}
+	defer st.Close()
+	r, err := a.newRunner(a.cfg, st)
+	if err != nil {
+		fmt.Fprintln(a.stderr, err)
+		return sysexits.Config
+	}
+	filter, err := a.queueFilter()
+	if err != nil {
+		fmt.Fprintln(a.stderr, err)
+		return sysexits.Usage
+	}
+	var verbose io.Writer
+	if a.inv.Verbose {
+		verbose = a.stdout
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if a.inv.QueueInterval > 0 && !a.inv.QueueForeground {
+		if err := r.Serve(ctx, a.inv.QueueInterval); err != nil && ctx.Err() == nil {
+			fmt.Fprintln(a.stderr, err)
+			return sysexits.OSErr
+		}
+		r.Wait()
+		return sysexits.OK
+	}
+	if _, err := r.Run(ctx, runner.RunOptions{Filter: filter, Verbose: verbose}); err != nil {
+		fmt.Fprintln(a.stderr, err)
+		return sysexits.OSErr
+	}
+	r.Wait()
+	return sysexits.OK
+}
+
+// runnerDelivery lets the SMTP backend hand accepted jobs to the runner.
+type runnerDelivery struct{ r *runner.Runner }
+
+func (d runnerDelivery) AfterAccept(l *queue.Locked, transcript io.Writer) {
+	d.r.DeliverLocked(context.Background(), l, transcript)
+}
+
+func (d runnerDelivery) ETRN(ctx context.Context, domain string) {
+	var f queue.Filter
+	if f.Add("R@"+domain) == nil {
+		d.r.Run(ctx, runner.RunOptions{Filter: f, Force: true})
+	}
+}
