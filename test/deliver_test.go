@@ -111,7 +111,7 @@ func readWithPython(t *testing.T, path string) []pyMessage {
 	out, err := exec.Command(py, "-c", `import json, mailbox, sys
 msgs = []
 for m in mailbox.mbox(sys.argv[1], create=False):
-    msgs.append({"from": m.get_from(), "subject": m["Subject"], "body": m.get_payload(decode=True).decode("utf-8")})
+    msgs.append({"from": m.get_from(), "subject": m["Subject"], "body": (m.get_payload(decode=True) or b"").decode("utf-8", "replace")})
 print(json.dumps(msgs))`, path).CombinedOutput()
 	if err != nil {
 		t.Fatalf("python: %v %s", err, out)

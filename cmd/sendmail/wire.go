@@ -118,9 +118,17 @@ func qfAddress(r *aliases.Recipient) string {
 	return r.Addr
 }
 
-// errorAddress records a failed list member as an error: address, which
-// delivery turns into a permanent failure with the same reply.
+// errorAddress is how a failed list member is queued: an unknown user as
+// itself (the local mailer fails it with "User unknown", and the DSN names
+// it), an error: target as written, anything else as an error: address
+// carrying the reply, which the router turns back into the failure.
 func errorAddress(f aliases.Failure) string {
+	switch {
+	case strings.HasPrefix(f.Addr, "error:"):
+		return f.Addr
+	case f.Err.Enhanced == "5.1.1" && !strings.ContainsAny(f.Addr, "|/\\"):
+		return f.Addr
+	}
 	return "error:" + f.Err.Enhanced + ":" + strconv.Itoa(f.Err.Code) + " " + f.Err.Text
 }
 

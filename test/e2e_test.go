@@ -1,0 +1,142 @@
+package test
+
+import (
+	"fmt"
+	"net/smtp"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testUser creates a local account with a home directory under dir and
+// removes it when the test ends.
+func testUser(t *testing.T, dir, name, gecos string) (uid, gid int, home string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create users")
+	}
+	if _, err := exec.LookPath("useradd"); err != nil {
+		t.Skip("no useradd")
+	}
+	home = filepath.Join(dir, name)
+	if out, err := exec.Command("useradd", "-M", "-U", "-d", home, "-c", gecos, "-s", "/bin/sh", name).CombinedOutput(); err != nil {
+		t.Fatalf("useradd %s: %v %s", name, err, out)
+	}
+	t.Cleanup(func() {
+		exec.Command("userdel", name).Run()
+		exec.Command("groupdel", name).Run()
+	})
+	out, _ := exec.Command("id", "-u", name).Output()
+	uid, _ = strconv.Atoi(strings.TrimSpace(string(out)))
+	out, _ = exec.Command("id", "-g", name).Output()
+	gid, _ = strconv.Atoi(strings.TrimSpace(string(out)))
+	os.MkdirAll(home, 0o755)
+	os.Chown(home, uid, gid)
+	return uid, gid, home
+}
+
+// waitFor polls until cond holds or the bound passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func fileContains(path, s string) bool {
+	data, err := os.ReadFile(path)
+	return err == nil && strings.Contains(string(data), s)
+}
+
+// TestEndToEndLocalDelivery: mail in over SMTP, out to mailboxes, a
+// :include: list, a file, a program and a ~/.forward, as real users.
+func TestEndToEndLocalDelivery(t *testing.T) {
+	base := t.TempDir()
+	os.Chmod(base, 0o755)
+	sfx := strconv.Itoa(os.Getpid() % 100000)
+	ann, bert := "phann"+sfx, "phbert"+sfx
+	annUID, _, _ := testUser(t, base, ann, "Ann Example")
+	_, _, bertHome := testUser(t, base, bert, "Bert Example")
+	// Bert forwards to Ann: .forward owned by him, not writable by others.
+	fwd := filepath.Join(bertHome, ".forward")
+	os.WriteFile(fwd, []byte(ann+"\n"), 0o644)
+	out, _ := exec.Command("id", "-u", bert).Output()
+	bertUID, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	os.Chown(fwd, bertUID, -1)
+
+	r := newRoot(t, "O DeliveryMode=background", "O DefaultUser=root:root")
+	os.Chmod(r.dir, 0o755)
+	os.Chmod(r.path("mail"), 0o1777)
+	fileTarget := r.path("mail/archive.mbox")
+	progOut := r.path("mail/prog.out")
+	include := r.path("etc/team.list")
+	os.WriteFile(include, []byte("# the team\n"+ann+"\n"), 0o644)
+	writeAliases(t, r, fmt.Sprintf("postmaster: root\nMAILER-DAEMON: postmaster\nteam: :include:%s\narchive: %s\nrunner: \"|/bin/sh -c 'cat > %s'\"\nbrokenlist: %s, nosuchuser%s\n",
+		include, fileTarget, progOut, ann, sfx))
+	if got := run(t, binary(t), "", "-C", r.cf, "-bi"); got.code != 0 {
+		t.Fatalf("newaliases: %+v", got)
+	}
+	startDaemon(t, r)
+	c, _, _ := waitGreeting(t, r.addr())
+	c.Close()
+
+	send := func(from string, to []string, subject string) {
+		msg := "Subject: " + subject + "\r\nFrom: " + from + "\r\n\r\nFrom here on, a body line that starts with From.\r\nbody of " + subject + "\r\n"
+		if err := smtp.SendMail(r.addr(), nil, from, to, []byte(msg)); err != nil {
+			t.Fatalf("send %s: %v", subject, err)
+		}
+	}
+	send("sender@client.example", []string{ann + "@localhost", "team@localhost"}, "direct and list")
+	send("sender@client.example", []string{bert + "@posthorn.test"}, "forwarded")
+	send("sender@client.example", []string{"archive@localhost"}, "to a file")
+	send("sender@client.example", []string{"runner@localhost"}, "to a program")
+	send(ann+"@posthorn.test", []string{"brokenlist@localhost"}, "broken list")
+
+	box := r.path("mail/" + ann)
+	waitFor(t, "the forwarded message", func() bool { return fileContains(box, "Subject: forwarded") })
+	waitFor(t, "the DSN for the broken list", func() bool { return fileContains(box, "Subject: Returned mail: see transcript for details") })
+	waitFor(t, "the file delivery", func() bool { return fileContains(fileTarget, "Subject: to a file") })
+	waitFor(t, "the program delivery", func() bool { return fileContains(progOut, "Subject: to a program") })
+
+	msgs := readWithPython(t, box)
+	subjects := map[string]int{}
+	for _, m := range msgs {
+		subjects[m.Subject]++
+	}
+	// "direct and list" reaches Ann once: the list member is a duplicate.
+	for subj, n := range map[string]int{"direct and list": 1, "forwarded": 1, "broken list": 1,
+		"Returned mail: see transcript for details": 1} {
+		if subjects[subj] != n {
+			t.Errorf("mailbox has %d × %q, want %d (all: %v)", subjects[subj], subj, n, subjects)
+		}
+	}
+	fi, err := os.Stat(box)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("mailbox mode: %v %v", fi.Mode(), err)
+	}
+	if st, ok := fi.Sys().(interface{ Uid() uint32 }); ok && int(st.Uid()) != annUID {
+		t.Errorf("mailbox owner %d, want %d", st.Uid(), annUID)
+	}
+	data, _ := os.ReadFile(box)
+	if !strings.Contains(string(data), "\n>From here on, a body line that starts with From.\n") {
+		t.Errorf("From_ quoting missing:\n%s", data)
+	}
+	dsn := string(data)[strings.LastIndex(string(data), "\nFrom MAILER-DAEMON "):]
+	for _, want := range []string{"Content-Type: multipart/report; report-type=delivery-status;", "Final-Recipient: RFC822; brokenlist@localhost",
+		"X-Actual-Recipient: rfc822; nosuchuser" + sfx + "@posthorn.test", "Action: failed", "Status: 5.1.1"} {
+		if !strings.Contains(dsn, want) {
+			t.Errorf("DSN lacks %q:\n%s", want, dsn)
+		}
+	}
+	if list := run(t, binary(t), "", "-C", r.cf, "-bp"); !strings.Contains(list.stdout, "is empty") {
+		t.Errorf("queue not empty after local deliveries:\n%s", list.stdout)
+	}
+}
