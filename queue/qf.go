@@ -268,6 +268,9 @@ func parse(id string, data []byte, envelopeOnly bool) (*Job, error) {
 		case 'F':
 			j.Flags, lastPtr = rest, &j.Flags
 		case '$':
+			if envelopeOnly {
+				break // a listing or an index has no use for macros
+			}
 			name, value := splitMacro(rest)
 			j.Macros = append(j.Macros, Macro{Name: name, Value: value})
 			lastPtr = &j.Macros[len(j.Macros)-1].Value
