@@ -1,0 +1,74 @@
+package test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestAlternateQueue is the admin's recipe for a clogged queue: move the
+// jobs to another directory and work through it with -oQ.
+func TestAlternateQueue(t *testing.T) {
+	r := newRoot(t)
+	writeAliases(t, r, "postmaster: root\n")
+	for i := 0; i < 3; i++ {
+		if got := run(t, binary(t), "Subject: clogged\n\nbody\n", "-C", r.cf, "-odq", "root"); got.code != 0 {
+			t.Fatalf("submit: %+v", got)
+		}
+	}
+	old := r.path("spool/mqueue.old")
+	os.Mkdir(old, 0o700)
+	files, _ := filepath.Glob(r.path("spool/mqueue/[qd]f*"))
+	for _, f := range files {
+		if err := os.Rename(f, filepath.Join(old, filepath.Base(f))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if list := run(t, binary(t), "", "-C", r.cf, "-oQ"+old, "-bp"); !strings.Contains(list.stdout, "(3 requests)") {
+		t.Fatalf("-oQ listing:\n%s", list.stdout)
+	}
+	if got := run(t, binary(t), "", "-C", r.cf, "-oQ"+old, "-q", "-v"); got.code != 0 || strings.Count(got.stdout, "root... Sent") != 3 {
+		t.Errorf("-oQ -q -v: exit %d\n%s%s", got.code, got.stdout, got.stderr)
+	}
+	if list := run(t, binary(t), "", "-C", r.cf, "-O", "QueueDirectory="+old, "-bp"); !strings.Contains(list.stdout, "is empty") {
+		t.Errorf("alternate queue not emptied:\n%s", list.stdout)
+	}
+	box, _ := os.ReadFile(r.path("mail/root"))
+	if n := strings.Count(string(box), "Subject: clogged"); n != 3 {
+		t.Errorf("%d messages delivered, want 3", n)
+	}
+}
+
+// TestSendmailWrittenQueue: a job written by sendmail 8.17 is read,
+// retried and rewritten by a posthorn queue run (its remote recipient
+// stays deferred: posthorn has no relay client yet), and the listing shows
+// the new status and attempt.
+func TestSendmailWrittenQueue(t *testing.T) {
+	r := newRoot(t)
+	q := r.path("spool/mqueue")
+	for _, name := range []string{"qf6AP4T98X005913", "df6AP4T98X005913"} {
+		data, err := os.ReadFile(filepath.Join("../queue/testdata/one", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(q, name), data, 0o600)
+	}
+	got := run(t, binary(t), "", "-C", r.cf, "-q", "-v")
+	if got.code != 0 || !strings.Contains(got.stdout, "Running "+q+"/6AP4T98X005913 (sequence 1 of 1)") {
+		t.Errorf("-q -v: exit %d\n%s%s", got.code, got.stdout, got.stderr)
+	}
+	qf, err := os.ReadFile(filepath.Join(q, "qf6AP4T98X005913"))
+	if err != nil {
+		t.Fatalf("the job is gone: %v", err)
+	}
+	for _, want := range []string{"V8\n", "N2\n", "RPFD:<someone@remote.example>\n", "H?P?Return-Path: <\x81g>\n",
+		"H??Subject: this one will be deferred\n"} {
+		if !strings.Contains(string(qf), want) {
+			t.Errorf("rewritten qf lacks %q:\n%s", want, qf)
+		}
+	}
+	if list := run(t, binary(t), "", "-C", r.cf, "-bp"); !strings.Contains(list.stdout, "6AP4T98X005913") {
+		t.Errorf("listing:\n%s", list.stdout)
+	}
+}
