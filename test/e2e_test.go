@@ -79,8 +79,8 @@ func TestEndToEndLocalDelivery(t *testing.T) {
 	progOut := r.path("mail/prog.out")
 	include := r.path("etc/team.list")
 	os.WriteFile(include, []byte("# the team\n"+ann+"\n"), 0o644)
-	writeAliases(t, r, fmt.Sprintf("postmaster: root\nMAILER-DAEMON: postmaster\nteam: :include:%s\narchive: %s\nrunner: \"|/bin/sh -c 'cat > %s'\"\nbrokenlist: %s, nosuchuser%s\n",
-		include, fileTarget, progOut, ann, sfx))
+	writeAliases(t, r, fmt.Sprintf("postmaster: root\nMAILER-DAEMON: postmaster\nteam: :include:%s\narchive: %s\nrunner: \"|/bin/sh -c 'cat > %s'\"\nbrokenlist: %s, nosuchuser%s\nannounce: %s\nowner-announce: %s\n",
+		include, fileTarget, progOut, ann, sfx, ann, bert))
 	if got := run(t, binary(t), "", "-C", r.cf, "-bi"); got.code != 0 {
 		t.Fatalf("newaliases: %+v", got)
 	}
@@ -99,10 +99,15 @@ func TestEndToEndLocalDelivery(t *testing.T) {
 	send("sender@client.example", []string{"archive@localhost"}, "to a file")
 	send("sender@client.example", []string{"runner@localhost"}, "to a program")
 	send(ann+"@posthorn.test", []string{"brokenlist@localhost"}, "broken list")
+	send("sender@client.example", []string{"announce@localhost"}, "owned list")
 
 	box := r.path("mail/" + ann)
 	waitFor(t, "the forwarded message", func() bool { return fileContains(box, "Subject: forwarded") })
 	waitFor(t, "the DSN for the broken list", func() bool { return fileContains(box, "Subject: Returned mail: see transcript for details") })
+	waitFor(t, "the owner list", func() bool { return fileContains(box, "Subject: owned list") })
+	if data, _ := os.ReadFile(box); !strings.Contains(string(data), "Return-Path: <"+bert+"@posthorn.test>") {
+		t.Errorf("owner- list: the envelope sender is not the owner:\n%s", data)
+	}
 	waitFor(t, "the file delivery", func() bool { return fileContains(fileTarget, "Subject: to a file") })
 	waitFor(t, "the program delivery", func() bool { return fileContains(progOut, "Subject: to a program") })
 
@@ -113,7 +118,7 @@ func TestEndToEndLocalDelivery(t *testing.T) {
 	}
 	// "direct and list" reaches Ann once: the list member is a duplicate.
 	for subj, n := range map[string]int{"direct and list": 1, "forwarded": 1, "broken list": 1,
-		"Returned mail: see transcript for details": 1} {
+		"Returned mail: see transcript for details": 1, "owned list": 1} {
 		if subjects[subj] != n {
 			t.Errorf("mailbox has %d × %q, want %d (all: %v)", subjects[subj], subj, n, subjects)
 		}

@@ -28,7 +28,7 @@ func (a *app) submitMessage() int {
 		defer src.Close()
 	}
 	exp := queueExpander{x}
-	sub := newSubmitter(a.cfg, newAcceptor(a.cfg, st, exp), exp)
+	sub := newSubmitter(a.cfg, newAcceptor(a.cfg, st, exp, a.log), exp)
 
 	req := &submit.Request{
 		User:        invokingUser(),

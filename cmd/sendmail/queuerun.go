@@ -110,6 +110,8 @@ func (d runnerDelivery) AfterAccept(l *queue.Locked, transcript io.Writer) {
 	d.r.DeliverLocked(context.Background(), l, transcript)
 }
 
+func (d runnerDelivery) Kick(dir, id string) { d.r.Kick(context.Background(), dir, id) }
+
 func (d runnerDelivery) ETRN(ctx context.Context, domain string) {
 	var f queue.Filter
 	if f.Add("R@"+domain) == nil {

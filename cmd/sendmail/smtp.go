@@ -28,6 +28,7 @@ import (
 // the next queue run.
 type delivery interface {
 	AfterAccept(l *queue.Locked, transcript io.Writer)
+	Kick(dir, id string)
 	ETRN(ctx context.Context, domain string)
 }
 
@@ -150,6 +151,9 @@ func (b *smtpBackend) Enqueue(ctx context.Context, env *smtpd.Envelope, r io.Rea
 		b.run.AfterAccept(l, env.Transcript) // VERB: the client watches
 	} else {
 		go b.run.AfterAccept(l, nil)
+	}
+	for _, c := range m.Clones() {
+		b.run.Kick(c.Dir, c.ID)
 	}
 	return l.ID(), nil
 }
@@ -343,7 +347,7 @@ func (a *app) smtpOnStdio() int {
 		defer src.Close()
 	}
 	backend := &smtpBackend{cfg: a.cfg, store: st, x: x, names: newNames(a.cfg), run: a.runner}
-	backend.acc = newAcceptor(a.cfg, st, queueExpander{x})
+	backend.acc = newAcceptor(a.cfg, st, queueExpander{x}, a.log)
 	port := conf.DaemonPort{Name: "MTA"}
 	if len(a.cfg.Daemons) > 0 {
 		port = a.cfg.Daemons[0]

@@ -11,6 +11,7 @@ import (
 	"github.com/posthorn/posthorn/conf"
 	"github.com/posthorn/posthorn/deliver"
 	"github.com/posthorn/posthorn/internal/accept"
+	"github.com/posthorn/posthorn/internal/maillog"
 	"github.com/posthorn/posthorn/internal/rfcdate"
 	"github.com/posthorn/posthorn/internal/submit"
 	"github.com/posthorn/posthorn/queue"
@@ -94,13 +95,13 @@ func (e queueExpander) Expand(rcpt string) ([]accept.Final, error) {
 	out := make([]accept.Final, 0, len(res.Recipients)+len(res.Failures))
 	for i := range res.Recipients {
 		r := &res.Recipients[i]
-		out = append(out, accept.Final{Addr: qfAddress(r), Ctl: r.ControlLine(), Alias: r.Alias})
+		out = append(out, accept.Final{Addr: qfAddress(r), Ctl: r.ControlLine(), Alias: r.Alias, Owner: r.Owner})
 	}
 	// A member of a list that fails (an unknown user, an error: target)
 	// does not refuse the list: it is queued so that delivery fails it
 	// and the sender gets a DSN, as sendmail does.
 	for _, f := range res.Failures {
-		out = append(out, accept.Final{Addr: errorAddress(f)})
+		out = append(out, accept.Final{Addr: errorAddress(f), Owner: f.Owner})
 	}
 	return out, nil
 }
@@ -133,8 +134,8 @@ func errorAddress(f aliases.Failure) string {
 }
 
 // newAcceptor is package accept over the configured queue.
-func newAcceptor(cfg *conf.Config, st *queue.Store, exp accept.Expander) *accept.Acceptor {
-	return &accept.Acceptor{Store: st, Hostname: cfg.Macros["j"], Expander: exp, Date: rfcdate.Format, Now: time.Now}
+func newAcceptor(cfg *conf.Config, st *queue.Store, exp accept.Expander, log *maillog.Logger) *accept.Acceptor {
+	return &accept.Acceptor{Store: st, Hostname: cfg.Macros["j"], Expander: exp, Date: rfcdate.Format, Now: time.Now, Log: log}
 }
 
 // newSubmitter is local submission.

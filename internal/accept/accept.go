@@ -33,9 +33,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 	"time"
 
+	"github.com/posthorn/posthorn/internal/maillog"
 	"github.com/posthorn/posthorn/internal/status"
 	"github.com/posthorn/posthorn/queue"
 )
@@ -45,6 +48,9 @@ type Final struct {
 	Addr  string // as the R line holds it: "bob", "<a@remote>", "|prog", "/file"
 	Ctl   string // controlling user in the qf C form ("bob:1001:1001:carol"); "" for none
 	Alias bool   // produced by the aliases file: the R line's A flag
+	// Owner is the envelope sender for this recipient's delivery when an
+	// owner- alias governs the list it came from ("" = the message's).
+	Owner string
 }
 
 // Expander expands an accepted recipient (as given, e.g. "<staff@host>" or
@@ -94,6 +100,8 @@ type Acceptor struct {
 	Now  func() time.Time
 	// MaxHeaderBytes bounds the header block (0: 1 MiB).
 	MaxHeaderBytes int
+	// Log receives "clone: owner=" lines; nil discards.
+	Log *maillog.Logger
 }
 
 // Message is a message being received.
@@ -110,6 +118,12 @@ type Message struct {
 	bodySize int64
 	headers  []queue.Header
 	err      error
+	clones   []Clone
+}
+
+// Clone is a job queued for an owner- list.
+type Clone struct {
+	Dir, ID string
 }
 
 // Begin starts a message and reserves its queue ID (call it at MAIL FROM or
@@ -309,35 +323,79 @@ func (m *Message) Size() int64 {
 func (m *Message) Abort() { m.txn.Abort() }
 
 // Commit builds the job, expands its recipients and makes it durable. The
-// returned job is what was written.
+// returned job is what was written under the message's queue ID; the jobs
+// of owner- lists, if any, are in Clones.
 func (m *Message) Commit(env *Envelope) (*queue.Job, error) {
-	j, err := m.build(env)
+	jobs, err := m.build(env)
 	if err != nil {
 		m.Abort()
 		return nil, err
 	}
-	if err := m.txn.Commit(j); err != nil {
+	if err := m.txn.Commit(jobs[0]); err != nil {
 		return nil, status.Wrap(err, 451, "4.3.0", "Temporary failure: cannot write queue file")
 	}
-	return j, nil
+	if err := m.commitClones(jobs[1:]); err != nil {
+		return nil, err
+	}
+	return jobs[0], nil
 }
 
 // CommitLocked is Commit for background delivery: the job stays locked for
-// the caller, who delivers it right away.
+// the caller, who delivers it right away (and the Clones after it).
 func (m *Message) CommitLocked(env *Envelope) (*queue.Locked, error) {
-	j, err := m.build(env)
+	jobs, err := m.build(env)
 	if err != nil {
 		m.Abort()
 		return nil, err
 	}
-	l, err := m.txn.CommitLocked(j)
+	l, err := m.txn.CommitLocked(jobs[0])
 	if err != nil {
 		return nil, status.Wrap(err, 451, "4.3.0", "Temporary failure: cannot write queue file")
+	}
+	if err := m.commitClones(jobs[1:]); err != nil {
+		l.Unlock()
+		return nil, err
 	}
 	return l, nil
 }
 
-func (m *Message) build(env *Envelope) (*queue.Job, error) {
+// Clones are the jobs committed for owner- lists, each under its own ID.
+func (m *Message) Clones() []Clone { return m.clones }
+
+// commitClones queues each owner- list's job with a copy of the data file.
+// The message itself is already durable, so a failure here is reported
+// (the client retries) without undoing it: at worst the list is delivered
+// twice, never lost.
+func (m *Message) commitClones(jobs []*queue.Job) error {
+	for _, j := range jobs {
+		t, err := m.a.Store.Begin()
+		if err != nil {
+			return status.Wrap(err, 451, "4.3.0", "Temporary failure: cannot create queue file")
+		}
+		if err := copyFile(t, m.txn.DataPath()); err != nil {
+			t.Abort()
+			return status.Wrap(err, 451, "4.3.0", "Temporary failure: cannot write queue file")
+		}
+		if err := t.Commit(j); err != nil {
+			return status.Wrap(err, 451, "4.3.0", "Temporary failure: cannot write queue file")
+		}
+		m.clones = append(m.clones, Clone{Dir: t.Dir(), ID: j.ID})
+		m.a.Log.Infof(m.ID(), "%s: clone: owner=%s", j.ID, strings.Trim(j.Sender, "<>"))
+	}
+	return nil
+}
+
+func copyFile(w io.Writer, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(w, f)
+	return err
+}
+
+func (m *Message) build(env *Envelope) ([]*queue.Job, error) {
 	if m.err != nil {
 		return nil, m.err
 	}
@@ -351,13 +409,27 @@ func (m *Message) build(env *Envelope) (*queue.Job, error) {
 			return nil, status.Wrap(err, 452, "4.3.1", "Insufficient disk space; try again later")
 		}
 	}
-	rcpts, err := m.expand(env.Recipients)
+	groups, err := m.expand(env.Recipients)
 	if err != nil {
 		return nil, err
 	}
-	if len(rcpts) == 0 {
+	if len(groups) == 0 {
 		return nil, status.New(554, "5.5.1", "No valid recipients")
 	}
+	headers := m.jobHeaders(env)
+	jobs := make([]*queue.Job, 0, len(groups))
+	for _, g := range groups {
+		j := m.newJob(env, headers, g.rcpts)
+		if g.owner != "" {
+			j.Sender = "<" + m.qualify(g.owner) + ">"
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, nil
+}
+
+// newJob is the qf of the message for one set of recipients.
+func (m *Message) newJob(env *Envelope, headers []queue.Header, rcpts []queue.Recipient) *queue.Job {
 	j := &queue.Job{
 		Version:    queue.Version,
 		Created:    m.arrival,
@@ -367,7 +439,7 @@ func (m *Message) build(env *Envelope) (*queue.Job, error) {
 		EnvID:      env.EnvID,
 		Auth:       env.Auth,
 		Recipients: rcpts,
-		Headers:    m.jobHeaders(env),
+		Headers:    headers,
 	}
 	for _, f := range env.Flags {
 		j.SetFlag(byte(f), true)
@@ -384,7 +456,7 @@ func (m *Message) build(env *Envelope) (*queue.Job, error) {
 	}
 	j.SetFlag(queue.FlagSplit, true)
 	j.Priority = queue.InitialPriority(m.Size(), len(rcpts), precedenceClass(m.headers))
-	return j, nil
+	return j
 }
 
 // jobHeaders puts sendmail's configured headers before the message's own.
@@ -468,10 +540,19 @@ func precedenceClass(headers []queue.Header) int {
 	return 0
 }
 
+// rcptGroup is the recipients that share an envelope sender: the
+// message's own (owner "") or an owner- list's.
+type rcptGroup struct {
+	owner string
+	rcpts []queue.Recipient
+}
+
 // expand turns the envelope recipients into qf recipients, expanded and
-// without duplicates.
-func (m *Message) expand(in []Recipient) ([]queue.Recipient, error) {
-	var out []queue.Recipient
+// without duplicates, grouped by envelope sender: the message's own group
+// first, then each owner- list in the order met.
+func (m *Message) expand(in []Recipient) ([]rcptGroup, error) {
+	groups := []rcptGroup{{}}
+	index := map[string]int{"": 0}
 	seen := map[string]bool{}
 	for _, r := range in {
 		finals := []Final{{Addr: r.Addr}}
@@ -502,10 +583,19 @@ func (m *Message) expand(in []Recipient) ([]queue.Recipient, error) {
 			if f.Alias {
 				q.Flags += "A"
 			}
-			out = append(out, q)
+			gi, ok := index[f.Owner]
+			if !ok {
+				gi = len(groups)
+				index[f.Owner] = gi
+				groups = append(groups, rcptGroup{owner: f.Owner})
+			}
+			groups[gi].rcpts = append(groups[gi].rcpts, q)
 		}
 	}
-	return out, nil
+	if len(groups[0].rcpts) == 0 {
+		groups = groups[1:] // every recipient belongs to a list owner
+	}
+	return groups, nil
 }
 
 // qualify strips angle brackets and adds $j to a bare local name, giving

@@ -263,3 +263,44 @@ func FuzzWrite(f *testing.F) {
 		}
 	})
 }
+
+// TestOwnerListClone: recipients governed by an owner- alias go into a
+// clone job whose envelope sender is the list owner (sendmail's "clone:
+// owner=root"), with the same headers and its own copy of the body.
+func TestOwnerListClone(t *testing.T) {
+	exp := fakeExpander{"<staff@localhost>": {{Addr: "alice", Alias: true, Owner: "root"}, {Addr: "bob", Alias: true, Owner: "root"}}}
+	a, dir := newAcceptor(t, exp)
+	m, _ := a.Begin(false)
+	m.Write([]byte("Subject: list\n\nlist body\n"))
+	j, err := m.Commit(&Envelope{Sender: "<sender@client.example>", Recipients: []Recipient{{Addr: "<carol@remote.example>"}, {Addr: "<staff@localhost>"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(j.Recipients) != 1 || j.Recipients[0].Addr != "<carol@remote.example>" || j.Sender != "<sender@client.example>" {
+		t.Errorf("primary job: sender %s rcpts %+v", j.Sender, j.Recipients)
+	}
+	clones := m.Clones()
+	if len(clones) != 1 || clones[0].ID == j.ID || clones[0].Dir != dir {
+		t.Fatalf("clones %+v", clones)
+	}
+	qf, err := os.ReadFile(filepath.Join(dir, "qf"+clones[0].ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"S<root@refhost.example.org>\n", "RPFDA:alice\n", "RPFDA:bob\n", "H?M?Message-Id: <202611250429." + j.ID + "@refhost.example.org>\n"} {
+		if !strings.Contains(string(qf), want) {
+			t.Errorf("clone qf lacks %q:\n%s", want, qf)
+		}
+	}
+	df, _ := os.ReadFile(filepath.Join(dir, "df"+clones[0].ID))
+	if string(df) != "list body\n" {
+		t.Errorf("clone df %q", df)
+	}
+	// A message whose every recipient is owned keeps its ID for the list.
+	m2, _ := a.Begin(false)
+	m2.Write([]byte("Subject: only list\n\nb\n"))
+	j2, err := m2.Commit(&Envelope{Sender: "<sender@client.example>", Recipients: []Recipient{{Addr: "<staff@localhost>"}}})
+	if err != nil || j2.Sender != "<root@refhost.example.org>" || len(m2.Clones()) != 0 {
+		t.Errorf("owned-only message: %+v clones %v err %v", j2, m2.Clones(), err)
+	}
+}
