@@ -72,3 +72,55 @@ func TestSendmailWrittenQueue(t *testing.T) {
 		t.Errorf("listing:\n%s", list.stdout)
 	}
 }
+
+// TestSubmitBackground: plain `sendmail root` (DeliveryMode background)
+// returns at once and the message reaches the mailbox.
+func TestSubmitBackground(t *testing.T) {
+	r := newRoot(t)
+	writeAliases(t, r, "postmaster: root\n")
+	if got := run(t, binary(t), "Subject: background\n\nbody\n", "-C", r.cf, "root"); got.code != 0 {
+		t.Fatalf("submit: %+v", got)
+	}
+	waitFor(t, "background delivery", func() bool { return fileContains(r.path("mail/root"), "Subject: background") })
+	waitFor(t, "an empty queue", func() bool {
+		return strings.Contains(run(t, binary(t), "", "-C", r.cf, "-bp").stdout, "is empty")
+	})
+	// -odi delivers before sendmail exits.
+	if got := run(t, binary(t), "Subject: interactive\n\nbody\n", "-C", r.cf, "-odi", "root"); got.code != 0 {
+		t.Fatalf("submit -odi: %+v", got)
+	}
+	if !fileContains(r.path("mail/root"), "Subject: interactive") {
+		t.Error("-odi: not delivered when sendmail returned")
+	}
+}
+
+// TestVerbAndETRN: VERB returns the delivery transcript as 050 lines;
+// ETRN starts a queue run.
+func TestVerbAndETRN(t *testing.T) {
+	r := newRoot(t, "O DeliveryMode=background")
+	writeAliases(t, r, "postmaster: root\n")
+	startDaemon(t, r)
+	c, _, _ := waitGreeting(t, r.addr())
+	c.Close()
+	host, port, _ := strings.Cut(r.addr(), ":")
+	got := transcript(t, "> EHLO client.example\n> VERB\n> MAIL FROM:<sender@client.example>\n> RCPT TO:<root@localhost>\n> DATA\n>> Subject: verb\n>>\n>> body\n> .\n> QUIT\n", host, port)
+	for _, want := range []string{"S: 250 2.0.0 Verbose mode\n", "S: 050 root... Sent\n", "S: 250 2.0.0 QID Message accepted for delivery\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("VERB transcript lacks %q:\n%s", want, got)
+		}
+	}
+	// A job for remote.example queued behind the daemon's back is tried
+	// when a client says ETRN remote.example (it stays deferred: there is
+	// no relay client yet, but the attempt shows in the qf).
+	if sub := run(t, binary(t), "Subject: etrn\n\nbody\n", "-C", r.cf, "-odq", "someone@remote.example"); sub.code != 0 {
+		t.Fatalf("submit: %+v", sub)
+	}
+	etrn := transcript(t, "> EHLO client.example\n> ETRN remote.example\n> QUIT\n", host, port)
+	if !strings.Contains(etrn, "S: 250 2.0.0 Queuing for node remote.example started\n") {
+		t.Errorf("ETRN:\n%s", etrn)
+	}
+	waitFor(t, "the ETRN run", func() bool {
+		qfs, _ := filepath.Glob(r.path("spool/mqueue/qf*"))
+		return len(qfs) == 1 && fileContains(qfs[0], "\nN1\n")
+	})
+}
