@@ -213,12 +213,10 @@ func (r *Runner) Start() error {
 }
 
 func (r *Runner) reload() error {
-	idx, lost, err := r.cfg.Store.LoadIndex()
+	// Unreadable files are renamed to Qf and logged by the store.
+	idx, _, err := r.cfg.Store.LoadIndex()
 	if err != nil {
 		return err
-	}
-	for _, id := range lost {
-		r.log.Errf(id, "queue run: lost unreadable queue file")
 	}
 	r.mu.Lock()
 	r.idx = idx
@@ -238,6 +236,7 @@ func (r *Runner) index() *queue.Index {
 // scans the queue directories first (a -q from cron).
 func (r *Runner) Run(ctx context.Context, o RunOptions) (Stats, error) {
 	idx := r.index()
+	lostAtScan := 0
 	if idx == nil {
 		var lost []string
 		var err error
@@ -245,16 +244,14 @@ func (r *Runner) Run(ctx context.Context, o RunOptions) (Stats, error) {
 		if err != nil {
 			return Stats{}, err
 		}
-		for _, id := range lost {
-			r.log.Errf(id, "queue run: lost unreadable queue file")
-		}
+		lostAtScan = len(lost)
 	}
 	sched := r.cfg.Schedule
 	if o.Force {
 		sched.MinQueueAge = 0
 	}
 	entries := idx.Select(o.Filter, sched, r.now())
-	st := Stats{Jobs: len(entries)}
+	st := Stats{Jobs: len(entries), Lost: lostAtScan}
 	par := r.cfg.MaxRunnersPerQueue
 	if par <= 0 || par > cap(r.sem) {
 		par = cap(r.sem)

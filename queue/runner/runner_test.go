@@ -307,7 +307,7 @@ func TestCorruptQfLost(t *testing.T) {
 	nodf := e.enqueue(e.job("PFD:<bob@refhost.example.org>"))
 	os.Remove(filepath.Join(e.dir, "df"+nodf))
 	st := e.run(RunOptions{})
-	if st.Sent != 1 || st.Lost != 1 {
+	if st.Sent != 1 || st.Lost != 2 {
 		t.Errorf("stats %+v", st)
 	}
 	for _, id := range []string{"6AP4T98Y005913", nodf} {
