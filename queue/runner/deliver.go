@@ -61,7 +61,10 @@ func (r *Runner) deliver(ctx context.Context, l *queue.Locked, first bool, v io.
 		out = io.MultiWriter(&tr, v)
 	}
 
-	outs := r.attempt(ctx, &j, df, now, out)
+	if v == nil {
+		v = io.Discard
+	}
+	outs := r.attempt(ctx, &j, df, now, out, v)
 
 	var deferred, failed, receipts []*outcome
 	lastDefer := ""
@@ -87,7 +90,7 @@ func (r *Runner) deliver(ctx context.Context, l *queue.Locked, first bool, v io.
 	switch {
 	case dec.GiveUp && len(deferred) > 0:
 		reason := dsn.TimeoutReason(r.cfg.Schedule.QueueReturn)
-		fmt.Fprintln(out, reason)
+		fmt.Fprintln(v, reason)
 		timedOut := append(failed, deferred...)
 		lines := append(transcriptLines(tr.Bytes()), dsn.TimeoutLines(r.cfg.Schedule.QueueReturn)...)
 		reports = append(reports, r.report(&j, df, dsn.Failure, orderLike(outs, timedOut), lines, reason, now, true))
@@ -99,7 +102,7 @@ func (r *Runner) deliver(ctx context.Context, l *queue.Locked, first bool, v io.
 	}
 	if !dec.GiveUp && dec.Warn && len(deferred) > 0 && !warned {
 		reason := dsn.WarningReason(r.cfg.Schedule.QueueWarn)
-		fmt.Fprintln(out, reason)
+		fmt.Fprintln(v, reason)
 		lines := append(transcriptLines(tr.Bytes()), dsn.WarningLines(r.cfg.Schedule.QueueWarn, r.cfg.Schedule.QueueReturn)...)
 		p := r.report(&j, df, dsn.Delay, deferred, lines, reason, now, false)
 		p.onQueued = func() { j.SetFlag(queue.FlagWarned, true); lastDefer = reason }
@@ -175,7 +178,10 @@ func (r *Runner) deliver(ctx context.Context, l *queue.Locked, first bool, v io.
 
 // attempt routes every recipient and calls the mailers, one call per
 // mailer and host, in the order the recipients first name them.
-func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *os.File, now time.Time, out io.Writer) []outcome {
+//
+// out receives the transcript (kept for DSNs, and shown with -v), v the
+// lines shown only with -v.
+func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *os.File, now time.Time, out, v io.Writer) []outcome {
 	outs := make([]outcome, len(j.Recipients))
 	type group struct {
 		mailer, host string
@@ -188,8 +194,8 @@ func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *os.File, now tim
 		route, err := r.cfg.Router.Route(ctx, j, o.rcpt)
 		if err != nil {
 			o.st = status.From(err)
-			r.logResult(j, o, now)
-			r.verbose(out, o)
+			r.logResults(j, []*outcome{o}, now)
+			r.verbose(out, v, o)
 			continue
 		}
 		o.route = route
@@ -232,6 +238,7 @@ func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *os.File, now tim
 			res = mailer.Deliver(ctx, d)
 		}
 		xdelay := r.now().Sub(start)
+		done := make([]*outcome, 0, len(g.idx))
 		for k, i := range g.idx {
 			o := &outs[i]
 			o.xdelay = xdelay
@@ -241,9 +248,10 @@ func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *os.File, now tim
 			} else {
 				o.st = status.New(451, "4.3.0", "mailer %s gave no result", g.mailer)
 			}
-			r.logResult(j, o, now)
-			r.verbose(out, o)
+			r.verbose(out, v, o)
+			done = append(done, o)
 		}
+		r.logResults(j, done, now)
 	}
 	return outs
 }
@@ -261,58 +269,84 @@ func statText(e *status.Error) string {
 	return t
 }
 
-// verbose writes the -v line of one recipient: "<a@b>... Sent".
-func (r *Runner) verbose(out io.Writer, o *outcome) {
+// verbose writes the line of one recipient: "<a@b>... Sent" to -v only;
+// "<a@b>... Deferred: <reason>" and "550 5.1.1 <a@b>... User unknown" to
+// the transcript as well, as sendmail's transcript (xf) file has them.
+func (r *Runner) verbose(out, v io.Writer, o *outcome) {
 	switch {
 	case o.sent():
 		if o.res.Stat != "" {
-			fmt.Fprintf(out, "%s... Sent (%s)\n", o.rcpt.Addr, o.res.Stat)
+			fmt.Fprintf(v, "%s... Sent (%s)\n", o.rcpt.Addr, o.res.Stat)
 		} else {
-			fmt.Fprintf(out, "%s... Sent\n", o.rcpt.Addr)
+			fmt.Fprintf(v, "%s... Sent\n", o.rcpt.Addr)
 		}
 	case o.temporary():
 		fmt.Fprintf(out, "%s... Deferred: %s\n", o.rcpt.Addr, statText(o.st))
 	default:
-		fmt.Fprintf(out, "%s... %s\n", o.rcpt.Addr, statText(o.st))
+		fmt.Fprintf(out, "%d %s%s... %s\n", o.st.Code, enhancedSpace(o.st), o.rcpt.Addr, statText(o.st))
 	}
 }
 
-// logResult writes sendmail's delivery log line:
-// to=, ctladdr=, delay=, xdelay=, mailer=, pri=, relay=, dsn=, reply=, stat=.
-func (r *Runner) logResult(j *queue.Job, o *outcome, now time.Time) {
-	var code, stat, reply string
-	switch {
-	case o.sent():
-		code = o.res.DSN
-		if code == "" {
-			code = "2.0.0"
-		}
-		stat = "Sent"
-		if o.res.Stat != "" {
-			stat = "Sent (" + o.res.Stat + ")"
-		}
-	case o.temporary():
-		code, stat = o.st.Enhanced, "Deferred: "+statText(o.st)
-		reply = o.res.Reply
-	default:
-		code, stat = o.st.Enhanced, statText(o.st)
-		reply = o.res.Reply
+func enhancedSpace(e *status.Error) string {
+	if e.Enhanced == "" {
+		return ""
 	}
+	return e.Enhanced + " "
+}
+
+// logResults writes sendmail's delivery log lines for the outcomes of one
+// mailer call: to=, ctladdr=, delay=, xdelay=, mailer=, pri=, relay=, dsn=,
+// reply=, stat=. Consecutive recipients with the same result share a line
+// ("to=alice,bob"), as sendmail logs one line per delivery.
+func (r *Runner) logResults(j *queue.Job, os []*outcome, now time.Time) {
 	delay := time.Duration(0)
 	if !j.Created.IsZero() {
 		delay = now.Sub(j.Created)
 	}
-	r.log.Infof(j.ID, "%s", maillog.Fields(
-		"to", o.rcpt.Addr,
-		"ctladdr", ctlAddr(o.rcpt.Ctl),
-		"delay", maillog.Delay(delay),
-		"xdelay", maillog.Delay(o.xdelay),
-		"mailer", o.route.Mailer,
-		"pri", strconv.FormatInt(j.Priority, 10),
-		"relay", o.res.Relay,
-		"dsn", code,
-		"reply", reply,
-		"stat", stat))
+	var to []string
+	prev := ""
+	flush := func() {
+		if len(to) > 0 {
+			r.log.Infof(j.ID, "%s", maillog.Fields("to", strings.Join(to, ","))+", "+prev)
+		}
+		to = to[:0]
+	}
+	for _, o := range os {
+		var code, stat, reply string
+		switch {
+		case o.sent():
+			code = o.res.DSN
+			if code == "" {
+				code = "2.0.0"
+			}
+			stat = "Sent"
+			if o.res.Stat != "" {
+				stat = "Sent (" + o.res.Stat + ")"
+			}
+		case o.temporary():
+			code, stat = o.st.Enhanced, "Deferred: "+statText(o.st)
+			reply = o.res.Reply
+		default:
+			code, stat = o.st.Enhanced, statText(o.st)
+			reply = o.res.Reply
+		}
+		rest := maillog.Fields(
+			"ctladdr", ctlAddr(o.rcpt.Ctl),
+			"delay", maillog.Delay(delay),
+			"xdelay", maillog.Delay(o.xdelay),
+			"mailer", o.route.Mailer,
+			"pri", strconv.FormatInt(j.Priority, 10),
+			"relay", o.res.Relay,
+			"dsn", code,
+			"reply", reply,
+			"stat", stat)
+		if rest != prev {
+			flush()
+			prev = rest
+		}
+		to = append(to, o.rcpt.Addr)
+	}
+	flush()
 }
 
 // ctlAddr renders a C line ("user:uid:gid:alias", ":alias" for root) as

@@ -99,6 +99,9 @@ func (f *fakeMailers) deliveries() []delivered {
 // the rest → local.
 func fakeRouter(ctx context.Context, j *queue.Job, rc *queue.Recipient) (Route, error) {
 	a := strings.Trim(rc.Addr, "<>")
+	if len(a) > 1 && a[0] == '"' && a[len(a)-1] == '"' {
+		a = a[1 : len(a)-1] // "|prog args", as sendmail writes it in the qf
+	}
 	switch {
 	case strings.HasPrefix(a, "|"):
 		return Route{Mailer: "prog", User: a}, nil

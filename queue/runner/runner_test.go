@@ -503,3 +503,34 @@ func TestServeStops(t *testing.T) {
 		t.Error("periodic run did not deliver")
 	}
 }
+
+// Recipients from alias expansion (C lines, A flag) log their controlling
+// user; recipients of one mailer call with the same result share a line;
+// file and program recipients go to their mailers.
+func TestAliasRecipientsLog(t *testing.T) {
+	e := newEnv(t, nil)
+	e.failures()
+	j := e.job()
+	j.Recipients = []queue.Recipient{
+		{Ctl: ":root", Flags: "PFDA", Addr: "alice"},
+		{Ctl: ":root", Flags: "PFDA", Addr: "bob"},
+		{Ctl: "to-file:8:0:<to-file@localhost>", Flags: "PFDA", Addr: "/var/tmp/to-file.mbox"},
+		{Ctl: "to-file:8:0:<to-file@localhost>", Flags: "PFDA", Addr: `"|/usr/bin/logger -t to-prog"`},
+		{Ctl: "to-remote:8:0:to-remote", Flags: "PFDA", Addr: "someone@remote.example"},
+	}
+	e.enqueue(j)
+	var v bytes.Buffer
+	e.run(RunOptions{Verbose: &v})
+	golden(t, "alias-log.txt", e.normalize(e.log.String()))
+	golden(t, "alias-v.txt", e.normalize(v.String()))
+	got := map[string]bool{}
+	for _, d := range e.mail.deliveries() {
+		got[d.mailer] = true
+		if d.mailer == "*file*" && !strings.HasPrefix(d.header, "Return-Path: <alice@refhost.example.org>\n") {
+			t.Errorf("file header:\n%s", d.header)
+		}
+	}
+	if !got["*file*"] || !got["prog"] {
+		t.Errorf("mailers used: %v", got)
+	}
+}
