@@ -41,6 +41,7 @@ type committer struct {
 	dirC    *sync.Cond
 	waiting []*commitReq // written, not yet synced
 	renamed []*commitReq // renamed, rename not yet synced
+	busy    bool         // the data stage holds a batch
 	closed  bool
 	wg      sync.WaitGroup
 }
@@ -134,6 +135,7 @@ func (c *committer) dataStage() {
 		}
 		batch := c.waiting
 		c.waiting = nil
+		c.busy = true
 		c.mu.Unlock()
 
 		var err error
@@ -157,12 +159,11 @@ func (c *committer) dataStage() {
 			}
 			next = append(next, r)
 		}
-		if len(next) > 0 {
-			c.mu.Lock()
-			c.renamed = append(c.renamed, next...)
-			c.dirC.Signal()
-			c.mu.Unlock()
-		}
+		c.mu.Lock()
+		c.renamed = append(c.renamed, next...)
+		c.busy = false
+		c.dirC.Signal()
+		c.mu.Unlock()
 	}
 }
 
@@ -170,7 +171,7 @@ func (c *committer) dirStage() {
 	defer c.wg.Done()
 	for {
 		c.mu.Lock()
-		for len(c.renamed) == 0 && !(c.closed && len(c.waiting) == 0) {
+		for len(c.renamed) == 0 && !(c.closed && len(c.waiting) == 0 && !c.busy) {
 			c.dirC.Wait()
 		}
 		if len(c.renamed) == 0 {

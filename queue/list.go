@@ -3,6 +3,7 @@ package queue
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"sort"
@@ -27,7 +28,8 @@ type ListOptions struct {
 }
 
 // List writes sendmail's mailq / -bp listing of every queue directory to w
-// and returns the number of jobs. Each control file is read once (up to its
+// and returns the number of jobs. A directory that cannot be read is shown
+// as empty and its error returned (for stderr) after the whole listing. Each control file is read once (up to its
 // headers) and probed with a shared flock; df sizes come from stat.
 func (s *Store) List(w io.Writer, o ListOptions) (int, error) {
 	bw := bufio.NewWriterSize(w, 256<<10)
@@ -46,9 +48,11 @@ func (s *Store) List(w io.Writer, o ListOptions) (int, error) {
 	for _, d := range s.dirs {
 		entries, err := s.scan(d, letter, true, true)
 		if err != nil {
-			bw.WriteString("gatherq: cannot open \"" + d.path + "\": " + err.Error() + "\n")
+			// sendmail reports the directory as empty on stdout and the
+			// error (gatherq: cannot open) on stderr: the caller's part.
+			bw.WriteString(d.path + " is empty\n")
 			if firstErr == nil {
-				firstErr = err
+				firstErr = fmt.Errorf("gatherq: cannot open %q: %w", d.path, err)
 			}
 			continue
 		}

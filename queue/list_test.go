@@ -176,3 +176,19 @@ func TestListMarksAndOddities(t *testing.T) {
 		t.Errorf("X mark / time zone:\n%s", got)
 	}
 }
+
+func TestLockedInodes(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "locks")
+	os.WriteFile(p, []byte("1: FLOCK  ADVISORY  WRITE 1234 fd:00:5342136 0 EOF\n"+
+		"1: -> FLOCK  ADVISORY  WRITE 1240 fd:00:777 0 EOF\n"+
+		"2: POSIX  ADVISORY  WRITE 99 fd:00:888 0 EOF\n"+
+		"3: FLOCK  ADVISORY  READ 1 08:01:999 0 EOF\n"+
+		"4: FLOCK  ADVISORY  WRITE 5 fd:00:42 0 EOF\n"), 0o600)
+	m, err := lockedInodes(p, unix.Mkdev(0xfd, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m) != 2 || !m[5342136] || !m[42] {
+		t.Errorf("locked inodes %v", m)
+	}
+}

@@ -185,7 +185,6 @@ func parse(id string, data []byte, envelopeOnly bool) (*Job, error) {
 		inRcpts bool      // an M/C/Q/r/R line has been met after S
 		done    bool      // "." seen
 		lineNo  int
-		lastPtr *string // the value a continuation line extends
 	)
 	// On error the job read so far is returned too: mailq shows what it
 	// can of a file that sendmail is still writing.
@@ -194,23 +193,30 @@ func parse(id string, data []byte, envelopeOnly bool) (*Job, error) {
 	}
 	for len(data) > 0 {
 		lineNo++
-		var line []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
 			return bad("incomplete last line")
 		}
+		// A logical line runs on over the continuation lines (starting
+		// with a space or TAB) that follow; it is taken in one piece, so
+		// the value keeps its "\n\t" folds without repeated copying.
+		end := i
+		for end+1 < len(data) && (data[end+1] == ' ' || data[end+1] == '\t') {
+			k := bytes.IndexByte(data[end+1:], '\n')
+			if k < 0 {
+				return bad("incomplete last line")
+			}
+			end += 1 + k
+			lineNo++
+		}
+		line := data[:end]
+		data = data[end+1:]
 		if done {
 			return bad("data after end of file marker")
 		}
 		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
-			if lastPtr == nil {
-				return bad("continuation line without a line to continue")
-			}
-			*lastPtr += "\n" + string(line)
-			continue
+			return bad("continuation line without a line to continue")
 		}
-		lastPtr = nil
 		if len(line) == 0 {
 			j.addUnknown(&pending, "")
 			continue
@@ -258,43 +264,45 @@ func parse(id string, data []byte, envelopeOnly bool) (*Job, error) {
 			}
 			j.Priority = n
 		case 'd':
-			j.DataDir, lastPtr = rest, &j.DataDir
+			j.DataDir = rest
 		case 'I':
-			j.DataInode, lastPtr = rest, &j.DataInode
+			j.DataInode = rest
 		case 'B':
-			j.BodyType, lastPtr = rest, &j.BodyType
+			j.BodyType = rest
 		case 'q':
-			j.Quarantine, lastPtr = rest, &j.Quarantine
+			j.Quarantine = rest
 		case 'F':
-			j.Flags, lastPtr = rest, &j.Flags
+			j.Flags = rest
 		case '$':
+			if envelopeOnly {
+				break // a listing or an index has no use for macros
+			}
 			name, value := splitMacro(rest)
 			j.Macros = append(j.Macros, Macro{Name: name, Value: value})
-			lastPtr = &j.Macros[len(j.Macros)-1].Value
 		case 'S':
-			j.Sender, lastPtr = rest, &j.Sender
+			j.Sender = rest
 		case 'Z':
-			j.EnvID, lastPtr = rest, &j.EnvID
+			j.EnvID = rest
 		case 'A':
-			j.Auth, lastPtr = rest, &j.Auth
+			j.Auth = rest
 		case '!':
-			j.DeliverBy, lastPtr = rest, &j.DeliverBy
+			j.DeliverBy = rest
 		case 'M':
 			if j.seen&seenBit('S') == 0 && !inRcpts {
-				j.Message, lastPtr = rest, &j.Message
+				j.Message = rest
 			} else {
 				inRcpts = true
-				pending.Message, lastPtr = rest, &pending.Message
+				pending.Message = rest
 			}
 		case 'C':
 			inRcpts = true
-			ctl, lastPtr = rest, &ctl
+			ctl = rest
 		case 'Q':
 			inRcpts = true
-			pending.ORcpt, lastPtr = rest, &pending.ORcpt
+			pending.ORcpt = rest
 		case 'r':
 			inRcpts = true
-			pending.FinalRcpt, lastPtr = rest, &pending.FinalRcpt
+			pending.FinalRcpt = rest
 		case 'R':
 			inRcpts = true
 			r := pending
@@ -309,7 +317,6 @@ func parse(id string, data []byte, envelopeOnly bool) (*Job, error) {
 				r.Addr = rest
 			}
 			j.Recipients = append(j.Recipients, r)
-			lastPtr = &j.Recipients[len(j.Recipients)-1].Addr
 			pending = Recipient{}
 		case 'H':
 			h, err := parseHeader(rest)
@@ -317,15 +324,14 @@ func parse(id string, data []byte, envelopeOnly bool) (*Job, error) {
 				return bad("%v", err)
 			}
 			j.Headers = append(j.Headers, h)
-			lastPtr = &j.Headers[len(j.Headers)-1].Value
 		case '.':
 			if rest != "" {
-				lastPtr = j.addUnknown(&pending, string(line))
+				j.addUnknown(&pending, string(line))
 				break
 			}
 			done = true
 		default:
-			lastPtr = j.addUnknown(&pending, string(line))
+			j.addUnknown(&pending, string(line))
 		}
 	}
 	if !done {
@@ -337,15 +343,13 @@ func parse(id string, data []byte, envelopeOnly bool) (*Job, error) {
 }
 
 // addUnknown keeps a line of unknown type with the recipient that follows
-// it, or with the envelope when no R line has been met yet, and returns
-// where a continuation of it goes.
-func (j *Job) addUnknown(pending *Recipient, line string) *string {
+// it, or with the envelope when no R line has been met yet.
+func (j *Job) addUnknown(pending *Recipient, line string) {
 	if len(j.Recipients) > 0 {
 		pending.Extra = append(pending.Extra, line)
-		return &pending.Extra[len(pending.Extra)-1]
+		return
 	}
 	j.Extra = append(j.Extra, line)
-	return &j.Extra[len(j.Extra)-1]
 }
 
 // splitMacro splits "$" line content into the macro name and its value.

@@ -151,3 +151,19 @@ func TestSetFlag(t *testing.T) {
 		t.Errorf("flags %q", j.Flags)
 	}
 }
+
+func TestLongFoldedHeader(t *testing.T) {
+	// 100,000 continuation lines: read in one piece, not by repeated
+	// concatenation (which would take minutes).
+	in := "V8\nSa\nR:b\nH??X-Long: a" + strings.Repeat("\n\tb", 100000) + "\n.\n"
+	j, err := Parse("x", []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := j.Headers[0].Value; len(v) != 2+3*100000 {
+		t.Errorf("value length %d", len(v))
+	}
+	if string(Marshal(j)) != "V8\nT0\nK0\nN0\nP0\nSa\nR:b\nH??X-Long: a"+strings.Repeat("\n\tb", 100000)+"\n.\n" {
+		t.Error("round trip")
+	}
+}

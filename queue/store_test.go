@@ -427,3 +427,29 @@ func TestListJobCompletedMeanwhile(t *testing.T) {
 		t.Errorf("got %q, want %q", b.String(), want)
 	}
 }
+
+func TestCloseWhileEnqueueing(t *testing.T) {
+	for round := 0; round < 20; round++ {
+		dir := copyQueue(t, "")
+		s, err := Open(Options{Dirs: []string{dir}, Sync: SyncFiles})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 5; i++ {
+					// Either queued or refused with ErrClosed; never stuck.
+					if err := s.Enqueue(sampleJob("<a@x>"), strings.NewReader("x\n")); err != nil && !errors.Is(err, ErrClosed) {
+						t.Error(err)
+					}
+				}
+			}()
+		}
+		time.Sleep(time.Millisecond)
+		s.Close()
+		wg.Wait()
+	}
+}
