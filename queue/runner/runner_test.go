@@ -534,3 +534,22 @@ func TestAliasRecipientsLog(t *testing.T) {
 		t.Errorf("mailers used: %v", got)
 	}
 }
+
+// A daemon's periodic run sees jobs queued by other processes after its
+// start (one rescan per run), and coordinates with them only by locks.
+func TestServeSeesNewJobs(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- e.r.Serve(ctx, 20*time.Millisecond) }()
+	time.Sleep(30 * time.Millisecond)
+	id := e.enqueue(e.job("PFD:<bob@refhost.example.org>"))
+	for i := 0; i < 400 && e.read(id) != nil; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if e.read(id) != nil {
+		t.Error("job queued after start not delivered by a periodic run")
+	}
+}
