@@ -19,6 +19,7 @@ import (
 
 // outcome is what happened to one recipient in this attempt.
 type outcome struct {
+	i      int // index in the job's recipients
 	rcpt   *queue.Recipient
 	route  Route
 	res    Result
@@ -139,12 +140,8 @@ func (r *Runner) deliver(ctx context.Context, l *queue.Locked, first bool, v io.
 
 	// What stays in the qf: the deferred recipients, in queue order.
 	keep := make([]queue.Recipient, 0, len(deferred))
-	for i := range outs {
-		for _, d := range deferred {
-			if d == &outs[i] {
-				keep = append(keep, *outs[i].rcpt)
-			}
-		}
+	for _, o := range orderLike(outs, deferred) {
+		keep = append(keep, *o.rcpt)
 	}
 	idx := r.index()
 	if len(keep) == 0 {
@@ -188,9 +185,10 @@ func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *os.File, now tim
 		idx          []int
 	}
 	var groups []*group
+	byKey := map[[2]string]*group{}
 	for i := range j.Recipients {
 		o := &outs[i]
-		o.rcpt = &j.Recipients[i]
+		o.i, o.rcpt = i, &j.Recipients[i]
 		route, err := r.cfg.Router.Route(ctx, j, o.rcpt)
 		if err != nil {
 			o.st = status.From(err)
@@ -199,16 +197,12 @@ func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *os.File, now tim
 			continue
 		}
 		o.route = route
-		var g *group
-		for _, x := range groups {
-			if x.mailer == route.Mailer && x.host == route.Host {
-				g = x
-				break
-			}
-		}
+		key := [2]string{route.Mailer, route.Host}
+		g := byKey[key]
 		if g == nil {
 			g = &group{mailer: route.Mailer, host: route.Host}
 			groups = append(groups, g)
+			byKey[key] = g
 		}
 		g.idx = append(g.idx, i)
 	}
@@ -385,12 +379,14 @@ func transcriptLines(b []byte) []string {
 
 // orderLike returns the outcomes of sub in the order they have in all.
 func orderLike(all []outcome, sub []*outcome) []*outcome {
+	in := make([]bool, len(all))
+	for _, o := range sub {
+		in[o.i] = true
+	}
 	out := make([]*outcome, 0, len(sub))
 	for i := range all {
-		for _, o := range sub {
-			if o == &all[i] {
-				out = append(out, o)
-			}
+		if in[i] {
+			out = append(out, &all[i])
 		}
 	}
 	return out
