@@ -222,7 +222,7 @@ func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *os.File, now tim
 			}
 		} else {
 			d := &Delivery{Job: j, Sender: m.sender, Null: dsn.IsNull(j.Sender), Mailer: g.mailer, Host: g.host,
-				Transcript: out}
+				Transcript: out, Verbose: v}
 			for _, i := range g.idx {
 				d.Rcpts = append(d.Rcpts, Rcpt{Route: outs[i].route, Recipient: outs[i].rcpt})
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -71,6 +72,7 @@ func (f *fakeMailers) mailer(name string) Mailer {
 					r.Reply = "250 2.1.5 Ok"
 				}
 			case "esmtp":
+				fmt.Fprintf(d.Verbose, "%s... Connecting to mx.%s. port 2526 via esmtp...\n", rc.Addr, d.Host)
 				r.Relay, r.RemoteMTA = "mx."+d.Host+". [127.0.0.10]", "mx."+d.Host+"."
 				if err == nil {
 					r.Stat = "Ok: queued as 4AB12"

@@ -58,9 +58,13 @@ type Delivery struct {
 	Header []byte
 	// Body is the df: the body only, LF line ends.
 	Body io.Reader
-	// Transcript receives the session transcript ("220 ...", ">>> DATA");
-	// it goes to the -v output and into DSNs. Never nil.
+	// Transcript receives what goes into a DSN's "Transcript of session"
+	// as well as to the -v output ("... while talking to mx.example.:",
+	// ">>> DATA", "<<< 550 ..."). Never nil.
 	Transcript io.Writer
+	// Verbose receives lines shown only with -v ("<a@b>... Connecting to
+	// mx.example. port 25 via esmtp...", the LMTP dialogue). Never nil.
+	Verbose io.Writer
 }
 
 // Result is the outcome for one recipient of a Delivery.
