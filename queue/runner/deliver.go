@@ -94,23 +94,23 @@ func (r *Runner) deliver(ctx context.Context, l *queue.Locked, first bool, v io.
 		fmt.Fprintln(v, reason)
 		timedOut := append(failed, deferred...)
 		lines := append(transcriptLines(tr.Bytes()), dsn.TimeoutLines(r.cfg.Schedule.QueueReturn)...)
-		reports = append(reports, r.report(&j, df, dsn.Failure, orderLike(outs, timedOut), lines, reason, now, true))
+		reports = append(reports, r.report(&j, df, dsn.Failure, orderLike(outs, timedOut), lines, reason, now, true, first))
 		failed, deferred = timedOut, nil
 		lastDefer = ""
 	case len(failed) > 0:
 		reason := statText(failed[len(failed)-1].st)
-		reports = append(reports, r.report(&j, df, dsn.Failure, failed, transcriptLines(tr.Bytes()), reason, now, false))
+		reports = append(reports, r.report(&j, df, dsn.Failure, failed, transcriptLines(tr.Bytes()), reason, now, false, first))
 	}
 	if !dec.GiveUp && dec.Warn && len(deferred) > 0 && !warned {
 		reason := dsn.WarningReason(r.cfg.Schedule.QueueWarn)
 		fmt.Fprintln(v, reason)
 		lines := append(transcriptLines(tr.Bytes()), dsn.WarningLines(r.cfg.Schedule.QueueWarn, r.cfg.Schedule.QueueReturn)...)
-		p := r.report(&j, df, dsn.Delay, deferred, lines, reason, now, false)
+		p := r.report(&j, df, dsn.Delay, deferred, lines, reason, now, false, first)
 		p.onQueued = func() { j.SetFlag(queue.FlagWarned, true); lastDefer = reason }
 		reports = append(reports, p)
 	}
 	if len(receipts) > 0 {
-		reports = append(reports, r.report(&j, df, dsn.Receipt, receipts, transcriptLines(tr.Bytes()), "Return receipt", now, false))
+		reports = append(reports, r.report(&j, df, dsn.Receipt, receipts, transcriptLines(tr.Bytes()), "Return receipt", now, false, first))
 	}
 	st.Deferred = len(deferred)
 	st.Bounced = len(failed)

@@ -22,7 +22,11 @@ type pendingReport struct {
 // report prepares a DSN of kind k about the outcomes os of job j.
 // timedOut marks the recipients of a job given up after
 // Timeout.queuereturn (status 4.4.7, no diagnostic).
-func (r *Runner) report(j *queue.Job, df *os.File, k dsn.Kind, os []*outcome, transcript []string, reason string, now time.Time, timedOut bool) *pendingReport {
+//
+// first marks the attempt right after acceptance: sendmail makes it in the
+// receiving process, which knows the client's host name, and so names it
+// in Received-From-MTA.
+func (r *Runner) report(j *queue.Job, df *os.File, k dsn.Kind, os []*outcome, transcript []string, reason string, now time.Time, timedOut, first bool) *pendingReport {
 	rep := &dsn.Report{
 		Kind:         k,
 		Hostname:     r.cfg.Hostname,
@@ -41,6 +45,9 @@ func (r *Runner) report(j *queue.Job, df *os.File, k dsn.Kind, os []*outcome, tr
 	for _, m := range j.Macros {
 		if m.Name == "_" {
 			rep.ReceivedFrom = m.Value
+			if host, _, ok := strings.Cut(m.Value, " ["); ok && first {
+				rep.ReceivedFromMTA = host
+			}
 		}
 	}
 	m := r.newMacros(j)

@@ -2,12 +2,15 @@ package runner
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/posthorn/posthorn/queue"
 )
 
 // Reference runs on the reference queue files give the reference DSNs
@@ -100,4 +103,52 @@ func capture(t *testing.T, p string, skip int, drop string) string {
 		want = append(want, l)
 	}
 	return strings.TrimRight(strings.Join(want, "\n"), "\n") + "\n"
+}
+
+// The return receipt of 03-smtp-submit-notify-success.txt: the first
+// delivery right after acceptance (DeliverLocked) of a NOTIFY=SUCCESS
+// recipient gives 03-dsn-return-receipt-notify-success.txt byte for byte
+// (new queue ID and Content-Length aside), including Received-From-MTA.
+func TestReferenceReturnReceipt(t *testing.T) {
+	e := newEnv(t, nil)
+	e.clk.t = time.Unix(1795581263, 0).UTC()
+	j := &queue.Job{Created: e.clk.Now(), Priority: 30284, Flags: "bdn", EnvID: "RCPT-RECEIPT-1",
+		Macros: []queue.Macro{{Name: "_", Value: "localhost [127.0.0.1]"}, {Name: "r", Value: "ESMTP"},
+			{Name: "s", Value: "client.example"}, {Name: "{daemon_flags}"}},
+		Sender: "<alice@refhost.example.org>",
+		Recipients: []queue.Recipient{{Flags: "PNS", Addr: "<bob@localhost>",
+			ORcpt: "rfc822;bob@localhost", FinalRcpt: "RFC822; bob@localhost"}},
+		Headers: []queue.Header{
+			{HasCond: true, Cond: "P", Name: "Return-Path", Value: " <\x81g>"},
+			{HasCond: true, Name: "Received", Value: " from client.example (localhost [127.0.0.1])\n\tby refhost.example.org (8.17.1.9/8.17.1.9/Debian-2+deb12u2) with ESMTP id 6AP4YNDf014577\n\tfor <bob@localhost>; Wed, 25 Nov 2026 04:34:23 GMT"},
+			{HasCond: true, Cond: "D", Name: "Date", Value: " Wed, 25 Nov 2026 04:34:23 GMT"},
+			{HasCond: true, Cond: "M", Name: "Message-Id", Value: " <202611250434.6AP4YNDf014577@refhost.example.org>"},
+			{HasCond: true, Name: "From", Value: " Alice Example <alice@refhost.example.org>"},
+			{HasCond: true, Name: "To", Value: " bob@refhost.example.org"},
+			{HasCond: true, Name: "Subject", Value: " please confirm delivery"},
+		}}
+	txn, err := e.store.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	txn.Write([]byte("NOTIFY=SUCCESS test.\n"))
+	l, err := txn.CommitLocked(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := e.r.DeliverLocked(context.Background(), l, nil); st.Sent != 2 || st.DSNs != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	d := e.mail.deliveries()
+	last := d[len(d)-1]
+	got := last.header + "\n" + last.body
+	newID := regexp.MustCompile(`id (\w+);`).FindStringSubmatch(got)[1]
+	got = strings.TrimRight(strings.ReplaceAll(got, newID, "6AP4YNDf014578"), "\n") + "\n"
+	if want := capture(t, "../../internal/dsn/testdata/03-dsn-return-receipt-notify-success.txt", 2, "Content-Length:"); got != want {
+		t.Errorf("receipt differs from the reference:\n--- got\n%s\n--- want\n%s", got, want)
+	}
+	want := j.ID + ": " + newID + ": DSN: Return receipt\n"
+	if !strings.Contains(e.log.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, e.log)
+	}
 }
