@@ -117,7 +117,7 @@ func (r *Runner) deliver(ctx context.Context, l *queue.Locked, first bool, v io.
 
 	var locked []*queue.Locked
 	for _, p := range reports {
-		dl, err := r.queueReport(p, &j, warned)
+		dl, err := r.queueReport(ctx, p, &j, warned)
 		switch {
 		case err == nil:
 			st.DSNs++

@@ -18,7 +18,7 @@ func FuzzRenderHeader(f *testing.F) {
 		j := &queue.Job{ID: "6AP4T98X005913", Sender: "<a@b>",
 			Macros:  []queue.Macro{{Name: "{daemon_flags}", Value: "c u"}, {Name: "_", Value: "x"}},
 			Headers: []queue.Header{{HasCond: true, Cond: cond, Name: name, Value: value}}}
-		m := &macros{job: j, hostname: "h", sender: envelopeSender(j.Sender, "h")}
+		m := &macros{job: j, hostname: "h", sender: envelopeSender(j, "h")}
 		out := renderHeader(nil, j, flags, m)
 		if len(out) > 0 && string(out[:len(name)]) != name {
 			t.Errorf("header %q rendered as %q", name, out)

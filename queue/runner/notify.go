@@ -2,6 +2,7 @@ package runner
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"os"
 	"strings"
@@ -130,7 +131,7 @@ func notifyOf(rc *queue.Recipient) dsn.Notify {
 // queueReport builds the DSN and queues it as a new job from <> (flag r),
 // durably, returning it locked for immediate delivery. dsn.ErrNoReport
 // means none is due (null sender, NOTIFY, a failed postmaster notify).
-func (r *Runner) queueReport(p *pendingReport, orig *queue.Job, warned bool) (*queue.Locked, error) {
+func (r *Runner) queueReport(ctx context.Context, p *pendingReport, orig *queue.Job, warned bool) (*queue.Locked, error) {
 	txn, err := r.cfg.Store.Begin()
 	if err != nil {
 		return nil, err
@@ -149,16 +150,24 @@ func (r *Runner) queueReport(p *pendingReport, orig *queue.Job, warned bool) (*q
 	if strings.Contains(addr, "@") {
 		addr = "<" + addr + ">"
 	}
+	rcpts := []queue.Recipient{{Flags: "P", Addr: addr}}
+	if r.cfg.ExpandReport != nil {
+		x, err := r.cfg.ExpandReport(ctx, addr)
+		switch {
+		case err != nil:
+			r.log.Errf(orig.ID, "%s: cannot expand %s: %v", txn.ID(), addr, err)
+		case len(x) > 0:
+			rcpts = x
+		}
+	}
 	now := p.report.Now
 	j := &queue.Job{
-		Created:  now,
-		Priority: queue.InitialPriority(0, 1, 0),
-		Flags:    "r",
-		Macros:   []queue.Macro{{Name: "_", Value: "localhost"}},
-		Sender:   "<>",
-		Recipients: []queue.Recipient{{
-			Flags: "P", Addr: addr,
-		}},
+		Created:    now,
+		Priority:   queue.InitialPriority(0, len(rcpts), 0),
+		Flags:      "r",
+		Macros:     []queue.Macro{{Name: "_", Value: "localhost"}},
+		Sender:     "<>",
+		Recipients: rcpts,
 		Headers: append([]queue.Header{{HasCond: true, Cond: "P", Name: "Return-Path", Value: " <\x81g>"}},
 			parseHeaderBlock(msg.Header)...),
 	}

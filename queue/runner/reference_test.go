@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posthorn/posthorn/internal/status"
 	"github.com/posthorn/posthorn/queue"
 )
 
@@ -150,5 +151,80 @@ func TestReferenceReturnReceipt(t *testing.T) {
 	want := j.ID + ": " + newID + ": DSN: Return receipt\n"
 	if !strings.Contains(e.log.String(), want) {
 		t.Errorf("log lacks %q:\n%s", want, e.log)
+	}
+}
+
+// The double bounce of 05-syslog-mail-log-full.txt: a bounce from <>
+// (6AP4QKB3001468, received from the MSP) fails with "Host unknown"; the
+// first attempt makes the postmaster notification of
+// 03-dsn-postmaster-notify-double-bounce.txt, expanded (postmaster → root)
+// by ExpandReport, with the reference log lines.
+func TestReferencePostmasterNotify(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.NoBodyReturn = true
+		c.ExpandReport = func(ctx context.Context, addr string) ([]queue.Recipient, error) {
+			if addr == "postmaster" {
+				return []queue.Recipient{{Flags: "P", Addr: "root"}}, nil
+			}
+			return nil, nil
+		}
+		c.Mailers["esmtp"] = MailerFunc(func(ctx context.Context, d *Delivery) []Result {
+			return []Result{{Err: status.New(550, "5.1.2", "Host unknown (Name server: example.net: host not found)"),
+				Relay: "example.net", RemoteMTA: "example.net", Reply: "550 Host unknown"}}
+		})
+	})
+	e.clk.t = time.Unix(1795580780, 0).UTC()
+	j := &queue.Job{Created: e.clk.Now(), Priority: 30121, Flags: "b",
+		Macros: []queue.Macro{{Name: "_", Value: "localhost [127.0.0.1]"}, {Name: "r", Value: "ESMTP"},
+			{Name: "s", Value: "refhost.example.org"}, {Name: "{daemon_flags}"}},
+		Sender:     "<>",
+		Recipients: []queue.Recipient{{Flags: "PFD", Addr: "<fake@example.net>", FinalRcpt: "RFC822; fake@example.net"}},
+		Headers: []queue.Header{
+			{HasCond: true, Cond: "P", Name: "Return-Path", Value: " <\x81g>"},
+			{HasCond: true, Name: "Received", Value: " from refhost.example.org (localhost [127.0.0.1])\n\tby refhost.example.org (8.17.1.9/8.17.1.9/Debian-2+deb12u2) with ESMTP id 6AP4QKB3001468\n\tfor <fake@example.net>; Wed, 25 Nov 2026 04:26:20 GMT"},
+			{HasCond: true, Name: "Received", Value: " from localhost (localhost)\n\tby refhost.example.org (8.17.1.9/8.17.1.9/Submit) id 6AP4QKNj001467;\n\tWed, 25 Nov 2026 04:26:20 GMT"},
+			{HasCond: true, Name: "Date", Value: " Wed, 25 Nov 2026 04:26:20 GMT"},
+			{HasCond: true, Name: "From", Value: " Mail Delivery Subsystem <MAILER-DAEMON@refhost.example.org>"},
+			{HasCond: true, Name: "Message-Id", Value: " <202611250426.6AP4QKNj001467@refhost.example.org>"},
+			{HasCond: true, Name: "To", Value: " fake@example.net"},
+			{HasCond: true, Name: "MIME-Version", Value: " 1.0"},
+			{HasCond: true, Name: "Content-Type", Value: " multipart/report; report-type=delivery-status;\n\tboundary=\"6AP4QKNj001467.1795580780/refhost.example.org\""},
+			{HasCond: true, Name: "Subject", Value: " Returned mail: see transcript for details"},
+			{HasCond: true, Name: "Auto-Submitted", Value: " auto-generated (failure)"},
+		}}
+	txn, err := e.store.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	txn.Write([]byte("This is a MIME-encapsulated message\n"))
+	l, err := txn.CommitLocked(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := e.r.DeliverLocked(context.Background(), l, nil); st.Bounced != 1 || st.Sent != 1 || st.DSNs != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	d := e.mail.deliveries()
+	last := d[len(d)-1]
+	if last.mailer != "local" || last.rcpts[0] != "root" {
+		t.Fatalf("notification went to %s %v", last.mailer, last.rcpts)
+	}
+	got := last.header + "\n" + last.body
+	newID := regexp.MustCompile(`id (\w+);`).FindStringSubmatch(got)[1]
+	fix := func(s string) string {
+		return strings.ReplaceAll(strings.ReplaceAll(s, newID, "6AP4QKB1001471"), j.ID, "6AP4QKB3001468")
+	}
+	got = strings.TrimRight(fix(got), "\n") + "\n"
+	if want := capture(t, "../../internal/dsn/testdata/03-dsn-postmaster-notify-double-bounce.txt", 2, "Content-Length:"); got != want {
+		t.Errorf("notification differs from the reference:\n--- got\n%s\n--- want\n%s", got, want)
+	}
+	logs := fix(e.log.String())
+	for _, want := range []string{
+		"6AP4QKB3001468: 6AP4QKB1001471: postmaster notify: Host unknown (Name server: example.net: host not found)\n",
+		"6AP4QKB1001471: to=root, delay=00:00:00, xdelay=00:00:00, mailer=local, pri=30000, relay=local, dsn=2.1.5, stat=Sent\n",
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
 	}
 }

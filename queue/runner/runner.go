@@ -47,9 +47,12 @@ type Rcpt struct {
 // Delivery is one call of a mailer: one message to the recipients of the
 // job that route to the same mailer and host.
 type Delivery struct {
-	Job    *queue.Job
-	Sender string // envelope sender for the mailer, $g: qualified, MAILER-DAEMON@$j for <>
-	Null   bool   // the envelope sender is the null sender <>
+	Job *queue.Job
+	// Sender is the envelope sender for the mailer ($g): brackets removed,
+	// qualified with $j; for <> it is MAILER-DAEMON@$j in reports made
+	// here and "" otherwise. Null says the sender is <> (MAIL FROM:<>).
+	Sender string
+	Null   bool
 	Mailer string
 	Host   string
 	Rcpts  []Rcpt
@@ -131,6 +134,12 @@ type Config struct {
 
 	Hostname string // $j: DSN Reporting-MTA, $g qualification
 	Version  string // "$v/$Z" for the DSN's Received header
+	// ExpandReport, when set, expands the recipient of a report the runner
+	// queues (the original sender, or the postmaster) as acceptance does
+	// (aliases, ~/.forward) into final qf recipients with their C lines
+	// and A flags; the runner itself never expands. nil, or an error
+	// (logged), queues the address as it is.
+	ExpandReport func(ctx context.Context, addr string) ([]queue.Recipient, error)
 	// DoubleBounceAddress receives failures of mail from <> (default
 	// "postmaster").
 	DoubleBounceAddress string

@@ -117,13 +117,20 @@ func TestRenderHeaderConditions(t *testing.T) {
 		{"mDFMuXa", "X-J: h.example\nX-Auth: x\nOld: form\n"},
 	}
 	for _, tt := range tests {
-		m := &macros{job: j, hostname: "h.example", sender: envelopeSender(j.Sender, "h.example")}
+		m := &macros{job: j, hostname: "h.example", sender: envelopeSender(j, "h.example")}
 		if got := string(renderHeader(nil, j, tt.flags, m)); got != tt.want {
 			t.Errorf("flags %s:\n%s\nwant\n%s", tt.flags, got, tt.want)
 		}
 	}
-	if got := envelopeSender("<>", "h.example"); got != "MAILER-DAEMON@h.example" {
-		t.Errorf("null sender: %s", got)
+	for _, tt := range []struct{ sender, flags, want string }{
+		{"<>", "r", "MAILER-DAEMON@h.example"},
+		{"<>", "", ""},
+		{"root", "", "root@h.example"},
+		{"<a@b>", "", "a@b"},
+	} {
+		if got := envelopeSender(&queue.Job{Sender: tt.sender, Flags: tt.flags}, "h.example"); got != tt.want {
+			t.Errorf("sender %q flags %q: $g = %q, want %q", tt.sender, tt.flags, got, tt.want)
+		}
 	}
 }
 
