@@ -83,11 +83,17 @@ func (r *Runner) report(j *queue.Job, df *os.File, k dsn.Kind, os []*outcome, tr
 			q.Action = dsn.Delivered
 			q.Status = o.res.DSN
 			q.Diagnostic = o.res.Reply
+			if q.Diagnostic == "" {
+				q.Diagnostic = o.res.Diagnostic
+			}
 			rep.Transcript = append(rep.Transcript, o.rcpt.Addr+"... Successfully delivered")
 		case k == dsn.Delay:
 			q.Action = dsn.Delayed
 			q.Status = o.st.Enhanced
 			q.Diagnostic = o.res.Reply
+			if q.Diagnostic == "" {
+				q.Diagnostic = o.res.Diagnostic
+			}
 		case timedOut && o.temporary():
 			q.Action = dsn.Failed
 			q.Status = "4.4.7"
@@ -95,6 +101,9 @@ func (r *Runner) report(j *queue.Job, df *os.File, k dsn.Kind, os []*outcome, tr
 			q.Action = dsn.Failed
 			q.Status = o.st.Enhanced
 			q.Diagnostic = o.res.Reply
+			if q.Diagnostic == "" {
+				q.Diagnostic = o.res.Diagnostic
+			}
 			if q.Diagnostic == "" {
 				q.Diagnostic = o.st.Error()
 			}

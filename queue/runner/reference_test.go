@@ -3,6 +3,7 @@ package runner
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -170,7 +171,7 @@ func TestReferencePostmasterNotify(t *testing.T) {
 		}
 		c.Mailers["esmtp"] = MailerFunc(func(ctx context.Context, d *Delivery) []Result {
 			return []Result{{Err: status.New(550, "5.1.2", "Host unknown (Name server: example.net: host not found)"),
-				Relay: "example.net", RemoteMTA: "example.net", Reply: "550 Host unknown"}}
+				Relay: "example.net", RemoteMTA: "example.net", Diagnostic: "550 Host unknown"}}
 		})
 	})
 	e.clk.t = time.Unix(1795580780, 0).UTC()
@@ -222,6 +223,78 @@ func TestReferencePostmasterNotify(t *testing.T) {
 	for _, want := range []string{
 		"6AP4QKB3001468: 6AP4QKB1001471: postmaster notify: Host unknown (Name server: example.net: host not found)\n",
 		"6AP4QKB1001471: to=root, delay=00:00:00, xdelay=00:00:00, mailer=local, pri=30000, relay=local, dsn=2.1.5, stat=Sent\n",
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+}
+
+// The bounce of 05-syslog-examples.txt (6AP4Tvgx007066): one recipient
+// rejected by its MX, one in a domain that does not exist; the first
+// attempt gives 03-dsn-permanent-failure-5xx-and-host-unknown.txt byte for
+// byte, with the mailer's own transcript lines, and the reference log
+// lines (without ctladdr=, which needs the sender's uid).
+func TestReferencePermanentFailure(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.NoBodyReturn = true
+		c.Mailers["esmtp"] = MailerFunc(func(ctx context.Context, d *Delivery) []Result {
+			if d.Host == "bounce.example" {
+				reply := "550 5.1.1 <user@bounce.example>: Recipient address rejected: User unknown in sink"
+				fmt.Fprintf(d.Transcript, "... while talking to mx.bounce.example.:\n>>> DATA\n<<< %s\n", reply)
+				return []Result{{Err: status.New(550, "5.1.1", "User unknown"), Relay: "mx.bounce.example. [127.0.0.11]",
+					RemoteMTA: "mx.bounce.example.", Reply: reply}}
+			}
+			return []Result{{Err: status.New(550, "5.1.2", "Host unknown (Name server: nxdomain.invalid: host not found)"),
+				Relay: "nxdomain.invalid", RemoteMTA: "nxdomain.invalid", Diagnostic: "550 Host unknown"}}
+		})
+	})
+	e.clk.t = time.Unix(1795580997, 0).UTC()
+	j := &queue.Job{Created: e.clk.Now(), Priority: 60263, Flags: "b",
+		Macros: []queue.Macro{{Name: "_", Value: "localhost [127.0.0.1]"}, {Name: "r", Value: "ESMTP"},
+			{Name: "s", Value: "client.example"}, {Name: "{daemon_flags}"}},
+		Sender: "<alice@refhost.example.org>",
+		Recipients: []queue.Recipient{
+			{Flags: "PFD", Addr: "<user@bounce.example>", FinalRcpt: "RFC822; user@bounce.example"},
+			{Flags: "PFD", Addr: "<user@nxdomain.invalid>", FinalRcpt: "RFC822; user@nxdomain.invalid"}},
+		Headers: []queue.Header{
+			{HasCond: true, Cond: "P", Name: "Return-Path", Value: " <\x81g>"},
+			{HasCond: true, Name: "Received", Value: " from client.example (localhost [127.0.0.1])\n\tby refhost.example.org (8.17.1.9/8.17.1.9/Debian-2+deb12u2) with ESMTP id 6AP4Tvgx007066;\n\tWed, 25 Nov 2026 04:29:57 GMT"},
+			{HasCond: true, Cond: "D", Name: "Date", Value: " Wed, 25 Nov 2026 04:29:57 GMT"},
+			{HasCond: true, Name: "From", Value: " Alice Example <alice@refhost.example.org>"},
+			{HasCond: true, Name: "To", Value: " user@bounce.example, user@nxdomain.invalid"},
+			{HasCond: true, Name: "Subject", Value: " this one will bounce"},
+			{HasCond: true, Name: "Message-ID", Value: " <bounce-test-1@refhost.example.org>"},
+		}}
+	txn, err := e.store.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	txn.Write([]byte("This message cannot be delivered.\n"))
+	l, err := txn.CommitLocked(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := e.r.DeliverLocked(context.Background(), l, nil); st.Bounced != 2 || st.DSNs != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	d := e.mail.deliveries()
+	last := d[len(d)-1]
+	got := last.header + "\n" + last.body
+	newID := regexp.MustCompile(`id (\w+);`).FindStringSubmatch(got)[1]
+	fix := func(s string) string {
+		return strings.ReplaceAll(strings.ReplaceAll(s, newID, "6AP4Tvgx007069"), j.ID, "6AP4Tvgx007066")
+	}
+	got = strings.TrimRight(fix(got), "\n") + "\n"
+	if want := capture(t, "../../internal/dsn/testdata/03-dsn-permanent-failure-5xx-and-host-unknown.txt", 2, "Content-Length:"); got != want {
+		t.Errorf("DSN differs from the reference:\n--- got\n%s\n--- want\n%s", got, want)
+	}
+	logs := fix(e.log.String())
+	for _, want := range []string{
+		"6AP4Tvgx007066: to=<user@bounce.example>, delay=00:00:00, xdelay=00:00:00, mailer=esmtp, pri=60263, relay=mx.bounce.example. [127.0.0.11], dsn=5.1.1, reply=550 5.1.1 <user@bounce.example>: Recipient address rejected: User unknown in sink, stat=User unknown\n",
+		"6AP4Tvgx007066: to=<user@nxdomain.invalid>, delay=00:00:00, xdelay=00:00:00, mailer=esmtp, pri=60263, relay=nxdomain.invalid, dsn=5.1.2, stat=Host unknown (Name server: nxdomain.invalid: host not found)\n",
+		"6AP4Tvgx007066: 6AP4Tvgx007069: DSN: Host unknown (Name server: nxdomain.invalid: host not found)\n",
+		"6AP4Tvgx007069: to=<alice@refhost.example.org>, delay=00:00:00, xdelay=00:00:00, mailer=local, pri=30000, relay=local, dsn=2.1.5, stat=Sent\n",
 	} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %q:\n%s", want, logs)

@@ -85,6 +85,11 @@ type Result struct {
 	// User unknown"): the DSN's Diagnostic-Code, logged as reply= for
 	// failures.
 	Reply string
+	// Diagnostic is the DSN's Diagnostic-Code when no reply was received
+	// (sendmail's "550 Host unknown" for a domain that does not exist); ""
+	// gives Reply, or for failures the error ("550 5.1.1 <a@b>... User
+	// unknown").
+	Diagnostic string
 	// Stat, for a success, is shown in parentheses after "Sent" in the
 	// log and -v ("Sent (6AP4QBh8001245 Message accepted for delivery)").
 	Stat string
