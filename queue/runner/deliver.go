@@ -39,6 +39,12 @@ func (o *outcome) temporary() bool { return o.st != nil && o.st.Temporary() }
 func (r *Runner) deliver(ctx context.Context, l *queue.Locked, first bool, v io.Writer) Stats {
 	var st Stats
 	orig := l.Job()
+	if orig.Quarantine != "" {
+		// Quarantined jobs wait for the admin (sendmail -qQ), as sendmail's.
+		l.Unlock()
+		st.Skipped++
+		return st
+	}
 	j := *orig
 	j.Recipients = append([]queue.Recipient(nil), orig.Recipients...)
 	now := r.now()
@@ -229,7 +235,7 @@ func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *os.File, now tim
 			m.host, m.user = g.host, outs[g.idx[0]].route.User
 			d.Header = renderHeader(nil, j, r.flag[g.mailer], m)
 			d.Body = io.NewSectionReader(df, 0, size)
-			res = mailer.Deliver(ctx, d)
+			res = callMailer(ctx, mailer, d)
 		}
 		xdelay := r.now().Sub(start)
 		done := make([]*outcome, 0, len(g.idx))
@@ -401,4 +407,20 @@ func (r *Runner) lose(l *queue.Locked, why string) {
 	if idx := r.index(); idx != nil {
 		idx.Delete(dir, id)
 	}
+}
+
+// callMailer calls m, turning a panic into a temporary failure of its
+// recipients: a broken mailer must not take the daemon, and the job's
+// lock, down with it.
+func callMailer(ctx context.Context, m Mailer, d *Delivery) (res []Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			e := status.New(451, "4.3.0", "Internal error in mailer %s: %v", d.Mailer, p)
+			res = make([]Result, len(d.Rcpts))
+			for i := range res {
+				res[i] = Result{Err: e}
+			}
+		}
+	}()
+	return m.Deliver(ctx, d)
 }

@@ -560,3 +560,24 @@ func TestServeSeesNewJobs(t *testing.T) {
 		t.Error("job queued after start not delivered by a periodic run")
 	}
 }
+
+// A mailer that panics defers its recipients; a quarantined job is left
+// alone.
+func TestMailerPanicAndQuarantine(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.Mailers["esmtp"] = MailerFunc(func(ctx context.Context, d *Delivery) []Result { panic("boom") })
+	})
+	id := e.enqueue(e.job("PFD:<x@remote.example>"))
+	if st := e.run(RunOptions{}); st.Deferred != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	if j := e.read(id); j == nil || !strings.Contains(j.Message, "Internal error in mailer esmtp: boom") {
+		t.Errorf("job %+v", j)
+	}
+	q := e.job("PFD:<bob@refhost.example.org>")
+	q.Quarantine = "held by the admin"
+	qid := e.enqueue(q)
+	if st := e.run(RunOptions{Filter: queue.Filter{IDs: []queue.Match{{Substr: qid}}}}); st.Skipped != 1 || st.Sent != 0 {
+		t.Errorf("quarantined: %+v", st)
+	}
+}
