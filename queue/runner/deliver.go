@@ -19,6 +19,7 @@ import (
 
 // outcome is what happened to one recipient in this attempt.
 type outcome struct {
+	i      int // index in the job's recipients
 	rcpt   *queue.Recipient
 	route  Route
 	res    Result
@@ -38,6 +39,12 @@ func (o *outcome) temporary() bool { return o.st != nil && o.st.Temporary() }
 func (r *Runner) deliver(ctx context.Context, l *queue.Locked, first bool, v io.Writer) Stats {
 	var st Stats
 	orig := l.Job()
+	if orig.Quarantine != "" {
+		// Quarantined jobs wait for the admin (sendmail -qQ), as sendmail's.
+		l.Unlock()
+		st.Skipped++
+		return st
+	}
 	j := *orig
 	j.Recipients = append([]queue.Recipient(nil), orig.Recipients...)
 	now := r.now()
@@ -61,7 +68,10 @@ func (r *Runner) deliver(ctx context.Context, l *queue.Locked, first bool, v io.
 		out = io.MultiWriter(&tr, v)
 	}
 
-	outs := r.attempt(ctx, &j, df, now, out)
+	if v == nil {
+		v = io.Discard
+	}
+	outs := r.attempt(ctx, &j, df, now, out, v)
 
 	var deferred, failed, receipts []*outcome
 	lastDefer := ""
@@ -87,33 +97,33 @@ func (r *Runner) deliver(ctx context.Context, l *queue.Locked, first bool, v io.
 	switch {
 	case dec.GiveUp && len(deferred) > 0:
 		reason := dsn.TimeoutReason(r.cfg.Schedule.QueueReturn)
-		fmt.Fprintln(out, reason)
+		fmt.Fprintln(v, reason)
 		timedOut := append(failed, deferred...)
 		lines := append(transcriptLines(tr.Bytes()), dsn.TimeoutLines(r.cfg.Schedule.QueueReturn)...)
-		reports = append(reports, r.report(&j, df, dsn.Failure, orderLike(outs, timedOut), lines, reason, now, true))
+		reports = append(reports, r.report(&j, df, dsn.Failure, orderLike(outs, timedOut), lines, reason, now, true, first))
 		failed, deferred = timedOut, nil
 		lastDefer = ""
 	case len(failed) > 0:
 		reason := statText(failed[len(failed)-1].st)
-		reports = append(reports, r.report(&j, df, dsn.Failure, failed, transcriptLines(tr.Bytes()), reason, now, false))
+		reports = append(reports, r.report(&j, df, dsn.Failure, failed, transcriptLines(tr.Bytes()), reason, now, false, first))
 	}
 	if !dec.GiveUp && dec.Warn && len(deferred) > 0 && !warned {
 		reason := dsn.WarningReason(r.cfg.Schedule.QueueWarn)
-		fmt.Fprintln(out, reason)
+		fmt.Fprintln(v, reason)
 		lines := append(transcriptLines(tr.Bytes()), dsn.WarningLines(r.cfg.Schedule.QueueWarn, r.cfg.Schedule.QueueReturn)...)
-		p := r.report(&j, df, dsn.Delay, deferred, lines, reason, now, false)
+		p := r.report(&j, df, dsn.Delay, deferred, lines, reason, now, false, first)
 		p.onQueued = func() { j.SetFlag(queue.FlagWarned, true); lastDefer = reason }
 		reports = append(reports, p)
 	}
 	if len(receipts) > 0 {
-		reports = append(reports, r.report(&j, df, dsn.Receipt, receipts, transcriptLines(tr.Bytes()), "Return receipt", now, false))
+		reports = append(reports, r.report(&j, df, dsn.Receipt, receipts, transcriptLines(tr.Bytes()), "Return receipt", now, false, first))
 	}
 	st.Deferred = len(deferred)
 	st.Bounced = len(failed)
 
 	var locked []*queue.Locked
 	for _, p := range reports {
-		dl, err := r.queueReport(p, &j, warned)
+		dl, err := r.queueReport(ctx, p, &j, warned)
 		switch {
 		case err == nil:
 			st.DSNs++
@@ -136,12 +146,8 @@ func (r *Runner) deliver(ctx context.Context, l *queue.Locked, first bool, v io.
 
 	// What stays in the qf: the deferred recipients, in queue order.
 	keep := make([]queue.Recipient, 0, len(deferred))
-	for i := range outs {
-		for _, d := range deferred {
-			if d == &outs[i] {
-				keep = append(keep, *outs[i].rcpt)
-			}
-		}
+	for _, o := range orderLike(outs, deferred) {
+		keep = append(keep, *o.rcpt)
 	}
 	idx := r.index()
 	if len(keep) == 0 {
@@ -175,34 +181,34 @@ func (r *Runner) deliver(ctx context.Context, l *queue.Locked, first bool, v io.
 
 // attempt routes every recipient and calls the mailers, one call per
 // mailer and host, in the order the recipients first name them.
-func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *os.File, now time.Time, out io.Writer) []outcome {
+//
+// out receives the transcript (kept for DSNs, and shown with -v), v the
+// lines shown only with -v.
+func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *os.File, now time.Time, out, v io.Writer) []outcome {
 	outs := make([]outcome, len(j.Recipients))
 	type group struct {
 		mailer, host string
 		idx          []int
 	}
 	var groups []*group
+	byKey := map[[2]string]*group{}
 	for i := range j.Recipients {
 		o := &outs[i]
-		o.rcpt = &j.Recipients[i]
+		o.i, o.rcpt = i, &j.Recipients[i]
 		route, err := r.cfg.Router.Route(ctx, j, o.rcpt)
 		if err != nil {
 			o.st = status.From(err)
-			r.logResult(j, o, now)
-			r.verbose(out, o)
+			r.logResults(j, []*outcome{o}, now)
+			r.verbose(out, v, o)
 			continue
 		}
 		o.route = route
-		var g *group
-		for _, x := range groups {
-			if x.mailer == route.Mailer && x.host == route.Host {
-				g = x
-				break
-			}
-		}
+		key := [2]string{route.Mailer, route.Host}
+		g := byKey[key]
 		if g == nil {
 			g = &group{mailer: route.Mailer, host: route.Host}
 			groups = append(groups, g)
+			byKey[key] = g
 		}
 		g.idx = append(g.idx, i)
 	}
@@ -222,16 +228,17 @@ func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *os.File, now tim
 			}
 		} else {
 			d := &Delivery{Job: j, Sender: m.sender, Null: dsn.IsNull(j.Sender), Mailer: g.mailer, Host: g.host,
-				Transcript: out}
+				Transcript: out, Verbose: v}
 			for _, i := range g.idx {
 				d.Rcpts = append(d.Rcpts, Rcpt{Route: outs[i].route, Recipient: outs[i].rcpt})
 			}
 			m.host, m.user = g.host, outs[g.idx[0]].route.User
 			d.Header = renderHeader(nil, j, r.flag[g.mailer], m)
 			d.Body = io.NewSectionReader(df, 0, size)
-			res = mailer.Deliver(ctx, d)
+			res = callMailer(ctx, mailer, d)
 		}
 		xdelay := r.now().Sub(start)
+		done := make([]*outcome, 0, len(g.idx))
 		for k, i := range g.idx {
 			o := &outs[i]
 			o.xdelay = xdelay
@@ -241,9 +248,10 @@ func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *os.File, now tim
 			} else {
 				o.st = status.New(451, "4.3.0", "mailer %s gave no result", g.mailer)
 			}
-			r.logResult(j, o, now)
-			r.verbose(out, o)
+			r.verbose(out, v, o)
+			done = append(done, o)
 		}
+		r.logResults(j, done, now)
 	}
 	return outs
 }
@@ -261,58 +269,84 @@ func statText(e *status.Error) string {
 	return t
 }
 
-// verbose writes the -v line of one recipient: "<a@b>... Sent".
-func (r *Runner) verbose(out io.Writer, o *outcome) {
+// verbose writes the line of one recipient: "<a@b>... Sent" to -v only;
+// "<a@b>... Deferred: <reason>" and "550 5.1.1 <a@b>... User unknown" to
+// the transcript as well, as sendmail's transcript (xf) file has them.
+func (r *Runner) verbose(out, v io.Writer, o *outcome) {
 	switch {
 	case o.sent():
 		if o.res.Stat != "" {
-			fmt.Fprintf(out, "%s... Sent (%s)\n", o.rcpt.Addr, o.res.Stat)
+			fmt.Fprintf(v, "%s... Sent (%s)\n", o.rcpt.Addr, o.res.Stat)
 		} else {
-			fmt.Fprintf(out, "%s... Sent\n", o.rcpt.Addr)
+			fmt.Fprintf(v, "%s... Sent\n", o.rcpt.Addr)
 		}
 	case o.temporary():
 		fmt.Fprintf(out, "%s... Deferred: %s\n", o.rcpt.Addr, statText(o.st))
 	default:
-		fmt.Fprintf(out, "%s... %s\n", o.rcpt.Addr, statText(o.st))
+		fmt.Fprintf(out, "%d %s%s... %s\n", o.st.Code, enhancedSpace(o.st), o.rcpt.Addr, statText(o.st))
 	}
 }
 
-// logResult writes sendmail's delivery log line:
-// to=, ctladdr=, delay=, xdelay=, mailer=, pri=, relay=, dsn=, reply=, stat=.
-func (r *Runner) logResult(j *queue.Job, o *outcome, now time.Time) {
-	var code, stat, reply string
-	switch {
-	case o.sent():
-		code = o.res.DSN
-		if code == "" {
-			code = "2.0.0"
-		}
-		stat = "Sent"
-		if o.res.Stat != "" {
-			stat = "Sent (" + o.res.Stat + ")"
-		}
-	case o.temporary():
-		code, stat = o.st.Enhanced, "Deferred: "+statText(o.st)
-		reply = o.res.Reply
-	default:
-		code, stat = o.st.Enhanced, statText(o.st)
-		reply = o.res.Reply
+func enhancedSpace(e *status.Error) string {
+	if e.Enhanced == "" {
+		return ""
 	}
+	return e.Enhanced + " "
+}
+
+// logResults writes sendmail's delivery log lines for the outcomes of one
+// mailer call: to=, ctladdr=, delay=, xdelay=, mailer=, pri=, relay=, dsn=,
+// reply=, stat=. Consecutive recipients with the same result share a line
+// ("to=alice,bob"), as sendmail logs one line per delivery.
+func (r *Runner) logResults(j *queue.Job, os []*outcome, now time.Time) {
 	delay := time.Duration(0)
 	if !j.Created.IsZero() {
 		delay = now.Sub(j.Created)
 	}
-	r.log.Infof(j.ID, "%s", maillog.Fields(
-		"to", o.rcpt.Addr,
-		"ctladdr", ctlAddr(o.rcpt.Ctl),
-		"delay", maillog.Delay(delay),
-		"xdelay", maillog.Delay(o.xdelay),
-		"mailer", o.route.Mailer,
-		"pri", strconv.FormatInt(j.Priority, 10),
-		"relay", o.res.Relay,
-		"dsn", code,
-		"reply", reply,
-		"stat", stat))
+	var to []string
+	prev := ""
+	flush := func() {
+		if len(to) > 0 {
+			r.log.Infof(j.ID, "%s", maillog.Fields("to", strings.Join(to, ","))+", "+prev)
+		}
+		to = to[:0]
+	}
+	for _, o := range os {
+		var code, stat, reply string
+		switch {
+		case o.sent():
+			code = o.res.DSN
+			if code == "" {
+				code = "2.0.0"
+			}
+			stat = "Sent"
+			if o.res.Stat != "" {
+				stat = "Sent (" + o.res.Stat + ")"
+			}
+		case o.temporary():
+			code, stat = o.st.Enhanced, "Deferred: "+statText(o.st)
+			reply = o.res.Reply
+		default:
+			code, stat = o.st.Enhanced, statText(o.st)
+			reply = o.res.Reply
+		}
+		rest := maillog.Fields(
+			"ctladdr", ctlAddr(o.rcpt.Ctl),
+			"delay", maillog.Delay(delay),
+			"xdelay", maillog.Delay(o.xdelay),
+			"mailer", o.route.Mailer,
+			"pri", strconv.FormatInt(j.Priority, 10),
+			"relay", o.res.Relay,
+			"dsn", code,
+			"reply", reply,
+			"stat", stat)
+		if rest != prev {
+			flush()
+			prev = rest
+		}
+		to = append(to, o.rcpt.Addr)
+	}
+	flush()
 }
 
 // ctlAddr renders a C line ("user:uid:gid:alias", ":alias" for root) as
@@ -351,12 +385,14 @@ func transcriptLines(b []byte) []string {
 
 // orderLike returns the outcomes of sub in the order they have in all.
 func orderLike(all []outcome, sub []*outcome) []*outcome {
+	in := make([]bool, len(all))
+	for _, o := range sub {
+		in[o.i] = true
+	}
 	out := make([]*outcome, 0, len(sub))
 	for i := range all {
-		for _, o := range sub {
-			if o == &all[i] {
-				out = append(out, o)
-			}
+		if in[i] {
+			out = append(out, &all[i])
 		}
 	}
 	return out
@@ -371,4 +407,20 @@ func (r *Runner) lose(l *queue.Locked, why string) {
 	if idx := r.index(); idx != nil {
 		idx.Delete(dir, id)
 	}
+}
+
+// callMailer calls m, turning a panic into a temporary failure of its
+// recipients: a broken mailer must not take the daemon, and the job's
+// lock, down with it.
+func callMailer(ctx context.Context, m Mailer, d *Delivery) (res []Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			e := status.New(451, "4.3.0", "Internal error in mailer %s: %v", d.Mailer, p)
+			res = make([]Result, len(d.Rcpts))
+			for i := range res {
+				res[i] = Result{Err: e}
+			}
+		}
+	}()
+	return m.Deliver(ctx, d)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -71,6 +72,7 @@ func (f *fakeMailers) mailer(name string) Mailer {
 					r.Reply = "250 2.1.5 Ok"
 				}
 			case "esmtp":
+				fmt.Fprintf(d.Verbose, "%s... Connecting to mx.%s. port 2526 via esmtp...\n", rc.Addr, d.Host)
 				r.Relay, r.RemoteMTA = "mx."+d.Host+". [127.0.0.10]", "mx."+d.Host+"."
 				if err == nil {
 					r.Stat = "Ok: queued as 4AB12"
@@ -99,6 +101,9 @@ func (f *fakeMailers) deliveries() []delivered {
 // the rest → local.
 func fakeRouter(ctx context.Context, j *queue.Job, rc *queue.Recipient) (Route, error) {
 	a := strings.Trim(rc.Addr, "<>")
+	if len(a) > 1 && a[0] == '"' && a[len(a)-1] == '"' {
+		a = a[1 : len(a)-1] // "|prog args", as sendmail writes it in the qf
+	}
 	switch {
 	case strings.HasPrefix(a, "|"):
 		return Route{Mailer: "prog", User: a}, nil

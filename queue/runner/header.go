@@ -63,13 +63,18 @@ func (m *macros) get(name string) (string, bool) {
 	return "", false
 }
 
-// envelopeSender returns $g for a stored sender: brackets removed, an
-// unqualified name qualified with $j, the null sender as MAILER-DAEMON@$j
-// (sendmail's rewriting of the envelope sender for its mailers).
-func envelopeSender(sender, hostname string) string {
-	s := strings.TrimSpace(sender)
+// envelopeSender returns $g for a job: the stored sender with brackets
+// removed and an unqualified name qualified with $j. The null sender of a
+// report made here (F flag r) is MAILER-DAEMON@$j, as sendmail writes it in
+// its reports' Return-Path; the null sender of a message received from
+// elsewhere stays empty ("Return-Path: <>", 03-dsn-postmaster-notify-*).
+func envelopeSender(j *queue.Job, hostname string) string {
+	s := strings.TrimSpace(j.Sender)
 	s = strings.TrimSuffix(strings.TrimPrefix(s, "<"), ">")
 	if s == "" {
+		if !j.HasFlag(queue.FlagResponse) {
+			return ""
+		}
 		s = "MAILER-DAEMON"
 	}
 	if !strings.Contains(s, "@") && hostname != "" {
@@ -135,5 +140,5 @@ func expand(b []byte, v string, m *macros) []byte {
 // newMacros returns the macros for delivering j now.
 func (r *Runner) newMacros(j *queue.Job) *macros {
 	return &macros{job: j, hostname: r.cfg.Hostname, version: r.cfg.Version,
-		date: rfcdate.Format(r.now()), sender: envelopeSender(j.Sender, r.cfg.Hostname)}
+		date: rfcdate.Format(r.now()), sender: envelopeSender(j, r.cfg.Hostname)}
 }

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"os"
 	"strings"
@@ -22,7 +23,11 @@ type pendingReport struct {
 // report prepares a DSN of kind k about the outcomes os of job j.
 // timedOut marks the recipients of a job given up after
 // Timeout.queuereturn (status 4.4.7, no diagnostic).
-func (r *Runner) report(j *queue.Job, df *os.File, k dsn.Kind, os []*outcome, transcript []string, reason string, now time.Time, timedOut bool) *pendingReport {
+//
+// first marks the attempt right after acceptance: sendmail makes it in the
+// receiving process, which knows the client's host name, and so names it
+// in Received-From-MTA.
+func (r *Runner) report(j *queue.Job, df *os.File, k dsn.Kind, os []*outcome, transcript []string, reason string, now time.Time, timedOut, first bool) *pendingReport {
 	rep := &dsn.Report{
 		Kind:         k,
 		Hostname:     r.cfg.Hostname,
@@ -41,6 +46,9 @@ func (r *Runner) report(j *queue.Job, df *os.File, k dsn.Kind, os []*outcome, tr
 	for _, m := range j.Macros {
 		if m.Name == "_" {
 			rep.ReceivedFrom = m.Value
+			if host, _, ok := strings.Cut(m.Value, " ["); ok && first {
+				rep.ReceivedFromMTA = host
+			}
 		}
 	}
 	m := r.newMacros(j)
@@ -75,11 +83,17 @@ func (r *Runner) report(j *queue.Job, df *os.File, k dsn.Kind, os []*outcome, tr
 			q.Action = dsn.Delivered
 			q.Status = o.res.DSN
 			q.Diagnostic = o.res.Reply
+			if q.Diagnostic == "" {
+				q.Diagnostic = o.res.Diagnostic
+			}
 			rep.Transcript = append(rep.Transcript, o.rcpt.Addr+"... Successfully delivered")
 		case k == dsn.Delay:
 			q.Action = dsn.Delayed
 			q.Status = o.st.Enhanced
 			q.Diagnostic = o.res.Reply
+			if q.Diagnostic == "" {
+				q.Diagnostic = o.res.Diagnostic
+			}
 		case timedOut && o.temporary():
 			q.Action = dsn.Failed
 			q.Status = "4.4.7"
@@ -87,6 +101,9 @@ func (r *Runner) report(j *queue.Job, df *os.File, k dsn.Kind, os []*outcome, tr
 			q.Action = dsn.Failed
 			q.Status = o.st.Enhanced
 			q.Diagnostic = o.res.Reply
+			if q.Diagnostic == "" {
+				q.Diagnostic = o.res.Diagnostic
+			}
 			if q.Diagnostic == "" {
 				q.Diagnostic = o.st.Error()
 			}
@@ -123,7 +140,7 @@ func notifyOf(rc *queue.Recipient) dsn.Notify {
 // queueReport builds the DSN and queues it as a new job from <> (flag r),
 // durably, returning it locked for immediate delivery. dsn.ErrNoReport
 // means none is due (null sender, NOTIFY, a failed postmaster notify).
-func (r *Runner) queueReport(p *pendingReport, orig *queue.Job, warned bool) (*queue.Locked, error) {
+func (r *Runner) queueReport(ctx context.Context, p *pendingReport, orig *queue.Job, warned bool) (*queue.Locked, error) {
 	txn, err := r.cfg.Store.Begin()
 	if err != nil {
 		return nil, err
@@ -142,16 +159,24 @@ func (r *Runner) queueReport(p *pendingReport, orig *queue.Job, warned bool) (*q
 	if strings.Contains(addr, "@") {
 		addr = "<" + addr + ">"
 	}
+	rcpts := []queue.Recipient{{Flags: "P", Addr: addr}}
+	if r.cfg.ExpandReport != nil {
+		x, err := r.cfg.ExpandReport(ctx, addr)
+		switch {
+		case err != nil:
+			r.log.Errf(orig.ID, "%s: cannot expand %s: %v", txn.ID(), addr, err)
+		case len(x) > 0:
+			rcpts = x
+		}
+	}
 	now := p.report.Now
 	j := &queue.Job{
-		Created:  now,
-		Priority: queue.InitialPriority(0, 1, 0),
-		Flags:    "r",
-		Macros:   []queue.Macro{{Name: "_", Value: "localhost"}},
-		Sender:   "<>",
-		Recipients: []queue.Recipient{{
-			Flags: "P", Addr: addr,
-		}},
+		Created:    now,
+		Priority:   queue.InitialPriority(0, len(rcpts), 0),
+		Flags:      "r",
+		Macros:     []queue.Macro{{Name: "_", Value: "localhost"}},
+		Sender:     "<>",
+		Recipients: rcpts,
 		Headers: append([]queue.Header{{HasCond: true, Cond: "P", Name: "Return-Path", Value: " <\x81g>"}},
 			parseHeaderBlock(msg.Header)...),
 	}

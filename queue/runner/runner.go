@@ -47,9 +47,12 @@ type Rcpt struct {
 // Delivery is one call of a mailer: one message to the recipients of the
 // job that route to the same mailer and host.
 type Delivery struct {
-	Job    *queue.Job
-	Sender string // envelope sender for the mailer, $g: qualified, MAILER-DAEMON@$j for <>
-	Null   bool   // the envelope sender is the null sender <>
+	Job *queue.Job
+	// Sender is the envelope sender for the mailer ($g): brackets removed,
+	// qualified with $j; for <> it is MAILER-DAEMON@$j in reports made
+	// here and "" otherwise. Null says the sender is <> (MAIL FROM:<>).
+	Sender string
+	Null   bool
 	Mailer string
 	Host   string
 	Rcpts  []Rcpt
@@ -58,9 +61,13 @@ type Delivery struct {
 	Header []byte
 	// Body is the df: the body only, LF line ends.
 	Body io.Reader
-	// Transcript receives the session transcript ("220 ...", ">>> DATA");
-	// it goes to the -v output and into DSNs. Never nil.
+	// Transcript receives what goes into a DSN's "Transcript of session"
+	// as well as to the -v output ("... while talking to mx.example.:",
+	// ">>> DATA", "<<< 550 ..."). Never nil.
 	Transcript io.Writer
+	// Verbose receives lines shown only with -v ("<a@b>... Connecting to
+	// mx.example. port 25 via esmtp...", the LMTP dialogue). Never nil.
+	Verbose io.Writer
 }
 
 // Result is the outcome for one recipient of a Delivery.
@@ -78,6 +85,11 @@ type Result struct {
 	// User unknown"): the DSN's Diagnostic-Code, logged as reply= for
 	// failures.
 	Reply string
+	// Diagnostic is the DSN's Diagnostic-Code when no reply was received
+	// (sendmail's "550 Host unknown" for a domain that does not exist); ""
+	// gives Reply, or for failures the error ("550 5.1.1 <a@b>... User
+	// unknown").
+	Diagnostic string
 	// Stat, for a success, is shown in parentheses after "Sent" in the
 	// log and -v ("Sent (6AP4QBh8001245 Message accepted for delivery)").
 	Stat string
@@ -127,6 +139,12 @@ type Config struct {
 
 	Hostname string // $j: DSN Reporting-MTA, $g qualification
 	Version  string // "$v/$Z" for the DSN's Received header
+	// ExpandReport, when set, expands the recipient of a report the runner
+	// queues (the original sender, or the postmaster) as acceptance does
+	// (aliases, ~/.forward) into final qf recipients with their C lines
+	// and A flags; the runner itself never expands. nil, or an error
+	// (logged), queues the address as it is.
+	ExpandReport func(ctx context.Context, addr string) ([]queue.Recipient, error)
 	// DoubleBounceAddress receives failures of mail from <> (default
 	// "postmaster").
 	DoubleBounceAddress string
@@ -213,12 +231,10 @@ func (r *Runner) Start() error {
 }
 
 func (r *Runner) reload() error {
-	idx, lost, err := r.cfg.Store.LoadIndex()
+	// Unreadable files are renamed to Qf and logged by the store.
+	idx, _, err := r.cfg.Store.LoadIndex()
 	if err != nil {
 		return err
-	}
-	for _, id := range lost {
-		r.log.Errf(id, "queue run: lost unreadable queue file")
 	}
 	r.mu.Lock()
 	r.idx = idx
@@ -238,6 +254,7 @@ func (r *Runner) index() *queue.Index {
 // scans the queue directories first (a -q from cron).
 func (r *Runner) Run(ctx context.Context, o RunOptions) (Stats, error) {
 	idx := r.index()
+	lostAtScan := 0
 	if idx == nil {
 		var lost []string
 		var err error
@@ -245,16 +262,14 @@ func (r *Runner) Run(ctx context.Context, o RunOptions) (Stats, error) {
 		if err != nil {
 			return Stats{}, err
 		}
-		for _, id := range lost {
-			r.log.Errf(id, "queue run: lost unreadable queue file")
-		}
+		lostAtScan = len(lost)
 	}
 	sched := r.cfg.Schedule
 	if o.Force {
 		sched.MinQueueAge = 0
 	}
 	entries := idx.Select(o.Filter, sched, r.now())
-	st := Stats{Jobs: len(entries)}
+	st := Stats{Jobs: len(entries), Lost: lostAtScan}
 	par := r.cfg.MaxRunnersPerQueue
 	if par <= 0 || par > cap(r.sem) {
 		par = cap(r.sem)

@@ -117,13 +117,20 @@ func TestRenderHeaderConditions(t *testing.T) {
 		{"mDFMuXa", "X-J: h.example\nX-Auth: x\nOld: form\n"},
 	}
 	for _, tt := range tests {
-		m := &macros{job: j, hostname: "h.example", sender: envelopeSender(j.Sender, "h.example")}
+		m := &macros{job: j, hostname: "h.example", sender: envelopeSender(j, "h.example")}
 		if got := string(renderHeader(nil, j, tt.flags, m)); got != tt.want {
 			t.Errorf("flags %s:\n%s\nwant\n%s", tt.flags, got, tt.want)
 		}
 	}
-	if got := envelopeSender("<>", "h.example"); got != "MAILER-DAEMON@h.example" {
-		t.Errorf("null sender: %s", got)
+	for _, tt := range []struct{ sender, flags, want string }{
+		{"<>", "r", "MAILER-DAEMON@h.example"},
+		{"<>", "", ""},
+		{"root", "", "root@h.example"},
+		{"<a@b>", "", "a@b"},
+	} {
+		if got := envelopeSender(&queue.Job{Sender: tt.sender, Flags: tt.flags}, "h.example"); got != tt.want {
+			t.Errorf("sender %q flags %q: $g = %q, want %q", tt.sender, tt.flags, got, tt.want)
+		}
 	}
 }
 
@@ -307,7 +314,7 @@ func TestCorruptQfLost(t *testing.T) {
 	nodf := e.enqueue(e.job("PFD:<bob@refhost.example.org>"))
 	os.Remove(filepath.Join(e.dir, "df"+nodf))
 	st := e.run(RunOptions{})
-	if st.Sent != 1 || st.Lost != 1 {
+	if st.Sent != 1 || st.Lost != 2 {
 		t.Errorf("stats %+v", st)
 	}
 	for _, id := range []string{"6AP4T98Y005913", nodf} {
@@ -501,5 +508,76 @@ func TestServeStops(t *testing.T) {
 	}
 	if len(e.mail.deliveries()) != 1 {
 		t.Error("periodic run did not deliver")
+	}
+}
+
+// Recipients from alias expansion (C lines, A flag) log their controlling
+// user; recipients of one mailer call with the same result share a line;
+// file and program recipients go to their mailers.
+func TestAliasRecipientsLog(t *testing.T) {
+	e := newEnv(t, nil)
+	e.failures()
+	j := e.job()
+	j.Recipients = []queue.Recipient{
+		{Ctl: ":root", Flags: "PFDA", Addr: "alice"},
+		{Ctl: ":root", Flags: "PFDA", Addr: "bob"},
+		{Ctl: "to-file:8:0:<to-file@localhost>", Flags: "PFDA", Addr: "/var/tmp/to-file.mbox"},
+		{Ctl: "to-file:8:0:<to-file@localhost>", Flags: "PFDA", Addr: `"|/usr/bin/logger -t to-prog"`},
+		{Ctl: "to-remote:8:0:to-remote", Flags: "PFDA", Addr: "someone@remote.example"},
+	}
+	e.enqueue(j)
+	var v bytes.Buffer
+	e.run(RunOptions{Verbose: &v})
+	golden(t, "alias-log.txt", e.normalize(e.log.String()))
+	golden(t, "alias-v.txt", e.normalize(v.String()))
+	got := map[string]bool{}
+	for _, d := range e.mail.deliveries() {
+		got[d.mailer] = true
+		if d.mailer == "*file*" && !strings.HasPrefix(d.header, "Return-Path: <alice@refhost.example.org>\n") {
+			t.Errorf("file header:\n%s", d.header)
+		}
+	}
+	if !got["*file*"] || !got["prog"] {
+		t.Errorf("mailers used: %v", got)
+	}
+}
+
+// A daemon's periodic run sees jobs queued by other processes after its
+// start (one rescan per run), and coordinates with them only by locks.
+func TestServeSeesNewJobs(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- e.r.Serve(ctx, 20*time.Millisecond) }()
+	time.Sleep(30 * time.Millisecond)
+	id := e.enqueue(e.job("PFD:<bob@refhost.example.org>"))
+	for i := 0; i < 400 && e.read(id) != nil; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if e.read(id) != nil {
+		t.Error("job queued after start not delivered by a periodic run")
+	}
+}
+
+// A mailer that panics defers its recipients; a quarantined job is left
+// alone.
+func TestMailerPanicAndQuarantine(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.Mailers["esmtp"] = MailerFunc(func(ctx context.Context, d *Delivery) []Result { panic("boom") })
+	})
+	id := e.enqueue(e.job("PFD:<x@remote.example>"))
+	if st := e.run(RunOptions{}); st.Deferred != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	if j := e.read(id); j == nil || !strings.Contains(j.Message, "Internal error in mailer esmtp: boom") {
+		t.Errorf("job %+v", j)
+	}
+	q := e.job("PFD:<bob@refhost.example.org>")
+	q.Quarantine = "held by the admin"
+	qid := e.enqueue(q)
+	if st := e.run(RunOptions{Filter: queue.Filter{IDs: []queue.Match{{Substr: qid}}}}); st.Skipped != 1 || st.Sent != 0 {
+		t.Errorf("quarantined: %+v", st)
 	}
 }
