@@ -3,6 +3,7 @@ package test
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -123,4 +124,21 @@ func TestVerbAndETRN(t *testing.T) {
 		qfs, _ := filepath.Glob(r.path("spool/mqueue/qf*"))
 		return len(qfs) == 1 && fileContains(qfs[0], "\nN1\n")
 	})
+}
+
+// TestReportExpansion: a DSN to an alias (postmaster) is expanded like any
+// recipient and reaches root's mailbox.
+func TestReportExpansion(t *testing.T) {
+	r := newRoot(t)
+	writeAliases(t, r, "postmaster: root\nbroken: root, nosuchuser-"+strconv.Itoa(os.Getpid())+"\n")
+	run(t, binary(t), "", "-C", r.cf, "-bi")
+	if got := run(t, binary(t), "Subject: to a broken alias\n\nbody\n", "-C", r.cf, "-f", "postmaster", "-odi", "broken"); got.code != 0 {
+		t.Fatalf("submit: %+v", got)
+	}
+	waitFor(t, "the DSN in root's mailbox", func() bool {
+		return fileContains(r.path("mail/root"), "Subject: Returned mail: see transcript for details")
+	})
+	if !strings.Contains(run(t, binary(t), "", "-C", r.cf, "-bp").stdout, "is empty") {
+		t.Error("jobs left in the queue")
+	}
 }

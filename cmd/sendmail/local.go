@@ -7,10 +7,12 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/posthorn/posthorn/aliases"
 	"github.com/posthorn/posthorn/conf"
+	"github.com/posthorn/posthorn/internal/maillog"
 	"github.com/posthorn/posthorn/internal/submit"
 	"github.com/posthorn/posthorn/internal/sysexits"
 )
@@ -51,7 +53,9 @@ func (a *app) submitMessage() int {
 		a.saveDeadLetter(res.Raw)
 	}
 	if res.ID != "" {
-		a.log.Infof(res.ID, "from=%s, nrcpts=queued, relay=%s@localhost", req.User.Name, req.User.Name)
+		msgid, _ := res.Job.Get("Message-Id")
+		a.log.Infof(res.ID, "%s", maillog.Fields("from", strings.Trim(res.Job.Sender, "<>"), "size", strconv.FormatInt(res.Size, 10),
+			"class", "0", "nrcpts", strconv.Itoa(len(res.Job.Recipients)), "msgid", msgid, "relay", req.User.Name+"@localhost"))
 		a.deliverAfterSubmit(res.ID)
 	}
 	return res.Exit

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/posthorn/posthorn/conf"
@@ -39,9 +40,37 @@ func (a *app) newRunner(cfg *conf.Config, st *queue.Store) (*runner.Runner, erro
 		Hostname:            cfg.Macros["j"],
 		Version:             "posthorn " + conf.Version,
 		DoubleBounceAddress: cfg.DoubleBounceAddress,
+		ExpandReport:        a.reportExpander(cfg),
 		NoBodyReturn:        cfg.Privacy("nobodyreturn"),
 		Logger:              a.log,
 	})
+}
+
+// reportExpander expands the recipient of a DSN (the sender, or the
+// postmaster) as acceptance expands any recipient.
+func (a *app) reportExpander(cfg *conf.Config) func(ctx context.Context, addr string) ([]queue.Recipient, error) {
+	x, _ := newExpander(cfg, a)
+	exp := queueExpander{x}
+	j := cfg.Macros["j"]
+	return func(ctx context.Context, addr string) ([]queue.Recipient, error) {
+		finals, err := exp.Expand(addr)
+		if err != nil {
+			return nil, err
+		}
+		final := strings.Trim(addr, "<>")
+		if !strings.Contains(final, "@") {
+			final += "@" + j
+		}
+		out := make([]queue.Recipient, 0, len(finals))
+		for _, f := range finals {
+			r := queue.Recipient{Ctl: f.Ctl, FinalRcpt: "RFC822; " + final, Flags: "PFD", Addr: f.Addr}
+			if f.Alias {
+				r.Flags += "A"
+			}
+			out = append(out, r)
+		}
+		return out, nil
+	}
 }
 
 // queueFilter turns -qI/-qR/-qS into the queue's filter.

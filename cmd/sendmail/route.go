@@ -23,6 +23,10 @@ type router struct {
 
 func (rt router) Route(ctx context.Context, j *queue.Job, rcpt *queue.Recipient) (runner.Route, error) {
 	a := rcpt.Addr
+	// sendmail writes programs and files in quotes ("|cmd args").
+	if len(a) > 2 && a[0] == '"' && a[len(a)-1] == '"' && (a[1] == '|' || a[1] == '/') {
+		a = a[1 : len(a)-1]
+	}
 	switch {
 	case strings.HasPrefix(a, "error:"):
 		return runner.Route{}, errorTarget(a)

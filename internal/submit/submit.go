@@ -70,6 +70,8 @@ type Submitter struct {
 // Result is the outcome of a submission.
 type Result struct {
 	ID   string // queue ID, "" when nothing was queued
+	Job  *queue.Job
+	Size int64 // message size as sendmail counts it, for the from= log line
 	Exit int    // sysexits code
 	// Bad lists the recipients that were refused, with the reason.
 	Bad []string
@@ -139,7 +141,7 @@ func (s *Submitter) Submit(req *Request, in io.Reader, errw io.Writer) (*Result,
 		return nil, err
 	}
 	committed = true
-	res.ID = j.ID
+	res.ID, res.Job, res.Size = j.ID, j, m.Size()
 	return res, nil
 }
 
