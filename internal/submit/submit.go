@@ -72,7 +72,7 @@ type Result struct {
 	ID   string // queue ID, "" when nothing was queued
 	Job  *queue.Job
 	Size int64 // message size as sendmail counts it, for the from= log line
-	Exit int    // sysexits code
+	Exit int   // sysexits code
 	// Bad lists the recipients that were refused, with the reason.
 	Bad []string
 	// Raw is the message as read when no recipient was valid: what the
