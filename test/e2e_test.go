@@ -2,7 +2,6 @@ package test
 
 import (
 	"fmt"
-	"net/smtp"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,7 +89,7 @@ func TestEndToEndLocalDelivery(t *testing.T) {
 
 	send := func(from string, to []string, subject string) {
 		msg := "Subject: " + subject + "\r\nFrom: " + from + "\r\n\r\nFrom here on, a body line that starts with From.\r\nbody of " + subject + "\r\n"
-		if err := smtp.SendMail(r.addr(), nil, from, to, []byte(msg)); err != nil {
+		if err := sendMail(r.addr(), from, to, msg); err != nil {
 			t.Fatalf("send %s: %v", subject, err)
 		}
 	}

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	smtp "github.com/emersion/go-smtp"
 )
 
 var (
@@ -178,4 +180,18 @@ func startDaemon(t *testing.T, r *root, args ...string) *exec.Cmd {
 
 func netDial(addr string) (net.Conn, error) {
 	return net.DialTimeout("tcp", addr, 200*time.Millisecond)
+}
+
+// sendMail is one SMTP transaction with the go-smtp client, without TLS
+// (the test daemons offer none).
+func sendMail(addr, from string, to []string, msg string) error {
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.SendMail(from, to, strings.NewReader(msg)); err != nil {
+		return err
+	}
+	return c.Quit()
 }

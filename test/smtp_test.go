@@ -2,7 +2,6 @@ package test
 
 import (
 	"fmt"
-	"net/smtp"
 	"os"
 	"os/exec"
 	"regexp"
@@ -147,7 +146,7 @@ func TestConcurrentSessions(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			msg := fmt.Sprintf("Subject: concurrent %d\r\n\r\nbody %d\r\n", i, i)
-			errs <- smtp.SendMail(r.addr(), nil, "sender@client.example", []string{"root@localhost"}, []byte(msg))
+			errs <- sendMail(r.addr(), "sender@client.example", []string{"root@localhost"}, msg)
 		}(i)
 	}
 	wg.Wait()
