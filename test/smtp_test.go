@@ -161,3 +161,14 @@ func TestConcurrentSessions(t *testing.T) {
 		t.Errorf("mailq after 50 sessions:\n%s", list.stdout)
 	}
 }
+
+// TestSMTPOnStdinDelivers: with background delivery, a -bs session's
+// message is delivered before sendmail exits.
+func TestSMTPOnStdinDelivers(t *testing.T) {
+	r := newRoot(t)
+	script := "> EHLO localclient\n> MAIL FROM:<root>\n> RCPT TO:<root>\n> DATA\n>> Subject: -bs delivered\n>>\n>> body\n> .\n> QUIT\n"
+	transcript(t, script, "--exec", binary(t), "-C", r.cf, "-bs")
+	if !fileContains(r.path("mail/root"), "Subject: -bs delivered") {
+		t.Error("the -bs message was not delivered when sendmail exited")
+	}
+}

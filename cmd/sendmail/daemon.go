@@ -40,8 +40,9 @@ func (a *app) runDaemon() int {
 		a.notifyParent("error: " + err.Error())
 		return sysexits.Config
 	}
-	defer r.Wait()
-	a.runner = runnerDelivery{r}
+	run := newRunnerDelivery(r)
+	defer run.Wait()
+	a.runner = run
 	if err := a.reload(); err != nil {
 		fmt.Fprintln(a.stderr, err)
 		a.notifyParent("error: " + err.Error())

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/posthorn/posthorn/conf"
@@ -133,15 +134,33 @@ func (a *app) runQueue() int {
 }
 
 // runnerDelivery lets the SMTP backend hand accepted jobs to the runner.
-type runnerDelivery struct{ r *runner.Runner }
+type runnerDelivery struct {
+	r     *runner.Runner
+	async sync.WaitGroup
+}
 
-func (d runnerDelivery) AfterAccept(l *queue.Locked, transcript io.Writer) {
+func newRunnerDelivery(r *runner.Runner) *runnerDelivery { return &runnerDelivery{r: r} }
+
+func (d *runnerDelivery) Deliver(l *queue.Locked, transcript io.Writer) {
 	d.r.DeliverLocked(context.Background(), l, transcript)
 }
 
-func (d runnerDelivery) Kick(dir, id string) { d.r.Kick(context.Background(), dir, id) }
+func (d *runnerDelivery) DeliverAsync(l *queue.Locked) {
+	d.async.Add(1)
+	go func() {
+		defer d.async.Done()
+		d.r.DeliverLocked(context.Background(), l, nil)
+	}()
+}
 
-func (d runnerDelivery) ETRN(ctx context.Context, domain string) {
+func (d *runnerDelivery) Wait() {
+	d.async.Wait()
+	d.r.Wait()
+}
+
+func (d *runnerDelivery) Kick(dir, id string) { d.r.Kick(context.Background(), dir, id) }
+
+func (d *runnerDelivery) ETRN(ctx context.Context, domain string) {
 	var f queue.Filter
 	if f.Add("R@"+domain) == nil {
 		d.r.Run(ctx, runner.RunOptions{Filter: f, Force: true})

@@ -27,9 +27,14 @@ import (
 // start a run for ETRN. Nil until the runner is wired: jobs then wait for
 // the next queue run.
 type delivery interface {
-	AfterAccept(l *queue.Locked, transcript io.Writer)
+	// Deliver makes the first attempt on a job just accepted, now.
+	Deliver(l *queue.Locked, transcript io.Writer)
+	// DeliverAsync does it in the background (DeliveryMode=background).
+	DeliverAsync(l *queue.Locked)
 	Kick(dir, id string)
 	ETRN(ctx context.Context, domain string)
+	// Wait waits for the background deliveries.
+	Wait()
 }
 
 // smtpBackend connects the SMTP dialogue to aliases and the queue.
@@ -148,9 +153,9 @@ func (b *smtpBackend) Enqueue(ctx context.Context, env *smtpd.Envelope, r io.Rea
 		return "", err
 	}
 	if env.Transcript != nil || b.cfg.DeliveryMode == conf.DeliverInteractive {
-		b.run.AfterAccept(l, env.Transcript) // VERB: the client watches
+		b.run.Deliver(l, env.Transcript) // VERB: the client watches
 	} else {
-		go b.run.AfterAccept(l, nil)
+		b.run.DeliverAsync(l)
 	}
 	for _, c := range m.Clones() {
 		b.run.Kick(c.Dir, c.ID)
@@ -346,7 +351,14 @@ func (a *app) smtpOnStdio() int {
 	if src != nil {
 		defer src.Close()
 	}
-	backend := &smtpBackend{cfg: a.cfg, store: st, x: x, names: newNames(a.cfg), run: a.runner}
+	r, err := a.newRunner(a.cfg, st)
+	if err != nil {
+		fmt.Fprintln(a.stderr, err)
+		return sysexits.Config
+	}
+	run := newRunnerDelivery(r)
+	defer run.Wait() // background deliveries finish before the process ends
+	backend := &smtpBackend{cfg: a.cfg, store: st, x: x, names: newNames(a.cfg), run: run}
 	backend.acc = newAcceptor(a.cfg, st, queueExpander{x}, a.log)
 	port := conf.DaemonPort{Name: "MTA"}
 	if len(a.cfg.Daemons) > 0 {
