@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -142,5 +143,77 @@ func TestEndToEndLocalDelivery(t *testing.T) {
 	}
 	if list := run(t, binary(t), "", "-C", r.cf, "-bp"); !strings.Contains(list.stdout, "is empty") {
 		t.Errorf("queue not empty after local deliveries:\n%s", list.stdout)
+	}
+}
+
+// TestUnprivilegedSubmission: a user who cannot write the queue submits
+// through the local MTA (sendmail's MSP path); with the MTA down, sendmail
+// exits 75 and keeps the message in ~/dead.letter.
+func TestUnprivilegedSubmission(t *testing.T) {
+	base := t.TempDir()
+	os.Chmod(base, 0o755)
+	os.Chmod(filepath.Dir(base), 0o755) // testing's per-test directory is 0700
+	name := "phsub" + strconv.Itoa(os.Getpid()%100000)
+	uid, gid, home := testUser(t, base, name, "Sub Example")
+	// A copy of the binary that the user may run.
+	binDir := filepath.Join(base, "bin")
+	os.Mkdir(binDir, 0o755)
+	data, _ := os.ReadFile(binary(t))
+	bin := filepath.Join(binDir, "sendmail")
+	os.WriteFile(bin, data, 0o755)
+
+	r := newRoot(t, "O DeliveryMode=background")
+	os.Chmod(r.dir, 0o755)
+	os.Chmod(r.path("etc"), 0o755)
+	daemon := startDaemon(t, r)
+	c, _, _ := waitGreeting(t, r.addr())
+	c.Close()
+
+	asUser := func(stdin string, args ...string) result {
+		cmd := exec.Command(bin, args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		cmd.Env = []string{"HOME=" + home, "PATH=/usr/bin:/bin", "TZ=UTC"}
+		cmd.Dir = home
+		cmd.Stdin = strings.NewReader(stdin)
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return result{out.String(), errb.String(), code}
+	}
+	got := asUser("Subject: from a user\nBcc: hidden@remote.example\n\nhello\n", "-C", r.cf, "root")
+	if got.code != 0 {
+		t.Fatalf("user submission: exit %d %q", got.code, got.stderr)
+	}
+	box := r.path("mail/root")
+	waitFor(t, "the user's message", func() bool { return fileContains(box, "Subject: from a user") })
+	mbox, _ := os.ReadFile(box)
+	for _, want := range []string{"Received: (from " + name + "@localhost)", "From: Sub Example <" + name + "@posthorn.test>",
+		"Return-Path: <" + name + "@posthorn.test>"} {
+		if !strings.Contains(string(mbox), want) {
+			t.Errorf("mailbox lacks %q:\n%s", want, mbox)
+		}
+	}
+	if strings.Contains(string(mbox), "hidden@remote.example") {
+		t.Errorf("Bcc: leaked:\n%s", mbox)
+	}
+	bad := asUser("Subject: x\n\nbody\n", "-C", r.cf, "nosuchuser")
+	if bad.code != 67 || !strings.Contains(bad.stderr, "nosuchuser@posthorn.test>... User unknown") {
+		t.Errorf("unknown recipient: exit %d %q", bad.code, bad.stderr)
+	}
+
+	daemon.Process.Signal(syscall.SIGTERM)
+	daemon.Wait()
+	down := asUser("Subject: MTA down\n\nkeep me\n", "-C", r.cf, "root")
+	if down.code != 75 {
+		t.Errorf("MTA down: exit %d %q", down.code, down.stderr)
+	}
+	if !fileContains(filepath.Join(home, "dead.letter"), "Subject: MTA down") {
+		t.Error("the message was not kept in ~/dead.letter")
 	}
 }

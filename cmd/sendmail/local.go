@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -10,9 +11,12 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/posthorn/posthorn/aliases"
 	"github.com/posthorn/posthorn/conf"
 	"github.com/posthorn/posthorn/internal/maillog"
+	"github.com/posthorn/posthorn/internal/rfcdate"
 	"github.com/posthorn/posthorn/internal/submit"
 	"github.com/posthorn/posthorn/internal/sysexits"
 )
@@ -20,6 +24,9 @@ import (
 // submitMessage is -bm (the default) and -t: queue the message from stdin,
 // then deliver it as DeliveryMode says.
 func (a *app) submitMessage() int {
+	if os.Geteuid() != 0 && unix.Access(a.cfg.QueueDirectory, unix.W_OK) != nil {
+		return a.handOff()
+	}
 	st, code := a.openStore(true)
 	if st == nil {
 		return code
@@ -32,18 +39,7 @@ func (a *app) submitMessage() int {
 	exp := queueExpander{x}
 	sub := newSubmitter(a.cfg, newAcceptor(a.cfg, st, exp, a.log), exp)
 
-	req := &submit.Request{
-		User:        invokingUser(),
-		Sender:      a.inv.Sender,
-		FullName:    a.inv.FullName,
-		Recipients:  a.inv.Args,
-		ReadHeaders: a.inv.ReadHeaders,
-		IgnoreDots:  a.inv.IgnoreDots || a.cfg.IgnoreDots,
-		Notify:      a.inv.DSNNotify,
-		Ret:         a.inv.DSNRet,
-		EnvID:       a.inv.EnvID,
-		BodyType:    a.inv.BodyType,
-	}
+	req := a.submitRequest()
 	res, err := sub.Submit(req, a.stdin, a.stderr)
 	if err != nil {
 		fmt.Fprintln(a.stderr, err)
@@ -59,6 +55,63 @@ func (a *app) submitMessage() int {
 		a.deliverAfterSubmit(res.ID)
 	}
 	return res.Exit
+}
+
+// handOff is submission by a user who may not write the queue: the message
+// goes to the local MTA over SMTP, as sendmail's MSP does.
+func (a *app) handOff() int {
+	h := &submit.Handoff{
+		Addr: mtaAddress(a.cfg), Hostname: a.cfg.Macros["j"], Version: "posthorn " + conf.Version,
+		Trusted: func(u string) bool { return trusted(a.cfg, u) }, OldStyleHeaders: true, Date: rfcdate.Format,
+	}
+	req := a.submitRequest()
+	res, err := h.Submit(req, a.stdin, a.stderr)
+	if err != nil {
+		fmt.Fprintln(a.stderr, err)
+		return sysexits.TempFail
+	}
+	if res.ID == "" && len(res.Raw) > 0 {
+		a.saveDeadLetter(res.Raw)
+	}
+	if res.ID != "" {
+		a.log.Infof("", "%s", maillog.Fields("from", req.User.Name, "relay", req.User.Name+"@localhost", "stat", "Sent ("+res.ID+" Message accepted for delivery)", "mailer", "relay", "to_relay", mtaAddress(a.cfg)))
+	}
+	return res.Exit
+}
+
+// mtaAddress is where the local MTA listens: the first listener that does
+// not require AUTH, with a wildcard address replaced by loopback.
+func mtaAddress(cfg *conf.Config) string {
+	for _, p := range cfg.Daemons {
+		if p.HasModifier('a') {
+			continue
+		}
+		host := p.Addr
+		switch host {
+		case "", "0.0.0.0", "INADDR_ANY":
+			host = "127.0.0.1"
+		case "::":
+			host = "::1"
+		}
+		return net.JoinHostPort(host, strconv.Itoa(p.Port))
+	}
+	return "127.0.0.1:25"
+}
+
+// submitRequest is the command line as a submission.
+func (a *app) submitRequest() *submit.Request {
+	return &submit.Request{
+		User:        invokingUser(),
+		Sender:      a.inv.Sender,
+		FullName:    a.inv.FullName,
+		Recipients:  a.inv.Args,
+		ReadHeaders: a.inv.ReadHeaders,
+		IgnoreDots:  a.inv.IgnoreDots || a.cfg.IgnoreDots,
+		Notify:      a.inv.DSNNotify,
+		Ret:         a.inv.DSNRet,
+		EnvID:       a.inv.EnvID,
+		BodyType:    a.inv.BodyType,
+	}
 }
 
 // deliverAfterSubmit starts delivery of a freshly queued job: in a detached

@@ -185,34 +185,58 @@ func (m *Message) Write(p []byte) (int, error) {
 // parses the headers, switches to the body and returns the body bytes that
 // followed.
 func (m *Message) splitHeader() (rest []byte, done bool) {
+	h, ok := scanHeader(m.hdr, m.local)
+	if !ok {
+		return nil, false
+	}
+	m.blank = h.blank
+	rest = m.hdr[h.bodyStart:]
+	m.finishHeader(m.hdr[h.start:h.end])
+	return rest, true
+}
+
+// headerBlock locates the header block of a message text.
+type headerBlock struct {
+	start, end int  // the header lines (after a dropped From_ line)
+	bodyStart  int  // where the body begins
+	blank      bool // an empty line separated header and body
+}
+
+// scanHeader finds the header block in buf: it ends at the first empty
+// line or at the first line that is neither a header field nor the
+// continuation of one. ok is false while that line has not arrived. A local
+// submission's leading mbox "From " line is skipped (SaveFromLine off).
+func scanHeader(buf []byte, local bool) (h headerBlock, ok bool) {
 	off := 0
 	for {
-		nl := bytes.IndexByte(m.hdr[off:], '\n')
+		nl := bytes.IndexByte(buf[off:], '\n')
 		if nl < 0 {
-			return nil, false
+			return h, false
 		}
-		line := m.hdr[off : off+nl]
-		line = bytes.TrimSuffix(line, []byte("\r"))
+		line := bytes.TrimSuffix(buf[off:off+nl], []byte("\r"))
 		end := off + nl + 1
-		if len(line) == 0 {
-			m.blank = true
-			rest := m.hdr[end:]
-			m.finishHeader(m.hdr[:off])
-			return rest, true
-		}
-		if off == 0 && m.local && bytes.HasPrefix(line, []byte("From ")) {
-			// An mbox From_ line: sendmail drops it (SaveFromLine off).
-			m.hdr = m.hdr[end:]
-			continue
-		}
-		if !isHeaderLine(line) && !(off > 0 && (line[0] == ' ' || line[0] == '\t')) {
-			// Not a header: the body starts here, without a blank line.
-			rest := m.hdr[off:]
-			m.finishHeader(m.hdr[:off])
-			return rest, true
+		switch {
+		case len(line) == 0:
+			h.end, h.bodyStart, h.blank = off, end, true
+			return h, true
+		case off == h.start && local && bytes.HasPrefix(line, []byte("From ")):
+			h.start = end
+		case !isHeaderLine(line) && !(off > h.start && (line[0] == ' ' || line[0] == '\t')):
+			h.end, h.bodyStart = off, off
+			return h, true
 		}
 		off = end
 	}
+}
+
+// ParseMessage splits a complete message text into its header fields and
+// body, by the rules acceptance uses (local: drop a leading From_ line).
+func ParseMessage(raw []byte, local bool) ([]queue.Header, []byte) {
+	h, ok := scanHeader(raw, local)
+	if !ok { // all header, no end of it
+		return parseHeaders(string(bytes.ReplaceAll(raw[h.start:], []byte("\r\n"), []byte("\n")))), nil
+	}
+	return parseHeaders(string(bytes.ReplaceAll(raw[h.start:h.end], []byte("\r\n"), []byte("\n")))), raw[h.bodyStart:]
 }
 
 func (m *Message) finishHeader(block []byte) {

@@ -259,7 +259,7 @@ func contains(list []string, s string) bool {
 // readMessage copies the message into m, stopping at a lone "." unless
 // ignoreDots; it also keeps a copy for dead.letter in case no recipient is
 // valid. Line ends are normalised by package accept.
-func readMessage(in io.Reader, ignoreDots bool, m *accept.Message) ([]byte, error) {
+func readMessage(in io.Reader, ignoreDots bool, m io.Writer) ([]byte, error) {
 	var copyBuf bytes.Buffer
 	w := io.MultiWriter(m, &copyBuf)
 	if ignoreDots {
