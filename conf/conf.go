@@ -315,7 +315,7 @@ func (c *Config) setOption(name, value, source string) error {
 			if unit == 0 {
 				return nil
 			}
-			d, err := parseTime(v, unit)
+			d, err := ParseTime(v, unit)
 			if err != nil {
 				return err
 			}

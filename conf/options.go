@@ -232,7 +232,7 @@ func boolSetter(set func(*Config, bool)) setter {
 
 func durationSetter(set func(*Config, time.Duration)) setter {
 	return func(c *Config, v string) error {
-		d, err := parseTime(v, 'm')
+		d, err := ParseTime(v, 'm')
 		if err != nil {
 			return err
 		}
@@ -241,18 +241,17 @@ func durationSetter(set func(*Config, time.Duration)) setter {
 	}
 }
 
-// parseTime reads sendmail's convtime syntax: "1h30m", "5d", a bare number
-// in defUnit.
-func parseTime(s string, defUnit byte) (time.Duration, error) {
+// ParseTime reads sendmail's time syntax (convtime): numbers followed by
+// s, m, h, d or w, concatenated ("1h30m", "5d"); a number without a unit
+// takes defUnit, and a unit without a number counts as zero, as sendmail's
+// strtol does. The command line (-q30m) and the Timeout options share it.
+func ParseTime(s string, defUnit byte) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	var total time.Duration
 	for s != "" {
 		i := 0
 		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
 			i++
-		}
-		if i == 0 {
-			return 0, fmt.Errorf("invalid time %q", s)
 		}
 		n, _ := strconv.ParseInt(s[:i], 10, 64)
 		unit := defUnit
@@ -359,7 +358,7 @@ func setTimeoutList(c *Config, v string) error {
 	for _, item := range splitList(v, ",") {
 		name, val, found := strings.Cut(item, "=")
 		if !found {
-			d, err := parseTime(item, 'm')
+			d, err := ParseTime(item, 'm')
 			if err != nil {
 				return err
 			}
@@ -372,7 +371,7 @@ func setTimeoutList(c *Config, v string) error {
 		if canon == "" {
 			return fmt.Errorf("invalid timeout %q", name)
 		}
-		d, err := parseTime(val, 'm')
+		d, err := ParseTime(val, 'm')
 		if err != nil {
 			return err
 		}

@@ -135,7 +135,7 @@ func run(t *testing.T, bin, stdin string, args ...string) result {
 
 // waitGreeting connects to addr until it answers or the bound passes, and
 // returns the first line.
-func waitGreeting(t *testing.T, addr string) (net.Conn, *bufio.Reader, string) {
+func waitGreeting(t testing.TB, addr string) (net.Conn, *bufio.Reader, string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -158,7 +158,7 @@ func waitGreeting(t *testing.T, addr string) (net.Conn, *bufio.Reader, string) {
 
 // startDaemon runs `sendmail -C cf -bD args…` in the foreground and stops it
 // (SIGTERM) when the test ends.
-func startDaemon(t *testing.T, r *root, args ...string) *exec.Cmd {
+func startDaemon(t testing.TB, r *root, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(binary(t), append([]string{"-C", r.cf, "-bD"}, args...)...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/posthorn/posthorn/conf"
 )
 
 // Mode is what the invocation asks sendmail to do (-b<mode>, or the name the
@@ -309,43 +311,15 @@ func (inv *Invocation) setQueue(val string) error {
 	return nil
 }
 
-// ParseDuration reads sendmail's time syntax (convtime): numbers followed by
-// s, m, h, d or w, concatenated ("1h30m"); a bare number takes defUnit.
+// ParseDuration reads -q's interval with sendmail's time syntax (minutes
+// when no unit is given), answering a bad unit as sendmail does.
 func ParseDuration(s string, defUnit byte) (time.Duration, error) {
-	var total time.Duration
-	if s == "" {
-		return 0, nil
+	d, err := conf.ParseTime(s, defUnit)
+	if err != nil {
+		msg := err.Error()
+		return 0, usage("%s", strings.ToUpper(msg[:1])+msg[1:])
 	}
-	for s != "" {
-		i := 0
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		n, _ := strconv.ParseInt(s[:i], 10, 64)
-		unit := defUnit
-		if i < len(s) {
-			unit = s[i]
-			i++
-		}
-		var u time.Duration
-		switch unit {
-		case 's':
-			u = time.Second
-		case 'm':
-			u = time.Minute
-		case 'h':
-			u = time.Hour
-		case 'd':
-			u = 24 * time.Hour
-		case 'w':
-			u = 7 * 24 * time.Hour
-		default:
-			return 0, usage("Invalid time unit `%c'", unit)
-		}
-		total += time.Duration(n) * u
-		s = s[i:]
-	}
-	return total, nil
+	return d, nil
 }
 
 // finish applies the rules that need the whole command line.
