@@ -105,7 +105,7 @@ func TestVerbAndETRN(t *testing.T) {
 	c.Close()
 	host, port, _ := strings.Cut(r.addr(), ":")
 	got := transcript(t, "> EHLO client.example\n> VERB\n> MAIL FROM:<sender@client.example>\n> RCPT TO:<root@localhost>\n> DATA\n>> Subject: verb\n>>\n>> body\n> .\n> QUIT\n", host, port)
-	for _, want := range []string{"S: 250 2.0.0 Verbose mode\n", "S: 050 root... Sent\n", "S: 250 2.0.0 QID Message accepted for delivery\n"} {
+	for _, want := range []string{"S: 250 2.0.0 Verbose mode\n", "S: 050 <root@localhost>... Sent\n", "S: 250 2.0.0 QID Message accepted for delivery\n"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("VERB transcript lacks %q:\n%s", want, got)
 		}

@@ -75,7 +75,7 @@ S: 221 2.0.0 posthorn.test closing connection
 		t.Errorf("-bs transcript:\n%s\nwant:\n%s", got, want)
 	}
 	list := run(t, binary(t), "", "-C", r.cf, "-bp")
-	if !strings.Contains(list.stdout, "(1 request)") || !strings.Contains(list.stdout, "\t\t\t\t\t root\n") {
+	if !strings.Contains(list.stdout, "(1 request)") || !strings.Contains(list.stdout, "\t\t\t\t\t <root>\n") {
 		t.Errorf("the -bs message is not queued:\n%s", list.stdout)
 	}
 }

@@ -95,7 +95,7 @@ func (e queueExpander) Expand(rcpt string) ([]accept.Final, error) {
 	out := make([]accept.Final, 0, len(res.Recipients)+len(res.Failures))
 	for i := range res.Recipients {
 		r := &res.Recipients[i]
-		out = append(out, accept.Final{Addr: qfAddress(r), Ctl: r.ControlLine(), Alias: r.Alias, Owner: r.Owner})
+		out = append(out, accept.Final{Addr: qfAddress(r), Ctl: r.ControlLine(), Alias: r.Alias, Owner: r.Owner, Key: destinationKey(r)})
 	}
 	// A member of a list that fails (an unknown user, an error: target)
 	// does not refuse the list: it is queued so that delivery fails it
@@ -106,10 +106,32 @@ func (e queueExpander) Expand(rcpt string) ([]accept.Final, error) {
 	return out, nil
 }
 
-// qfAddress is how the R line records a final recipient.
+// destinationKey is what makes two final recipients the same delivery, as
+// sendmail's sameaddr: the mailbox for local users, the address for remote
+// ones, the file or program together with whose privileges run it.
+func destinationKey(r *aliases.Recipient) string {
+	switch r.Mailer {
+	case aliases.MailerLocal:
+		return "local\x00" + strings.ToLower(r.User)
+	case aliases.MailerFile, aliases.MailerProg:
+		uid := -1
+		if r.Ctl != nil {
+			uid = r.Ctl.UID
+		}
+		return r.Mailer + "\x00" + r.Path + "\x00" + strconv.Itoa(uid)
+	}
+	return "esmtp\x00" + strings.ToLower(strings.Trim(r.User, "<>"))
+}
+
+// qfAddress is how the R line records a final recipient: a local user
+// given directly as written (<alice@localhost>, as sendmail logs it), one
+// reached through an alias or .forward by name (bob).
 func qfAddress(r *aliases.Recipient) string {
 	switch r.Mailer {
 	case aliases.MailerLocal:
+		if r.Parent == "" && r.Addr != "" {
+			return r.Addr
+		}
 		return r.User
 	case aliases.MailerProg:
 		return "|" + r.Path

@@ -51,6 +51,10 @@ type Final struct {
 	// Owner is the envelope sender for this recipient's delivery when an
 	// owner- alias governs the list it came from ("" = the message's).
 	Owner string
+	// Key identifies the destination for duplicate suppression across the
+	// whole envelope ("<alice@localhost>" and "alice" are one mailbox);
+	// "" compares Addr.
+	Key string
 }
 
 // Expander expands an accepted recipient (as given, e.g. "<staff@host>" or
@@ -592,7 +596,10 @@ func (m *Message) expand(in []Recipient) ([]rcptGroup, error) {
 			finals = f
 		}
 		for _, f := range finals {
-			key := dedupKey(f.Addr)
+			key := f.Key
+			if key == "" {
+				key = dedupKey(f.Addr)
+			}
 			if seen[key] {
 				continue
 			}
