@@ -224,7 +224,8 @@ func (p *pool) fit(fd int) error {
 // put moves name in directory dirPath, open as f, into the pool and empties
 // it; when the pool is full (or missing, or f is not a plain file with one
 // link) it unlinks name instead, as sendmail does. Either way the name is
-// gone in one step. f stays open; closing it releases the lock taken here.
+// gone in one step. f stays open but unlocked: its flock (a tf's or a
+// job's) is released here.
 func (p *pool) put(f *os.File, dirPath, name string) error {
 	src := filepath.Join(dirPath, name)
 	fd := int(f.Fd())
@@ -237,6 +238,10 @@ func (p *pool) put(f *os.File, dirPath, name string) error {
 		err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, filepath.Join(p.path, spare), unix.RENAME_NOREPLACE)
 		if err == nil {
 			unix.Ftruncate(fd, 0) // a crash before this: take truncates
+			// Unlock before the name is offered: a taker that finds it
+			// locked would drop it. The job lock is not needed any more:
+			// the qf name is gone, and Lock checks the name after locking.
+			unix.Flock(fd, unix.LOCK_UN)
 			p.push(spare)
 			return nil
 		}
