@@ -105,8 +105,9 @@ var (
 	ErrClosed   = errors.New("queue: store closed")
 )
 
-// Open expands the queue directories, removes what earlier crashes left
-// (unlocked tf files, orphaned df files) and starts the group committer.
+// Open expands the queue directories, opens their pools of spare files
+// (see the package comment), recycles what earlier crashes left (unlocked
+// tf files, orphaned df files) and starts the group committer.
 func Open(o Options) (*Store, error) {
 	if len(o.Dirs) == 0 {
 		return nil, errors.New("queue: no queue directory configured")
@@ -281,9 +282,10 @@ func (s *Store) dataPath(d *queueDir, dataDir, id string) string {
 	return filepath.Join(d.df, "df"+id)
 }
 
-// cleanup removes tf files nobody holds (a crash while enqueueing or
-// rewriting) and, when no qf exists for them, their df; then df files left
-// without any control file for longer than orphanAge.
+// cleanup recycles (or removes, without a pool) tf files nobody holds (a
+// crash while enqueueing or rewriting) and, when no qf exists for them,
+// their df; then df files left without any control file for longer than
+// orphanAge.
 func (s *Store) cleanup(d *queueDir, orphanAge time.Duration) {
 	names, err := d.qfFd.Readdirnames(-1)
 	if err != nil {
