@@ -342,6 +342,8 @@ func TestSpareCrashLeftovers(t *testing.T) {
 	// its df, taken from the pool.
 	os.Rename(filepath.Join(pool, names[1]), filepath.Join(dir, "tfCRASH0000001"))
 	os.Rename(filepath.Join(pool, names[2]), filepath.Join(dir, "dfCRASH0000001"))
+	os.WriteFile(filepath.Join(dir, "tfCRASH0000001"), []byte("V8\nT1\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "dfCRASH0000001"), []byte("half a body"), 0o600)
 	// 3. fsck after a crash joined a spare and a live qf into hard links.
 	qf := filepath.Join(dir, "qf6AP4T98X005913")
 	os.Remove(filepath.Join(pool, names[3]))
@@ -354,6 +356,11 @@ func TestSpareCrashLeftovers(t *testing.T) {
 	s := openTest(t, dir)
 	if exists(filepath.Join(dir, "tfCRASH0000001")) || exists(filepath.Join(dir, "dfCRASH0000001")) {
 		t.Error("crash leftovers not cleaned up")
+	}
+	for _, n := range names[1:3] { // recycled by Open, and emptied
+		if fi, err := os.Stat(filepath.Join(pool, n)); err != nil || fi.Size() != 0 {
+			t.Errorf("leftover %s not recycled: %v", n, err)
+		}
 	}
 	// Take every spare: the non-empty one comes back empty, the hard link
 	// is skipped and the job it shares an inode with is untouched.

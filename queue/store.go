@@ -306,7 +306,7 @@ func (s *Store) cleanup(d *queueDir, orphanAge time.Duration) {
 			continue
 		}
 		p := filepath.Join(d.qf, n)
-		f, err := os.Open(p)
+		f, err := os.OpenFile(p, os.O_RDWR, 0) // writable: recycling empties it
 		if err != nil {
 			continue
 		}
