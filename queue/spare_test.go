@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -494,5 +495,34 @@ func TestSparesInvisible(t *testing.T) {
 	ro.Close()
 	if exists(filepath.Join(dir, spareDir)) {
 		t.Error("read-only Open made a pool")
+	}
+}
+
+// An empty pool looks on disk again, at most every rescanEvery, for the
+// spares another process (a queue run from cron) put there.
+func TestSpareRescan(t *testing.T) {
+	dir := copyQueue(t, "")
+	var mu sync.Mutex
+	now := time.Unix(1795580949, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	a, err := Open(Options{Dirs: []string{dir}, Sync: SyncNone, Mode: 0o600, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b := openTest(t, dir)
+	j := enqueue(t, b, "from b\n")
+	remove(t, b, dir, j.ID)
+	had := spares(t, dir)
+	k := enqueue(t, a, "too early\n")
+	if had[inode(t, filepath.Join(dir, "qf"+k.ID))] || len(spares(t, dir)) != 2 {
+		t.Error("pool read again before rescanEvery")
+	}
+	mu.Lock()
+	now = now.Add(rescanEvery)
+	mu.Unlock()
+	k = enqueue(t, a, "now\n")
+	if !had[inode(t, filepath.Join(dir, "qf"+k.ID))] || len(spares(t, dir)) != 0 {
+		t.Error("spares of another process not found")
 	}
 }
