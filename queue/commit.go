@@ -268,8 +268,8 @@ type Txn struct {
 	size int64
 	done bool
 	err  error
-	// dfSpare: the df was a spare, so the batch must make the pool's
-	// loss of it durable (see commitReq.spares).
+	// The df / tf was a spare: the commit must make the pool's loss of
+	// it durable (see commitReq.spares).
 	dfSpare, tfSpare bool
 }
 
