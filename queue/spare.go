@@ -154,7 +154,9 @@ func (p *pool) take(dirPath, name string, keepLock bool) (*os.File, error) {
 			return nil, errNoSpare
 		}
 		sp, target := filepath.Join(p.path, n), filepath.Join(dirPath, name)
-		fd, err := unix.Open(sp, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+		// O_RDWR does not block even on a FIFO; fit refuses anything
+		// but a regular file.
+		fd, err := unix.Open(sp, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 		if err != nil {
 			continue // taken by another process
 		}
@@ -180,11 +182,6 @@ func (p *pool) take(dirPath, name string, keepLock bool) (*os.File, error) {
 		}
 		if !keepLock {
 			unix.Flock(fd, unix.LOCK_UN)
-		}
-		if err := unix.SetNonblock(fd, false); err != nil {
-			unix.Unlink(target)
-			unix.Close(fd)
-			continue
 		}
 		return os.NewFile(uintptr(fd), target), nil
 	}
