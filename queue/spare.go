@@ -44,6 +44,7 @@ type pool struct {
 	max  int
 	mode os.FileMode
 	gid  int
+	uid  int // our effective user: only our own files are reused
 	now  func() time.Time
 
 	mu       sync.Mutex
@@ -67,7 +68,7 @@ func openPool(parent string, max int, mode os.FileMode, gid int, now func() time
 		f.Close()
 		return nil
 	}
-	pl := &pool{path: p, dir: f, max: max, mode: mode, gid: gid, now: now}
+	pl := &pool{path: p, dir: f, max: max, mode: mode, gid: gid, uid: os.Geteuid(), now: now}
 	pl.mu.Lock()
 	pl.scanLocked()
 	pl.mu.Unlock()
@@ -165,6 +166,14 @@ func (p *pool) take(dirPath, name string, keepLock bool) (*os.File, error) {
 			unix.Close(fd)
 			continue
 		}
+		// Another user's file (a queue shared by several users, such as
+		// the MSP's clientmqueue) stays theirs: it would carry their
+		// ownership into our job.
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) != nil || int(st.Uid) != p.uid {
+			unix.Close(fd)
+			continue
+		}
 		if err := unix.Renameat2(unix.AT_FDCWD, sp, unix.AT_FDCWD, target, unix.RENAME_NOREPLACE); err != nil {
 			unix.Close(fd)
 			if err == unix.EEXIST {
@@ -173,7 +182,7 @@ func (p *pool) take(dirPath, name string, keepLock bool) (*os.File, error) {
 			}
 			continue // ENOENT: another process took it between open and rename
 		}
-		if err := p.fit(fd); err != nil {
+		if err := p.fit(fd, &st); err != nil {
 			// Not a file to reuse: remove our name for it (a hard link
 			// left by fsck keeps its other name) and look further.
 			unix.Unlink(target)
@@ -190,15 +199,12 @@ func (p *pool) take(dirPath, name string, keepLock bool) (*os.File, error) {
 // errUnfit marks a spare that cannot be reused.
 var errUnfit = errors.New("queue: spare not reusable")
 
-// fit checks that the file just taken is a spare nobody else uses (one
+// fit checks that the file just taken (st is its status, from before the
+// rename, which changes none of it) is a spare nobody else uses (one
 // link: after a crash, fsck may have joined a spare's name and a queue
 // file's into hard links of one inode) and makes it empty with the
 // pool's mode and group.
-func (p *pool) fit(fd int) error {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return err
-	}
+func (p *pool) fit(fd int, st *unix.Stat_t) error {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 {
 		return errUnfit
 	}

@@ -526,3 +526,33 @@ func TestSpareRescan(t *testing.T) {
 		t.Error("spares of another process not found")
 	}
 }
+
+// Only our own files are reused: another user's spare stays in the pool.
+func TestSpareOfAnotherUserSkipped(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a file away")
+	}
+	dir := copyQueue(t, "")
+	fillPool(t, dir, 2)
+	var theirs string
+	for ino := range spares(t, dir) {
+		theirs = strconv.FormatUint(ino, 10)
+		if err := os.Chown(filepath.Join(dir, spareDir, theirs), 4242, -1); err != nil {
+			t.Fatal(err)
+		}
+		break
+	}
+	s := openTest(t, dir)
+	for i := 0; i < 2; i++ {
+		j := enqueue(t, s, "x\n")
+		for _, n := range []string{"qf", "df"} {
+			var st unix.Stat_t
+			if unix.Stat(filepath.Join(dir, n+j.ID), &st) != nil || st.Uid != 0 {
+				t.Errorf("%s%s owned by %d", n, j.ID, st.Uid)
+			}
+		}
+	}
+	if !exists(filepath.Join(dir, spareDir, theirs)) {
+		t.Error("another user's spare was taken")
+	}
+}
