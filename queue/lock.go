@@ -172,8 +172,9 @@ func (l *Locked) Rewrite(j *Job) error {
 }
 
 // Remove deletes a finished job: the qf first (from then on the job does
-// not exist), then the df. Both go to the spare pool when it has room.
-// It releases the lock.
+// not exist), then the df. Both go to the spare pool when it has room,
+// emptied, to be reused for another job: close what OpenData returned
+// before. It releases the lock.
 func (l *Locked) Remove() error {
 	if l.f == nil {
 		return ErrClosed

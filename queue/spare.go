@@ -255,15 +255,26 @@ func (p *pool) put(f *os.File, dirPath, name string) error {
 	return os.Remove(src)
 }
 
-// putPath is put for a file the caller does not have open (a df).
+// putPath is put for a file the caller does not have open: a df whose qf
+// is gone, so that no job uses it any more. It is emptied where it is and
+// then moved, which needs neither a descriptor nor a lock: it reaches the
+// pool empty. A file with other links (or not a plain file) is unlinked,
+// never emptied.
 func (p *pool) putPath(dirPath, name string) error {
 	src := filepath.Join(dirPath, name)
-	if p != nil && !p.full() {
-		fd, err := unix.Open(src, unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
-		if err == nil {
-			f := os.NewFile(uintptr(fd), src)
-			defer f.Close()
-			return p.put(f, dirPath, name)
+	var st unix.Stat_t
+	if p != nil && !p.full() && unix.Lstat(src, &st) == nil &&
+		st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink == 1 {
+		if st.Size == 0 || unix.Truncate(src, 0) == nil {
+			spare := strconv.FormatUint(st.Ino, 10)
+			err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, filepath.Join(p.path, spare), unix.RENAME_NOREPLACE)
+			if err == nil {
+				p.push(spare)
+				return nil
+			}
+			if err == unix.ENOENT {
+				return &os.PathError{Op: "remove", Path: src, Err: err}
+			}
 		}
 	}
 	return os.Remove(src)

@@ -556,3 +556,21 @@ func TestSpareOfAnotherUserSkipped(t *testing.T) {
 		t.Error("another user's spare was taken")
 	}
 }
+
+// A df with another link (an admin's copy) is unlinked, never emptied.
+func TestRemoveKeepsLinkedDataIntact(t *testing.T) {
+	dir := copyQueue(t, "")
+	s := openTest(t, dir)
+	j := enqueue(t, s, "keep me\n")
+	copyPath := filepath.Join(t.TempDir(), "saved")
+	if err := os.Link(filepath.Join(dir, "df"+j.ID), copyPath); err != nil {
+		t.Skip(err) // TempDir on another file system
+	}
+	remove(t, s, dir, j.ID)
+	if data, _ := os.ReadFile(copyPath); string(data) != "keep me\n" {
+		t.Errorf("linked copy now %q", data)
+	}
+	if got := spares(t, dir); len(got) != 1 {
+		t.Errorf("%d spares, want 1 (the qf)", len(got))
+	}
+}
