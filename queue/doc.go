@@ -36,9 +36,12 @@
 //
 //   - Removing a job (Locked.Remove, an aborted or orphaned job) renames
 //     the qf into the pool (the job is gone in that one step, as with
-//     unlink), then the df, and truncates each to zero length. When the
-//     pool holds Options.MaxSpares files (default 4096), files are
-//     unlinked as sendmail does.
+//     unlink) and empties it under the job's lock; then the df, which
+//     nothing uses any more, is emptied in place and renamed into the
+//     pool. A reader must not keep a removed job's files open: the inode
+//     will hold another message. When the pool holds Options.MaxSpares
+//     files (default 4096), or a file has other links, files are unlinked
+//     as sendmail does.
 //   - A new tf (Begin, BeginID, a rewrite) and a new df are a spare
 //     renamed to their name with renameat2(RENAME_NOREPLACE), so an
 //     existing name is never replaced; its mode and group are set as for
@@ -51,7 +54,8 @@
 //     hint; Open reads the pool once, and an empty pool is read again at
 //     most every 30 seconds.
 //   - A spare with more than one link is never used (after a crash, fsck
-//     may have made a spare and a queue file two names of one inode).
+//     may have made a spare and a queue file two names of one inode), nor
+//     one owned by another user (a queue shared by several users).
 //   - Durability is unchanged: before a job is acknowledged, the pools it
 //     took files from are durable without those names too (syncfs covers
 //     them; the per-file sync modes fsync the pool before renaming the tf),
