@@ -257,23 +257,29 @@ func (p *pool) put(f *os.File, dirPath, name string) error {
 
 // putPath is put for a file the caller does not have open: a df whose qf
 // is gone, so that no job uses it any more. It is emptied where it is and
-// then moved, which needs neither a descriptor nor a lock: it reaches the
-// pool empty. A file with other links (or not a plain file) is unlinked,
-// never emptied.
+// then moved, so it needs no lock: it reaches the pool empty. A file with
+// other links (or not a plain file) is unlinked, never emptied. It is
+// emptied through a descriptor, not by path: ext4 marks a file truncated
+// to zero for writeback at its next close, and that close would
+// otherwise be the next job's.
 func (p *pool) putPath(dirPath, name string) error {
 	src := filepath.Join(dirPath, name)
-	var st unix.Stat_t
-	if p != nil && !p.full() && unix.Lstat(src, &st) == nil &&
-		st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink == 1 {
-		if st.Size == 0 || unix.Truncate(src, 0) == nil {
-			spare := strconv.FormatUint(st.Ino, 10)
-			err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, filepath.Join(p.path, spare), unix.RENAME_NOREPLACE)
-			if err == nil {
-				p.push(spare)
-				return nil
-			}
-			if err == unix.ENOENT {
-				return &os.PathError{Op: "remove", Path: src, Err: err}
+	if p != nil && !p.full() {
+		if fd, err := unix.Open(src, unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0); err == nil {
+			var st unix.Stat_t
+			ok := unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink == 1 &&
+				(st.Size == 0 || unix.Ftruncate(fd, 0) == nil)
+			unix.Close(fd)
+			if ok {
+				spare := strconv.FormatUint(st.Ino, 10)
+				err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, filepath.Join(p.path, spare), unix.RENAME_NOREPLACE)
+				if err == nil {
+					p.push(spare)
+					return nil
+				}
+				if err == unix.ENOENT {
+					return &os.PathError{Op: "remove", Path: src, Err: err}
+				}
 			}
 		}
 	}
