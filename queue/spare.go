@@ -33,9 +33,10 @@ var errNoSpare = errors.New("queue: no spare file")
 // a journal-less ext4 the search for a free inode that was not deleted
 // recently, which costs up to a millisecond of CPU after many deletions.
 //
-// Several processes may share a pool. Whoever moves a file into or out of
-// it holds flock(LOCK_EX) on the file while doing so, and the rename out
-// uses RENAME_NOREPLACE: a spare that another process is taking cannot be
+// Several processes may share a pool. A file enters it either empty (a
+// df) or under flock(LOCK_EX) until it is emptied (a qf, under the job's
+// lock). A taker opens a spare, locks it, and only then renames it out,
+// with RENAME_NOREPLACE: a spare that another process is moving cannot be
 // locked, one it took is gone (ENOENT), and an existing name is never
 // replaced. The in-memory list of names is only a hint.
 type pool struct {
