@@ -12,7 +12,7 @@ import (
 // The ID must not be in use by a tf, qf or Qf in the chosen directory.
 func (s *Store) BeginID(id string) (*Txn, error) {
 	d := s.dirs[int(s.next.Add(1)-1)%len(s.dirs)]
-	tf, err := s.create(filepath.Join(d.qf, "tf"+id))
+	tf, spare, err := s.create(d, "tf"+id)
 	if err != nil {
 		return nil, fmt.Errorf("queue: cannot reserve queue ID %s: %w", id, err)
 	}
@@ -21,5 +21,5 @@ func (s *Store) BeginID(id string) (*Txn, error) {
 		tf.Close()
 		return nil, fmt.Errorf("queue: queue ID %s is already in use", id)
 	}
-	return &Txn{s: s, dir: d, id: id, tf: tf}, nil
+	return &Txn{s: s, dir: d, id: id, tf: tf, tfSpare: spare}, nil
 }

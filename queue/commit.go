@@ -24,6 +24,11 @@ type commitReq struct {
 	done  chan error
 	renam bool // renamed; waiting for the second sync
 	keep  bool // a rewrite: never take the renamed qf back
+	// spares are the pools the tf or df was taken from. Their directories
+	// must be durable without those names before the qf name is, or a
+	// crash could leave one inode named both as a spare and as a job.
+	// syncfs covers them; the per-file modes fsync them before renaming.
+	spares []*pool
 }
 
 // committer runs the group commit in two stages that overlap. The data
@@ -99,6 +104,9 @@ func (c *committer) presync(r *commitReq) error {
 
 // each finishes one request alone: rename and directory fsync.
 func (c *committer) each(r *commitReq) error {
+	if err := syncPools([]*commitReq{r}); err != nil {
+		return err
+	}
 	if err := os.Rename(r.tfp, r.qfp); err != nil {
 		return err
 	}
@@ -139,8 +147,11 @@ func (c *committer) dataStage() {
 		c.mu.Unlock()
 
 		var err error
-		if c.mode == SyncBatch {
+		switch c.mode {
+		case SyncBatch:
 			err = syncfsAll(batch)
+		case SyncFiles:
+			err = syncPools(batch)
 		}
 		var next []*commitReq
 		for _, r := range batch {
@@ -207,6 +218,26 @@ func (c *committer) dirStage() {
 	}
 }
 
+// syncPools fsyncs, once each, the spare pools the batch took files from.
+func syncPools(batch []*commitReq) error {
+	var done map[*pool]bool
+	for _, r := range batch {
+		for _, p := range r.spares {
+			if done[p] {
+				continue
+			}
+			if done == nil {
+				done = map[*pool]bool{}
+			}
+			done[p] = true
+			if err := p.dir.Sync(); err != nil {
+				return fmt.Errorf("queue: fsync %s: %w", p.path, err)
+			}
+		}
+	}
+	return nil
+}
+
 // syncfsAll makes all data written to the file systems of a batch durable,
 // one syncfs per file system.
 func syncfsAll(batch []*commitReq) error {
@@ -237,6 +268,9 @@ type Txn struct {
 	size int64
 	done bool
 	err  error
+	// The df / tf was a spare: the commit must make the pool's loss of
+	// it durable (see commitReq.spares).
+	dfSpare, tfSpare bool
 }
 
 // Begin starts a new job in one of the store's directories (round robin)
@@ -249,7 +283,7 @@ func (s *Store) Begin() (*Txn, error) {
 	d := s.dirs[int(s.next.Add(1)-1)%len(s.dirs)]
 	for attempt := 0; attempt < 100; attempt++ {
 		id := s.ids.Next()
-		tf, err := s.create(filepath.Join(d.qf, "tf"+id))
+		tf, spare, err := s.create(d, "tf"+id)
 		if errors.Is(err, os.ErrExist) {
 			continue // a tf of another process or a leftover: not ours
 		}
@@ -263,26 +297,33 @@ func (s *Store) Begin() (*Txn, error) {
 			tf.Close()
 			continue
 		}
-		return &Txn{s: s, dir: d, id: id, tf: tf}, nil
+		return &Txn{s: s, dir: d, id: id, tf: tf, tfSpare: spare}, nil
 	}
 	return nil, errors.New("queue: cannot find an unused queue ID")
 }
 
-// create makes a new locked queue file that must not exist yet.
-func (s *Store) create(p string) (*os.File, error) {
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, s.mode)
+// create makes a new locked file in d's qf directory that must not exist
+// yet: a spare from the pool when there is one, else a new file.
+// spare says which.
+func (s *Store) create(d *queueDir, name string) (f *os.File, spare bool, err error) {
+	f, err = d.qfPool.take(d.qf, name, true)
+	if !errors.Is(err, errNoSpare) {
+		return f, err == nil, err // a spare, or the name exists
+	}
+	p := filepath.Join(d.qf, name)
+	f, err = os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, s.mode)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		os.Remove(p)
 		f.Close()
-		return nil, fmt.Errorf("queue: cannot lock %s: %w", p, err)
+		return nil, false, fmt.Errorf("queue: cannot lock %s: %w", p, err)
 	}
 	if s.gid >= 0 {
 		f.Chown(-1, s.gid) // best effort: the setgid directory may do it
 	}
-	return f, nil
+	return f, false, nil
 }
 
 // ID is the job's queue ID.
@@ -303,13 +344,10 @@ func (t *Txn) Write(p []byte) (int, error) {
 		return 0, ErrClosed
 	}
 	if t.df == nil {
-		df, err := os.OpenFile(t.s.dataPath(t.dir, "", t.id), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, t.s.mode)
+		df, err := t.createData()
 		if err != nil {
 			t.err = err
 			return 0, err
-		}
-		if t.s.gid >= 0 {
-			df.Chown(-1, t.s.gid)
 		}
 		t.df, t.dfw = df, bufio.NewWriterSize(df, 64<<10)
 	}
@@ -319,6 +357,25 @@ func (t *Txn) Write(p []byte) (int, error) {
 		t.err = err
 	}
 	return n, err
+}
+
+// createData makes the df: a spare when the pool has one, else a new file.
+// A df of this ID left by a crash is overwritten, as sendmail does.
+func (t *Txn) createData() (*os.File, error) {
+	d := t.dir
+	df, err := d.dfPool.take(d.df, "df"+t.id, false)
+	if err == nil {
+		t.dfSpare = true
+		return df, nil
+	}
+	df, err = os.OpenFile(t.s.dataPath(d, "", t.id), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, t.s.mode)
+	if err != nil {
+		return nil, err
+	}
+	if t.s.gid >= 0 {
+		df.Chown(-1, t.s.gid)
+	}
+	return df, nil
 }
 
 // Commit writes j (its ID is set to the transaction's) as the control file
@@ -364,6 +421,12 @@ func (t *Txn) commit(j *Job) (*os.File, error) {
 	}
 	r := &commitReq{dir: t.dir, tf: t.tf, df: t.df, tfp: t.tf.Name(),
 		qfp: filepath.Join(t.dir.qf, "qf"+t.id)}
+	if t.tfSpare {
+		r.spares = append(r.spares, t.dir.qfPool)
+	}
+	if t.dfSpare {
+		r.spares = append(r.spares, t.dir.dfPool)
+	}
 	err := t.s.commit.submit(r)
 	t.df.Close()
 	t.done = true
@@ -378,17 +441,19 @@ func (t *Txn) commit(j *Job) (*os.File, error) {
 	return t.tf, nil
 }
 
-// Abort drops the job: tf and df are removed. It is safe after Commit.
+// Abort drops the job: tf and df go back to the spare pool (or are
+// removed), the tf first. It is safe after Commit.
 func (t *Txn) Abort() error {
 	if t.done {
 		return nil
 	}
 	t.done = true
+	d := t.dir
+	d.qfPool.put(t.tf, d.qf, filepath.Base(t.tf.Name()))
 	if t.df != nil {
+		d.dfPool.put(t.df, d.df, "df"+t.id)
 		t.df.Close()
-		os.Remove(t.df.Name())
 	}
-	os.Remove(t.tf.Name())
 	return t.tf.Close()
 }
 

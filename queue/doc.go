@@ -21,6 +21,48 @@
 // exists. A qf is always written as a tf first and renamed, so a qf is never
 // seen half-written.
 //
+//	.spare/<inode>  an empty spare file, for reuse as a tf or df (below)
+//
+// # Spare files
+//
+// The files of finished jobs are recycled instead of unlinked, because on
+// a journal-less ext4 allocating an inode after many deletions costs up to
+// a millisecond of CPU (the allocator reads inode tables looking for one
+// not deleted recently). Each directory holding qf files, and a separate
+// df directory, has a pool: the subdirectory .spare, holding empty regular
+// files named by their inode number. sendmail and this package only look
+// at names of the form <letter>f<ID>, so mailq, queue runs and a real
+// sendmail sharing the directory never see the pool.
+//
+//   - Removing a job (Locked.Remove, an aborted or orphaned job) renames
+//     the qf into the pool (the job is gone in that one step, as with
+//     unlink) and empties it under the job's lock; then the df, which
+//     nothing uses any more, is emptied in place and renamed into the
+//     pool. A reader must not keep a removed job's files open: the inode
+//     will hold another message. When the pool holds Options.MaxSpares
+//     files (default 4096), or a file has other links, files are unlinked
+//     as sendmail does.
+//   - A new tf (Begin, BeginID, a rewrite) and a new df are a spare
+//     renamed to their name with renameat2(RENAME_NOREPLACE), so an
+//     existing name is never replaced; its mode and group are set as for
+//     new files, and it is truncated again (a crash may have left data).
+//     An empty pool means a new file, as before.
+//   - Several processes may share a pool (the daemon and a queue run from
+//     cron). A file is moved in or out only under flock(LOCK_EX), and
+//     taken by open, lock, rename: a spare found locked, or gone at the
+//     rename (ENOENT), is skipped. The in-memory list of a pool is only a
+//     hint; Open reads the pool once, and an empty pool is read again at
+//     most every 30 seconds.
+//   - A spare with more than one link is never used (after a crash, fsck
+//     may have made a spare and a queue file two names of one inode), nor
+//     one owned by another user (a queue shared by several users).
+//   - Durability is unchanged: before a job is acknowledged, the pools it
+//     took files from are durable without those names too (syncfs covers
+//     them; the per-file sync modes fsync the pool before renaming the tf),
+//     so that no crash leaves one inode named both as a job and a spare.
+//   - Open recycles an unlocked tf (a crash between taking a spare and
+//     committing) and orphaned df files, as it used to remove them.
+//
 // # Control file (qf) lines
 //
 // Each line starts with a letter saying what it holds; a line starting with

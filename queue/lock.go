@@ -126,9 +126,10 @@ func (l *Locked) Rewrite(j *Job) error {
 	}
 	tfp := filepath.Join(l.dir.qf, "tf"+l.id)
 	var tf *os.File
+	var spare bool
 	for attempt := 0; ; attempt++ {
 		var err error
-		tf, err = l.s.create(tfp)
+		tf, spare, err = l.s.create(l.dir, "tf"+l.id)
 		if err == nil {
 			break
 		}
@@ -151,6 +152,9 @@ func (l *Locked) Rewrite(j *Job) error {
 		return err
 	}
 	r := &commitReq{dir: l.dir, tf: tf, tfp: tfp, qfp: filepath.Join(l.dir.qf, "qf"+l.id), keep: true}
+	if spare {
+		r.spares = []*pool{l.dir.qfPool}
+	}
 	if err := l.s.commit.submit(r); err != nil {
 		if !r.renam {
 			os.Remove(tfp)
@@ -168,7 +172,9 @@ func (l *Locked) Rewrite(j *Job) error {
 }
 
 // Remove deletes a finished job: the qf first (from then on the job does
-// not exist), then the df. It releases the lock.
+// not exist), then the df. Both go to the spare pool when it has room,
+// emptied, to be reused for another job: close what OpenData returned
+// before. It releases the lock.
 func (l *Locked) Remove() error {
 	if l.f == nil {
 		return ErrClosed
@@ -177,8 +183,21 @@ func (l *Locked) Remove() error {
 	if l.job != nil {
 		dataDir = l.job.DataDir
 	}
-	err := os.Remove(filepath.Join(l.dir.qf, "qf"+l.id))
-	if derr := os.Remove(l.s.dataPath(l.dir, dataDir, l.id)); derr != nil && !errors.Is(derr, os.ErrNotExist) && err == nil {
+	// The qf name goes first, in one rename or unlink: from then on the
+	// job does not exist. The lock we hold keeps takers off the file
+	// until it is empty.
+	d := l.dir
+	err := d.qfPool.put(l.f, d.qf, "qf"+l.id)
+	var derr error
+	if dd, ok := l.s.byPath[dataDir]; dataDir == "" || ok {
+		if ok {
+			d = dd
+		}
+		derr = d.dfPool.putPath(d.df, "df"+l.id)
+	} else {
+		derr = os.Remove(l.s.dataPath(l.dir, dataDir, l.id))
+	}
+	if derr != nil && !errors.Is(derr, os.ErrNotExist) && err == nil {
 		err = derr
 	}
 	l.f.Close()

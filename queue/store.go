@@ -65,6 +65,10 @@ type Options struct {
 	// removed by Open (0 = one hour). Such files are left behind by a crash
 	// between the removal of a qf and of its df.
 	OrphanAge time.Duration
+	// MaxSpares bounds the pool of spare files kept in each directory
+	// (0 = DefaultMaxSpares, negative = no pool: finished jobs' files are
+	// unlinked and new ones created, as sendmail does).
+	MaxSpares int
 }
 
 // Store is a set of queue directories. It is safe for concurrent use.
@@ -88,6 +92,9 @@ type queueDir struct {
 	qfFd   *os.File
 	dfFd   *os.File // == qfFd when they are the same directory
 	fsid   uint64   // device: one syncfs per file system
+	// Spare files for new tf and df files; dfPool == qfPool when df
+	// files live with the qf files; nil when not recycling.
+	qfPool, dfPool *pool
 }
 
 // Errors returned by the store.
@@ -98,8 +105,9 @@ var (
 	ErrClosed   = errors.New("queue: store closed")
 )
 
-// Open expands the queue directories, removes what earlier crashes left
-// (unlocked tf files, orphaned df files) and starts the group committer.
+// Open expands the queue directories, opens their pools of spare files
+// (see the package comment), recycles what earlier crashes left (unlocked
+// tf files, orphaned df files) and starts the group committer.
 func Open(o Options) (*Store, error) {
 	if len(o.Dirs) == 0 {
 		return nil, errors.New("queue: no queue directory configured")
@@ -166,7 +174,18 @@ func Open(o Options) (*Store, error) {
 		orphanAge = time.Hour
 	}
 	if !o.ReadOnly {
+		max := o.MaxSpares
+		if max == 0 {
+			max = DefaultMaxSpares
+		}
 		for _, d := range s.dirs {
+			if max > 0 {
+				d.qfPool = openPool(d.qf, max, s.mode, s.gid, s.now)
+				d.dfPool = d.qfPool
+				if d.df != d.qf {
+					d.dfPool = openPool(d.df, max, s.mode, s.gid, s.now)
+				}
+			}
 			s.cleanup(d, orphanAge)
 		}
 	}
@@ -210,6 +229,10 @@ func openDir(p string) (*queueDir, error) {
 
 func (s *Store) closeDirs() {
 	for _, d := range s.dirs {
+		if d.dfPool != d.qfPool {
+			d.dfPool.close()
+		}
+		d.qfPool.close()
 		if d.dfFd != d.qfFd {
 			d.dfFd.Close()
 		}
@@ -259,9 +282,10 @@ func (s *Store) dataPath(d *queueDir, dataDir, id string) string {
 	return filepath.Join(d.df, "df"+id)
 }
 
-// cleanup removes tf files nobody holds (a crash while enqueueing or
-// rewriting) and, when no qf exists for them, their df; then df files left
-// without any control file for longer than orphanAge.
+// cleanup recycles (or removes, without a pool) tf files nobody holds (a
+// crash while enqueueing or rewriting) and, when no qf exists for them,
+// their df; then df files left without any control file for longer than
+// orphanAge.
 func (s *Store) cleanup(d *queueDir, orphanAge time.Duration) {
 	names, err := d.qfFd.Readdirnames(-1)
 	if err != nil {
@@ -282,7 +306,7 @@ func (s *Store) cleanup(d *queueDir, orphanAge time.Duration) {
 			continue
 		}
 		p := filepath.Join(d.qf, n)
-		f, err := os.Open(p)
+		f, err := os.OpenFile(p, os.O_RDWR, 0) // writable: recycling empties it
 		if err != nil {
 			continue
 		}
@@ -291,9 +315,9 @@ func (s *Store) cleanup(d *queueDir, orphanAge time.Duration) {
 			continue
 		}
 		id := n[2:]
-		os.Remove(p)
+		d.qfPool.put(f, d.qf, n)
 		if !control[id] {
-			os.Remove(filepath.Join(d.df, "df"+id))
+			d.dfPool.putPath(d.df, "df"+id)
 		}
 		f.Close()
 		s.log.Noticef(id, "removed stale %s", p)
@@ -318,7 +342,7 @@ func (s *Store) cleanup(d *queueDir, orphanAge time.Duration) {
 		}
 		p := filepath.Join(d.df, n)
 		if fi, err := os.Stat(p); err == nil && fi.ModTime().Before(cutoff) {
-			os.Remove(p)
+			d.dfPool.putPath(d.df, n)
 			s.log.Noticef(id, "removed orphaned %s", p)
 		}
 	}

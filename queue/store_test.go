@@ -137,8 +137,18 @@ func TestBeginAbortLeavesNothing(t *testing.T) {
 		t.Errorf("uncommitted job listed:\n%s", out)
 	}
 	tx.Abort()
-	if names, _ := os.ReadDir(dir); len(names) != 0 {
+	// Only the pool is left, holding the tf and df, emptied.
+	if names, _ := os.ReadDir(dir); len(names) != 1 || names[0].Name() != spareDir {
 		t.Errorf("left: %v", names)
+	}
+	spares, _ := os.ReadDir(filepath.Join(dir, spareDir))
+	for _, e := range spares {
+		if fi, err := e.Info(); err != nil || fi.Size() != 0 {
+			t.Errorf("spare %s not empty", e.Name())
+		}
+	}
+	if len(spares) != 2 {
+		t.Errorf("%d spares, want 2", len(spares))
 	}
 }
 
