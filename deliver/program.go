@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -100,7 +101,7 @@ func (a *Agent) Program(ctx context.Context, command string, o Owner, m *Message
 	cmd.Env = env
 	cmd.Dir = "/"
 	if u.Home != "" {
-		if fi, err := os.Stat(u.Home); err == nil && fi.IsDir() {
+		if fi, err := os.Stat(u.Home); err == nil && fi.IsDir() && (!a.root || canEnter(fi, u)) {
 			cmd.Dir = u.Home
 		}
 	}
@@ -198,4 +199,24 @@ func needsShell(command string) bool {
 	}
 	f := strings.Fields(command)
 	return len(f) == 0 || !strings.HasPrefix(f[0], "/") || strings.Contains(f[0], "=")
+}
+
+// canEnter reports whether u may enter the directory fi describes: a home
+// the user cannot enter is no working directory, and sendmail then runs
+// the program in / rather than failing it.
+func canEnter(fi os.FileInfo, u *User) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return true
+	}
+	mode := fi.Mode().Perm()
+	switch {
+	case u.UID == 0:
+		return true
+	case int(st.Uid) == u.UID:
+		return mode&0o100 != 0
+	case int(st.Gid) == u.GID || slices.Contains(u.Groups, int(st.Gid)):
+		return mode&0o010 != 0
+	}
+	return mode&0o001 != 0
 }

@@ -123,6 +123,15 @@ func TestProgramAsOtherUser(t *testing.T) {
 	if !strings.Contains(got, "uid=4242 gid=4243 groups=4243,4244") || !strings.HasSuffix(got, "\n/\n") {
 		t.Errorf("ran as / in: %q", got)
 	}
+	// A home the user cannot enter: the program runs in / rather than
+	// failing (sendmail's behaviour).
+	closed := filepath.Join(dir, "closed-home")
+	os.Mkdir(closed, 0o700)
+	u.Home = closed
+	must(t, a.Program(context.Background(), "pwd > "+out+"3", Owner{User: u}, msg("a@x", "s", "b\n")))
+	if got := readFile(t, out+"3"); got != "/\n" {
+		t.Errorf("closed home: ran in %q", got)
+	}
 	// Without an owner: DefaultUser (set to 4250:4251 here).
 	a2, _, _ := testAgent(t, func(o *Options) { o.DefaultUser = "4250:4251" })
 	must(t, a2.Program(context.Background(), "id > "+out+"2", Owner{}, msg("a@x", "s", "b\n")))
