@@ -27,7 +27,8 @@ var (
 	buildErr  error
 )
 
-// binary builds cmd/sendmail once per test run and returns its path.
+// binary builds cmd/sendmail once per test run and returns its path
+// (POSTHORN_TEST_RACE=1 builds it with the race detector).
 func binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -37,7 +38,11 @@ func binary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "sendmail")
-		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/sendmail").CombinedOutput()
+		args := []string{"build", "-o", binPath}
+		if os.Getenv("POSTHORN_TEST_RACE") != "" { // the binary under test with the race detector
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, "../cmd/sendmail")...).CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
