@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -170,14 +171,40 @@ func TestDevConfig(t *testing.T) {
 	os.WriteFile(filepath.Join(wd, "conf/dev.cf"), data, 0o644)
 	cmd := exec.Command(binary(t), "-C", "conf/dev.cf", "-bD", "-q1m")
 	cmd.Dir = wd
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
-	c, _, greeting := waitGreeting(t, "127.0.0.1:2525")
-	c.Close()
-	if !strings.HasPrefix(greeting, "220 ") {
-		t.Errorf("greeting %q", greeting)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-exited
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case <-exited:
+			exited <- nil // for the deferred wait
+			if strings.Contains(stderr.String(), "cannot bind") {
+				t.Skip("127.0.0.1:2525 was taken meanwhile (another test run?)")
+			}
+			t.Fatalf("dev daemon exited: %s", stderr.String())
+		default:
+		}
+		if c, err := netDial("127.0.0.1:2525"); err == nil {
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if !strings.HasPrefix(line, "220 ") {
+				t.Errorf("greeting %q", line)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no greeting on 127.0.0.1:2525")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if _, err := os.Stat(filepath.Join(wd, "var/run/sendmail.pid")); err != nil {
 		t.Errorf("pid file not under ./var: %v", err)
