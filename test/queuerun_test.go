@@ -93,6 +93,11 @@ func TestSubmitBackground(t *testing.T) {
 	if !fileContains(r.path("mail/root"), "Subject: interactive") {
 		t.Error("-odi: not delivered when sendmail returned")
 	}
+	// -v delivers at once too and prints the transcript.
+	v := run(t, binary(t), "Subject: verbose\n\nbody\n", "-C", r.cf, "-v", "root")
+	if v.code != 0 || !strings.Contains(v.stdout, "root... Sent\n") || !fileContains(r.path("mail/root"), "Subject: verbose") {
+		t.Errorf("-v: exit %d stdout %q", v.code, v.stdout)
+	}
 }
 
 // TestVerbAndETRN: VERB returns the delivery transcript as 050 lines;

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -19,6 +21,7 @@ import (
 	"github.com/posthorn/posthorn/internal/rfcdate"
 	"github.com/posthorn/posthorn/internal/submit"
 	"github.com/posthorn/posthorn/internal/sysexits"
+	"github.com/posthorn/posthorn/queue"
 )
 
 // submitMessage is -bm (the default) and -t: queue the message from stdin,
@@ -38,6 +41,10 @@ func (a *app) submitMessage() int {
 	}
 	exp := queueExpander{x}
 	sub := newSubmitter(a.cfg, newAcceptor(a.cfg, st, exp, a.log), exp)
+	// -v and -odi deliver in this process, right away, as sendmail does;
+	// -v also shows the transcript.
+	interactive := a.cfg.DeliveryMode == conf.DeliverInteractive || (a.inv.Verbose && a.cfg.DeliveryMode == conf.DeliverBackground)
+	sub.KeepLocked = interactive
 
 	req := a.submitRequest()
 	res, err := sub.Submit(req, a.stdin, a.stderr)
@@ -52,7 +59,11 @@ func (a *app) submitMessage() int {
 		msgid, _ := res.Job.Get("Message-Id")
 		a.log.Infof(res.ID, "%s", maillog.Fields("from", strings.Trim(res.Job.Sender, "<>"), "size", strconv.FormatInt(res.Size, 10),
 			"class", "0", "nrcpts", strconv.Itoa(len(res.Job.Recipients)), "msgid", msgid, "relay", req.User.Name+"@localhost"))
-		a.deliverAfterSubmit(res.ID)
+		if res.Locked != nil {
+			a.deliverNow(st, res.Locked)
+		} else {
+			a.deliverAfterSubmit(res.ID)
+		}
 	}
 	return res.Exit
 }
@@ -114,13 +125,30 @@ func (a *app) submitRequest() *submit.Request {
 	}
 }
 
-// deliverAfterSubmit starts delivery of a freshly queued job: in a detached
-// queue run for background mode, at once for interactive mode; queueonly
-// and deferred leave it to the next queue run.
+// deliverNow makes the first delivery attempt of a job just queued, in
+// this process (-odi, -v), printing the transcript with -v.
+func (a *app) deliverNow(st *queue.Store, l *queue.Locked) {
+	r, err := a.newRunner(a.cfg, st)
+	if err != nil {
+		l.Unlock() // the next queue run delivers it
+		fmt.Fprintln(a.stderr, err)
+		return
+	}
+	var verbose io.Writer
+	if a.inv.Verbose {
+		verbose = a.stdout
+	}
+	r.DeliverLocked(context.Background(), l, verbose)
+	r.Wait()
+}
+
+// deliverAfterSubmit starts delivery of a freshly queued job in a detached
+// queue run (background mode); queueonly and deferred leave it to the next
+// queue run.
 func (a *app) deliverAfterSubmit(id string) {
 	mode := a.cfg.DeliveryMode
 	switch mode {
-	case conf.DeliverQueueOnly, conf.DeliverDeferred:
+	case conf.DeliverQueueOnly, conf.DeliverDeferred, conf.DeliverInteractive:
 		return
 	}
 	self, err := os.Executable()
@@ -139,11 +167,6 @@ func (a *app) deliverAfterSubmit(id string) {
 		}
 	}
 	cmd := exec.Command(self, args...)
-	if mode == conf.DeliverInteractive {
-		cmd.Stdout, cmd.Stderr = a.stderr, a.stderr
-		cmd.Run()
-		return
-	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if cmd.Start() == nil {
 		cmd.Process.Release()

@@ -65,14 +65,18 @@ type Submitter struct {
 	// OldStyleHeaders: "To: a b" names two recipients (sendmail.cf option).
 	OldStyleHeaders bool
 	Date            func(time.Time) string
+	// KeepLocked leaves the queued job locked in Result.Locked, for a
+	// caller that delivers it at once (interactive delivery, -v).
+	KeepLocked bool
 }
 
 // Result is the outcome of a submission.
 type Result struct {
-	ID   string // queue ID, "" when nothing was queued
-	Job  *queue.Job
-	Size int64 // message size as sendmail counts it, for the from= log line
-	Exit int   // sysexits code
+	ID     string // queue ID, "" when nothing was queued
+	Job    *queue.Job
+	Locked *queue.Locked // with KeepLocked: the job, still locked
+	Size   int64         // message size as sendmail counts it, for the from= log line
+	Exit   int           // sysexits code
 	// Bad lists the recipients that were refused, with the reason.
 	Bad []string
 	// Raw is the message as read when no recipient was valid: what the
@@ -136,6 +140,15 @@ func (s *Submitter) Submit(req *Request, in io.Reader, errw io.Writer) (*Result,
 		names = append(names, r.Addr)
 	}
 	env.Received = s.Received(req.User.Name, m.ID(), names, m.Arrival())
+	if s.KeepLocked {
+		l, err := m.CommitLocked(env)
+		if err != nil {
+			return nil, err
+		}
+		committed = true
+		res.ID, res.Job, res.Locked, res.Size = l.ID(), l.Job(), l, m.Size()
+		return res, nil
+	}
 	j, err := m.Commit(env)
 	if err != nil {
 		return nil, err
