@@ -41,17 +41,27 @@ type Logger struct {
 	w      io.Writer // used when sys is nil
 	tag    string
 	stamps bool // prefix lines with a time and tag (file and stderr output)
-	level  int  // LogLevel: lines above it are dropped (0 = everything)
+	level  int  // sendmail's LogLevel: see minLevel
 }
+
+// DefaultLevel is sendmail's default LogLevel.
+const DefaultLevel = 9
+
+// minLevel is the LogLevel from which lines of a priority are written,
+// after sendmail's scale: 1 serious system failures, 3 other failures, 4
+// minor errors, 5 received messages and connections, 8 deliveries, 9
+// deferrals and beyond (the level of each posthorn line follows its
+// syslog priority, so Info lines — from=, to= — need 5).
+var minLevel = map[Priority]int{Err: 1, Warning: 3, Notice: 4, Info: 5, Debug: 11}
 
 // Open returns a logger that writes to syslog (facility mail) with the given
 // tag, or to stderr when syslog is not reachable.
 func Open(tag string) *Logger {
 	sys, err := syslog.New(syslog.LOG_MAIL|syslog.LOG_INFO, tag)
 	if err != nil {
-		return &Logger{w: os.Stderr, tag: tag, stamps: true}
+		return &Logger{w: os.Stderr, tag: tag, stamps: true, level: DefaultLevel}
 	}
-	return &Logger{sys: sys, tag: tag}
+	return &Logger{sys: sys, tag: tag, level: DefaultLevel}
 }
 
 // OpenSyslogOnly is Open without the stderr fallback: for modes that
@@ -62,16 +72,17 @@ func OpenSyslogOnly(tag string) *Logger {
 	if err != nil {
 		return nil
 	}
-	return &Logger{sys: sys, tag: tag}
+	return &Logger{sys: sys, tag: tag, level: DefaultLevel}
 }
 
 // New returns a logger writing traditional syslog-format lines
 // ("Nov 25 04:25:51 sm-mta[969]: ...") to w: the -L/-X file and test output.
 func New(w io.Writer, tag string) *Logger {
-	return &Logger{w: w, tag: tag, stamps: true}
+	return &Logger{w: w, tag: tag, stamps: true, level: DefaultLevel}
 }
 
-// SetLevel sets sendmail's LogLevel; 0 keeps every line.
+// SetLevel sets sendmail's LogLevel: 0 writes nothing, 9 (the default)
+// everything posthorn logs.
 func (l *Logger) SetLevel(level int) {
 	if l != nil {
 		l.level = level
@@ -87,7 +98,7 @@ func (l *Logger) Close() error {
 }
 
 func (l *Logger) logf(p Priority, qid, format string, args []any) {
-	if l == nil || (l.sys == nil && l.w == nil) {
+	if l == nil || (l.sys == nil && l.w == nil) || l.level < minLevel[p] {
 		return
 	}
 	msg := fmt.Sprintf(format, args...)

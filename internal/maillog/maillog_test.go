@@ -42,3 +42,26 @@ func TestWriterLine(t *testing.T) {
 	var nilLogger *Logger
 	nilLogger.Infof("", "discarded") // must not panic
 }
+
+func TestLogLevel(t *testing.T) {
+	var buf bytes.Buffer
+	l := New(&buf, "sendmail")
+	l.SetLevel(4) // failures and notices, no from=/to= lines
+	l.Errf("", "error")
+	l.Noticef("", "notice")
+	l.Infof("Q", "to=<a@b>, stat=Sent")
+	if got := buf.String(); !strings.Contains(got, "error") || !strings.Contains(got, "notice") || strings.Contains(got, "stat=Sent") {
+		t.Errorf("LogLevel 4 wrote:\n%s", got)
+	}
+	buf.Reset()
+	l.SetLevel(0)
+	l.Errf("", "error")
+	if buf.Len() != 0 {
+		t.Errorf("LogLevel 0 wrote %q", buf.String())
+	}
+	buf.Reset()
+	New(&buf, "sendmail").Infof("Q", "from=<a@b>")
+	if buf.Len() == 0 {
+		t.Error("the default level drops info lines")
+	}
+}
