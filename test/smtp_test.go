@@ -172,3 +172,20 @@ func TestSMTPOnStdinDelivers(t *testing.T) {
 		t.Error("the -bs message was not delivered when sendmail exited")
 	}
 }
+
+// TestMaxDaemonChildren: with MaxDaemonChildren=1 a second simultaneous
+// client is refused with 421 4.3.2 while the first one is served.
+func TestMaxDaemonChildren(t *testing.T) {
+	r := newRoot(t, "O MaxDaemonChildren=1")
+	startDaemon(t, r)
+	first, _, greeting := waitGreeting(t, r.addr())
+	defer first.Close()
+	if !strings.HasPrefix(greeting, "220 ") {
+		t.Fatalf("first client: %q", greeting)
+	}
+	second, _, line := waitGreeting(t, r.addr())
+	second.Close()
+	if !strings.HasPrefix(line, "421 4.3.2 ") {
+		t.Errorf("second client: %q", line)
+	}
+}

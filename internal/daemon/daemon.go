@@ -37,12 +37,6 @@ type Config struct {
 	CommandLine string // the second line of the pid file
 	Handler     Handler
 
-	// MaxChildren bounds simultaneous sessions (MaxDaemonChildren; 0 = no
-	// bound). A connection over the bound is passed to Busy, which answers
-	// it (421 4.3.2) and closes it.
-	MaxChildren int
-	Busy        func(conn net.Conn, port conf.DaemonPort)
-
 	// QueueInterval is -q<interval>; RunQueue is called that often (and
 	// never twice at once) when both are set.
 	QueueInterval time.Duration
@@ -209,14 +203,8 @@ func (d *Daemon) accept(ctx context.Context, l net.Listener, port conf.DaemonPor
 			continue
 		}
 		backoff = 0
-		if d.cfg.MaxChildren > 0 && d.active.Load() >= int64(d.cfg.MaxChildren) {
-			d.cfg.Log.Noticef("", "rejecting connections on daemon %s: %d children, max %d", port.Name, d.active.Load(), d.cfg.MaxChildren)
-			if d.cfg.Busy != nil {
-				d.cfg.Busy(conn, port)
-			}
-			conn.Close()
-			continue
-		}
+		// MaxDaemonChildren and ConnectionRateThrottle are the handler's
+		// (policy.Limiter per listener): it answers 421 4.3.2 itself.
 		d.active.Add(1)
 		d.sessions.Add(1)
 		go func() {

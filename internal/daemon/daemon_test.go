@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -78,34 +77,6 @@ func TestServeLifecycle(t *testing.T) {
 	if _, err := net.Dial("tcp", d.Addrs()[0].String()); err == nil {
 		t.Error("listener still accepting after shutdown")
 	}
-}
-
-func TestMaxChildren(t *testing.T) {
-	block := make(chan struct{})
-	var busy atomic.Int32
-	d, cancel, done := start(t, Config{
-		MaxChildren: 1,
-		Handler: func(ctx context.Context, c net.Conn, p conf.DaemonPort) {
-			fmt.Fprintf(c, "220 ok\r\n")
-			<-block
-		},
-		Busy: func(c net.Conn, p conf.DaemonPort) {
-			busy.Add(1)
-			fmt.Fprintf(c, "421 4.3.2 busy\r\n")
-		},
-	})
-	addr := d.Addrs()[0].String()
-	first, _ := net.Dial("tcp", addr)
-	r := bufio.NewReader(first)
-	r.ReadString('\n')
-	second, _ := net.Dial("tcp", addr)
-	line, _ := bufio.NewReader(second).ReadString('\n')
-	if !strings.HasPrefix(line, "421 4.3.2") || busy.Load() != 1 {
-		t.Errorf("second connection got %q (busy calls %d)", line, busy.Load())
-	}
-	close(block)
-	cancel()
-	<-done
 }
 
 func TestShutdownGrace(t *testing.T) {
