@@ -239,7 +239,7 @@ func Load(opts LoadOptions) (*Config, error) {
 		msg := err.Error()
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
-			msg = describeErrno(pe.Err)
+			msg = ErrnoText(pe.Err)
 		}
 		return nil, &Error{Msg: fmt.Sprintf("%s: line 0: cannot open: %s", path, msg), Exit: sysexits.OSFile}
 	}
@@ -422,7 +422,9 @@ func servicePort(v string) (int, error) {
 	return n, nil
 }
 
-func describeErrno(err error) string {
+// ErrnoText words a file error as sendmail does ("No such file or
+// directory", "Permission denied").
+func ErrnoText(err error) string {
 	if errors.Is(err, fs.ErrNotExist) {
 		return "No such file or directory"
 	}

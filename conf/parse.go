@@ -148,7 +148,7 @@ func (c *Config) parseFileClass(rest, where string, readFile func(string) ([]byt
 	data, err := readFile(path)
 	if err != nil {
 		if !optional {
-			c.Warnings = append(c.Warnings, fmt.Sprintf("%s: fileclass: cannot open '%s': %s", where, path, describeErrno(err)))
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s: fileclass: cannot open '%s': %s", where, path, ErrnoText(err)))
 		}
 		return nil
 	}

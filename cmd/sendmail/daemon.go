@@ -34,7 +34,13 @@ func (a *app) runDaemon() int {
 	}
 	defer st.Close()
 	a.store = st
-	r, err := a.newRunner(a.cfg, st)
+	// The runner lives across SIGHUPs; its reports are expanded through
+	// an alias source of its own, which follows rebuilds of the database.
+	x, src := newExpander(a.cfg, a)
+	if src != nil {
+		defer src.Close()
+	}
+	r, err := a.newRunner(a.cfg, st, newAcceptor(a.cfg, st, queueExpander{x}, a.log))
 	if err != nil {
 		fmt.Fprintln(a.stderr, err)
 		a.notifyParent("error: " + err.Error())

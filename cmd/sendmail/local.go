@@ -17,6 +17,7 @@ import (
 
 	"github.com/posthorn/posthorn/aliases"
 	"github.com/posthorn/posthorn/conf"
+	"github.com/posthorn/posthorn/internal/accept"
 	"github.com/posthorn/posthorn/internal/maillog"
 	"github.com/posthorn/posthorn/internal/rfcdate"
 	"github.com/posthorn/posthorn/internal/submit"
@@ -60,7 +61,7 @@ func (a *app) submitMessage() int {
 		a.log.Infof(res.ID, "%s", maillog.Fields("from", strings.Trim(res.Job.Sender, "<>"), "size", strconv.FormatInt(res.Size, 10),
 			"class", "0", "nrcpts", strconv.Itoa(len(res.Job.Recipients)), "msgid", msgid, "relay", req.User.Name+"@localhost"))
 		if res.Locked != nil {
-			a.deliverNow(st, res.Locked)
+			a.deliverNow(st, sub.Acceptor, res.Locked)
 		} else {
 			a.deliverAfterSubmit(res.ID)
 		}
@@ -127,8 +128,8 @@ func (a *app) submitRequest() *submit.Request {
 
 // deliverNow makes the first delivery attempt of a job just queued, in
 // this process (-odi, -v), printing the transcript with -v.
-func (a *app) deliverNow(st *queue.Store, l *queue.Locked) {
-	r, err := a.newRunner(a.cfg, st)
+func (a *app) deliverNow(st *queue.Store, acc *accept.Acceptor, l *queue.Locked) {
+	r, err := a.newRunner(a.cfg, st, acc)
 	if err != nil {
 		l.Unlock() // the next queue run delivers it
 		fmt.Fprintln(a.stderr, err)

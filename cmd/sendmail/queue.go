@@ -1,10 +1,10 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
+
+	"github.com/posthorn/posthorn/conf"
 
 	"github.com/posthorn/posthorn/internal/sysexits"
 	"github.com/posthorn/posthorn/queue"
@@ -16,7 +16,7 @@ func (a *app) openStore(create bool) (*queue.Store, int) {
 	dir := a.cfg.QueueDirectory
 	if !create {
 		if _, err := os.Stat(dir); err != nil && !hasGlob(dir) {
-			fmt.Fprintf(a.stderr, "can not chdir(%s/): %s\n", dir, errnoText(err))
+			fmt.Fprintf(a.stderr, "can not chdir(%s/): %s\n", dir, conf.ErrnoText(err))
 			return nil, sysexits.Config
 		}
 	}
@@ -27,7 +27,7 @@ func (a *app) openStore(create bool) (*queue.Store, int) {
 		Logger: a.log,
 	})
 	if err != nil {
-		fmt.Fprintf(a.stderr, "can not chdir(%s/): %s\n", dir, errnoText(err))
+		fmt.Fprintf(a.stderr, "can not chdir(%s/): %s\n", dir, conf.ErrnoText(err))
 		return nil, sysexits.Config
 	}
 	return st, sysexits.OK
@@ -40,16 +40,6 @@ func hasGlob(p string) bool {
 		}
 	}
 	return false
-}
-
-func errnoText(err error) string {
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return "No such file or directory"
-	case errors.Is(err, fs.ErrPermission):
-		return "Permission denied"
-	}
-	return err.Error()
 }
 
 // printQueue is -bp / mailq.

@@ -6,26 +6,27 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 
 	"github.com/posthorn/posthorn/conf"
 	"github.com/posthorn/posthorn/deliver"
+	"github.com/posthorn/posthorn/internal/accept"
 	"github.com/posthorn/posthorn/internal/sysexits"
 	"github.com/posthorn/posthorn/queue"
 	"github.com/posthorn/posthorn/queue/runner"
 )
 
 // newRunner builds the queue runner with the local delivery agents as its
-// mailers. The esmtp mailer (the relay client) is not wired yet: remote
-// recipients are deferred, never lost.
-func (a *app) newRunner(cfg *conf.Config, st *queue.Store) (*runner.Runner, error) {
+// mailers; acc expands the recipients of the reports it queues, as it
+// expands any accepted recipient. The esmtp mailer (the relay client) is
+// not wired yet: remote recipients are deferred, never lost.
+func (a *app) newRunner(cfg *conf.Config, st *queue.Store, acc *accept.Acceptor) (*runner.Runner, error) {
 	agent, err := deliver.New(a.deliverOptions())
 	if err != nil {
 		return nil, err
 	}
-	lm := &localMailers{agent: agent, cfg: cfg}
+	lm := &localMailers{agent: agent}
 	return runner.New(runner.Config{
 		Store:   st,
 		Router:  router{names: newNames(cfg)},
@@ -41,37 +42,12 @@ func (a *app) newRunner(cfg *conf.Config, st *queue.Store) (*runner.Runner, erro
 		Hostname:            cfg.Macros["j"],
 		Version:             "posthorn " + conf.Version,
 		DoubleBounceAddress: cfg.DoubleBounceAddress,
-		ExpandReport:        a.reportExpander(cfg),
-		NoBodyReturn:        cfg.Privacy("nobodyreturn"),
-		Logger:              a.log,
+		ExpandReport: func(ctx context.Context, addr string) ([]queue.Recipient, error) {
+			return acc.Recipients([]accept.Recipient{{Addr: addr}})
+		},
+		NoBodyReturn: cfg.Privacy("nobodyreturn"),
+		Logger:       a.log,
 	})
-}
-
-// reportExpander expands the recipient of a DSN (the sender, or the
-// postmaster) as acceptance expands any recipient.
-func (a *app) reportExpander(cfg *conf.Config) func(ctx context.Context, addr string) ([]queue.Recipient, error) {
-	x, _ := newExpander(cfg, a)
-	exp := queueExpander{x}
-	j := cfg.Macros["j"]
-	return func(ctx context.Context, addr string) ([]queue.Recipient, error) {
-		finals, err := exp.Expand(addr)
-		if err != nil {
-			return nil, err
-		}
-		final := strings.Trim(addr, "<>")
-		if !strings.Contains(final, "@") {
-			final += "@" + j
-		}
-		out := make([]queue.Recipient, 0, len(finals))
-		for _, f := range finals {
-			r := queue.Recipient{Ctl: f.Ctl, FinalRcpt: "RFC822; " + final, Flags: "PFD", Addr: f.Addr}
-			if f.Alias {
-				r.Flags += "A"
-			}
-			out = append(out, r)
-		}
-		return out, nil
-	}
 }
 
 // queueFilter turns -qI/-qR/-qS into the queue's filter.
@@ -101,7 +77,11 @@ func (a *app) runQueue() int {
 		return code
 	}
 	defer st.Close()
-	r, err := a.newRunner(a.cfg, st)
+	x, src := newExpander(a.cfg, a)
+	if src != nil {
+		defer src.Close()
+	}
+	r, err := a.newRunner(a.cfg, st, newAcceptor(a.cfg, st, queueExpander{x}, a.log))
 	if err != nil {
 		fmt.Fprintln(a.stderr, err)
 		return sysexits.Config

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/posthorn/posthorn/conf"
 	"github.com/posthorn/posthorn/deliver"
 	"github.com/posthorn/posthorn/internal/addr"
 	"github.com/posthorn/posthorn/internal/status"
@@ -64,7 +63,6 @@ func errorTarget(a string) error {
 // local, *file* and prog mailers.
 type localMailers struct {
 	agent *deliver.Agent
-	cfg   *conf.Config
 }
 
 func (m *localMailers) message(d *runner.Delivery) *deliver.Message {

@@ -351,15 +351,15 @@ func (a *app) smtpOnStdio() int {
 	if src != nil {
 		defer src.Close()
 	}
-	r, err := a.newRunner(a.cfg, st)
+	acc := newAcceptor(a.cfg, st, queueExpander{x}, a.log)
+	r, err := a.newRunner(a.cfg, st, acc)
 	if err != nil {
 		fmt.Fprintln(a.stderr, err)
 		return sysexits.Config
 	}
 	run := newRunnerDelivery(r)
 	defer run.Wait() // background deliveries finish before the process ends
-	backend := &smtpBackend{cfg: a.cfg, store: st, x: x, names: newNames(a.cfg), run: run}
-	backend.acc = newAcceptor(a.cfg, st, queueExpander{x}, a.log)
+	backend := &smtpBackend{cfg: a.cfg, store: st, acc: acc, x: x, names: newNames(a.cfg), run: run}
 	port := conf.DaemonPort{Name: "MTA"}
 	if len(a.cfg.Daemons) > 0 {
 		port = a.cfg.Daemons[0]

@@ -33,24 +33,16 @@ func runUser() string {
 	return strconv.Itoa(os.Getuid())
 }
 
-// defaultIDs resolves DefaultUser ("mail:mail", "user", "uid:gid").
-func defaultIDs(spec string) (uid, gid int) {
-	name, group, _ := strings.Cut(spec, ":")
-	uid, gid = 8, 8 // Debian's mail:mail when nothing resolves
-	if n, err := strconv.Atoi(name); err == nil {
-		uid = n
-	} else if u, err := user.Lookup(name); err == nil {
-		uid, _ = strconv.Atoi(u.Uid)
-		gid, _ = strconv.Atoi(u.Gid)
+// defaultIDs are DefaultUser's uid and gid, for the controlling user of
+// alias products (qf C lines). An unknown DefaultUser falls back to
+// sendmail's own default, 1:1, with a warning; deliveries then refuse it.
+func defaultIDs(cfg *conf.Config, log *maillog.Logger) (uid, gid int) {
+	u, err := deliver.ParseDefaultUser(cfg.DefaultUser, deliver.LookupSystemUser)
+	if err != nil {
+		log.Warnf("", "%v", err)
+		return 1, 1
 	}
-	if group != "" {
-		if n, err := strconv.Atoi(group); err == nil {
-			gid = n
-		} else if g, err := user.LookupGroup(group); err == nil {
-			gid, _ = strconv.Atoi(g.Gid)
-		}
-	}
-	return uid, gid
+	return u.UID, u.GID
 }
 
 // aliasFile is the first AliasFile (sendmail allows a list; lookups use
@@ -74,7 +66,7 @@ func newExpander(cfg *conf.Config, a *app) (*aliases.Expander, *aliases.Source) 
 		MaxDepth:    cfg.MaxAliasRecursion,
 		Logger:      a.log,
 	}
-	opts.DefaultUID, opts.DefaultGID = defaultIDs(cfg.DefaultUser)
+	opts.DefaultUID, opts.DefaultGID = defaultIDs(cfg, a.log)
 	if f := aliasFile(cfg); f != "" {
 		src = aliases.NewSource(aliases.SourceOptions{AliasFile: f, IsLocal: local, Logger: a.log,
 			RunUser: runUser(), CheckInterval: time.Second})

@@ -437,7 +437,7 @@ func (m *Message) build(env *Envelope) ([]*queue.Job, error) {
 			return nil, status.Wrap(err, 452, "4.3.1", "Insufficient disk space; try again later")
 		}
 	}
-	groups, err := m.expand(env.Recipients)
+	groups, err := m.a.expand(env.Recipients)
 	if err != nil {
 		return nil, err
 	}
@@ -449,7 +449,7 @@ func (m *Message) build(env *Envelope) ([]*queue.Job, error) {
 	for _, g := range groups {
 		j := m.newJob(env, headers, g.rcpts)
 		if g.owner != "" {
-			j.Sender = "<" + m.qualify(g.owner) + ">"
+			j.Sender = "<" + m.a.qualify(g.owner) + ">"
 		}
 		jobs = append(jobs, j)
 	}
@@ -568,6 +568,22 @@ func precedenceClass(headers []queue.Header) int {
 	return 0
 }
 
+// Recipients expands recipients into qf recipient lines as acceptance
+// does (C lines, A flags, Final-Recipient, NOTIFY flags, duplicates
+// once), for a job made outside a Message: the queue runner's reports.
+// Owner- lists do not split such a job.
+func (a *Acceptor) Recipients(in []Recipient) ([]queue.Recipient, error) {
+	groups, err := a.expand(in)
+	if err != nil {
+		return nil, err
+	}
+	var out []queue.Recipient
+	for _, g := range groups {
+		out = append(out, g.rcpts...)
+	}
+	return out, nil
+}
+
 // rcptGroup is the recipients that share an envelope sender: the
 // message's own (owner "") or an owner- list's.
 type rcptGroup struct {
@@ -578,14 +594,14 @@ type rcptGroup struct {
 // expand turns the envelope recipients into qf recipients, expanded and
 // without duplicates, grouped by envelope sender: the message's own group
 // first, then each owner- list in the order met.
-func (m *Message) expand(in []Recipient) ([]rcptGroup, error) {
+func (a *Acceptor) expand(in []Recipient) ([]rcptGroup, error) {
 	groups := []rcptGroup{{}}
 	index := map[string]int{"": 0}
 	seen := map[string]bool{}
 	for _, r := range in {
 		finals := []Final{{Addr: r.Addr}}
-		if m.a.Expander != nil {
-			f, err := m.a.Expander.Expand(r.Addr)
+		if a.Expander != nil {
+			f, err := a.Expander.Expand(r.Addr)
 			if err != nil {
 				var se *status.Error
 				if errors.As(err, &se) {
@@ -607,7 +623,7 @@ func (m *Message) expand(in []Recipient) ([]rcptGroup, error) {
 			q := queue.Recipient{
 				Ctl:       f.Ctl,
 				ORcpt:     r.ORcpt,
-				FinalRcpt: "RFC822; " + m.qualify(r.Addr),
+				FinalRcpt: "RFC822; " + a.qualify(r.Addr),
 				Flags:     "P" + notifyFlags(r.Notify),
 				Addr:      f.Addr,
 			}
@@ -631,10 +647,10 @@ func (m *Message) expand(in []Recipient) ([]rcptGroup, error) {
 
 // qualify strips angle brackets and adds $j to a bare local name, giving
 // the DSN Final-Recipient address.
-func (m *Message) qualify(addr string) string {
+func (acc *Acceptor) qualify(addr string) string {
 	a := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(addr), "<"), ">")
 	if !strings.Contains(a, "@") && !strings.HasPrefix(a, "|") && !strings.HasPrefix(a, "/") {
-		a += "@" + m.a.Hostname
+		a += "@" + acc.Hostname
 	}
 	return a
 }
