@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -49,14 +50,14 @@ func (rt router) Route(ctx context.Context, j *queue.Job, rcpt *queue.Recipient)
 // errorTarget turns "error:5.1.1:550 text" (an aliases error: target or a
 // list member that failed at acceptance) into its failure.
 func errorTarget(a string) error {
-	rest := strings.TrimPrefix(a, "error:")
-	enh, rest, _ := strings.Cut(rest, ":")
-	codeText, text, _ := strings.Cut(rest, " ")
-	code, err := strconv.Atoi(codeText)
-	if err != nil || code < 400 || code > 599 {
-		code, text = 550, rest
+	spec := strings.TrimPrefix(a, "error:")
+	if enh, rest, ok := strings.Cut(spec, ":"); ok {
+		codeText, text, _ := strings.Cut(rest, " ")
+		if code, err := strconv.Atoi(codeText); err == nil && code >= 400 && code <= 599 && strings.Count(enh, ".") == 2 {
+			return status.New(code, enh, "%s", text)
+		}
 	}
-	return status.New(code, enh, "%s", text)
+	return status.New(550, "5.0.0", "%s", spec) // no code: a permanent failure with the text
 }
 
 // localMailers are the delivery agents of package deliver, as the runner's
@@ -65,15 +66,29 @@ type localMailers struct {
 	agent *deliver.Agent
 }
 
-func (m *localMailers) message(d *runner.Delivery) *deliver.Message {
+// message is the delivery in package deliver's terms. Its agents read the
+// body at offsets (one message, many mailboxes); the runner hands the df
+// as such a reader, and any other reader is read into memory rather than
+// delivered as an empty body.
+func (m *localMailers) message(d *runner.Delivery) (*deliver.Message, error) {
 	msg := &deliver.Message{Header: d.Header, QueueID: d.Job.ID}
 	if !d.Null {
 		msg.Sender = d.Sender
 	}
-	if sr, ok := d.Body.(*io.SectionReader); ok {
-		msg.Body, msg.BodySize = sr, sr.Size()
+	type sizedReaderAt interface {
+		io.ReaderAt
+		Size() int64
 	}
-	return msg
+	if r, ok := d.Body.(sizedReaderAt); ok {
+		msg.Body, msg.BodySize = r, r.Size()
+		return msg, nil
+	}
+	body, err := io.ReadAll(d.Body)
+	if err != nil {
+		return nil, status.Wrap(err, 451, "4.3.0", "cannot read the data file")
+	}
+	msg.Body, msg.BodySize = bytes.NewReader(body), int64(len(body))
+	return msg, nil
 }
 
 // owner says whose privileges a file or program delivery uses: the
@@ -98,8 +113,14 @@ func (m *localMailers) owner(rc runner.Rcpt) (deliver.Owner, error) {
 }
 
 func (m *localMailers) Deliver(ctx context.Context, d *runner.Delivery) []runner.Result {
-	msg := m.message(d)
 	out := make([]runner.Result, len(d.Rcpts))
+	msg, err := m.message(d)
+	if err != nil {
+		for i := range out {
+			out[i].Err = err
+		}
+		return out
+	}
 	for i, rc := range d.Rcpts {
 		var err error
 		res := runner.Result{Relay: "", Delivered: true}
