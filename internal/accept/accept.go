@@ -282,39 +282,49 @@ func parseHeaders(block string) []queue.Header {
 	return out
 }
 
-// writeBody writes body bytes to the df with LF line ends.
+// writeBody writes body bytes to the df with LF line ends: each CRLF
+// becomes LF, a lone CR stays. The runs between CRs go straight to the
+// (buffered) data file, so LF-only input is not copied at all.
 func (m *Message) writeBody(p []byte) error {
 	if len(p) == 0 {
 		return nil
 	}
-	var buf []byte
 	if m.pendCR {
-		if p[0] != '\n' {
-			buf = append(buf, '\r')
-		}
 		m.pendCR = false
+		if p[0] != '\n' {
+			if err := m.emit([]byte{'\r'}); err != nil {
+				return err
+			}
+		}
 	}
-	for {
+	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\r')
 		if i < 0 {
-			buf = append(buf, p...)
-			break
+			return m.emit(p)
 		}
-		buf = append(buf, p[:i]...)
+		if err := m.emit(p[:i]); err != nil {
+			return err
+		}
 		switch {
 		case i+1 == len(p):
-			m.pendCR = true
-		case p[i+1] == '\n':
-		default:
-			buf = append(buf, '\r')
+			m.pendCR = true // decided by the next write, or kept at the end
+		case p[i+1] != '\n':
+			if err := m.emit([]byte{'\r'}); err != nil {
+				return err
+			}
 		}
 		p = p[i+1:]
-		if len(p) == 0 {
-			break
-		}
 	}
-	m.bodySize += int64(len(buf))
-	_, err := m.txn.Write(buf)
+	return nil
+}
+
+// emit appends body bytes to the data file.
+func (m *Message) emit(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	m.bodySize += int64(len(b))
+	_, err := m.txn.Write(b)
 	return err
 }
 
@@ -432,8 +442,7 @@ func (m *Message) build(env *Envelope) ([]*queue.Job, error) {
 	}
 	if m.pendCR { // a lone CR at the very end is data, not half a CRLF
 		m.pendCR = false
-		m.bodySize++
-		if _, err := m.txn.Write([]byte{'\r'}); err != nil {
+		if err := m.emit([]byte{'\r'}); err != nil {
 			return nil, status.Wrap(err, 452, "4.3.1", "Insufficient disk space; try again later")
 		}
 	}
