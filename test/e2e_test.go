@@ -190,6 +190,11 @@ func TestUnprivilegedSubmission(t *testing.T) {
 	if got.code != 0 {
 		t.Fatalf("user submission: exit %d %q", got.code, got.stderr)
 	}
+	_, syslogd := os.Stat("/dev/log") // without syslog, log lines go to stderr
+	if syslogd != nil && (!strings.Contains(got.stderr, ": to=root, ctladdr="+name+" (") ||
+		!strings.Contains(got.stderr, ", mailer=relay, relay=[127.0.0.1] [127.0.0.1], dsn=2.0.0, stat=Sent (")) {
+		t.Errorf("hand-off log line is not sendmail's:\n%s", got.stderr)
+	}
 	box := r.path("mail/root")
 	waitFor(t, "the user's message", func() bool { return fileContains(box, "Subject: from a user") })
 	mbox, _ := os.ReadFile(box)

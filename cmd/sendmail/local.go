@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -77,6 +78,7 @@ func (a *app) handOff() int {
 		Trusted: func(u string) bool { return trusted(a.cfg, u) }, OldStyleHeaders: true, Date: rfcdate.Format,
 	}
 	req := a.submitRequest()
+	start := time.Now()
 	res, err := h.Submit(req, a.stdin, a.stderr)
 	if err != nil {
 		fmt.Fprintln(a.stderr, err)
@@ -86,7 +88,13 @@ func (a *app) handOff() int {
 		a.saveDeadLetter(res.Raw)
 	}
 	if res.ID != "" {
-		a.log.Infof("", "%s", maillog.Fields("from", req.User.Name, "relay", req.User.Name+"@localhost", "stat", "Sent ("+res.ID+" Message accepted for delivery)", "mailer", "relay", "to_relay", mtaAddress(a.cfg)))
+		// sendmail's MSP line for the same hand-off.
+		host, _, _ := net.SplitHostPort(h.Addr)
+		delay := maillog.Delay(time.Since(start))
+		a.log.Infof("", "%s", maillog.Fields("to", strings.Join(res.Accepted, ","),
+			"ctladdr", fmt.Sprintf("%s (%d/%d)", req.User.Name, os.Getuid(), os.Getgid()),
+			"delay", delay, "xdelay", delay, "mailer", "relay", "relay", "["+host+"] ["+host+"]",
+			"dsn", "2.0.0", "stat", "Sent ("+res.ID+" Message accepted for delivery)"))
 	}
 	return res.Exit
 }

@@ -49,6 +49,10 @@ type smtpBackend struct {
 
 func (b *smtpBackend) NewID() string { return b.store.NewID() }
 
+// CheckSender accepts every sender: syntax, size, AUTH ownership and the
+// access file's From: entries are checked by smtpd and policy before this
+// call. sendmail's remaining check, that the sender's domain exists in DNS
+// (553 5.1.8), needs the resolver that comes with the relay client.
 func (b *smtpBackend) CheckSender(ctx context.Context, c *smtpd.Client, from smtpd.Path) error {
 	return nil
 }
@@ -71,22 +75,11 @@ func (b *smtpBackend) CheckRecipient(ctx context.Context, c *smtpd.Client, env *
 }
 
 func (b *smtpBackend) Verify(ctx context.Context, c *smtpd.Client, arg string, expand bool) ([]smtpd.Expansion, error) {
-	var entries []aliases.VrfyEntry
-	var serr error
-	j := b.cfg.Macros["j"]
+	lookup := b.x.Vrfy
 	if expand {
-		e, err := b.x.Expn(arg, j)
-		entries = e
-		if err != nil {
-			serr = err
-		}
-	} else {
-		e, err := b.x.Vrfy(arg, j)
-		entries = e
-		if err != nil {
-			serr = err
-		}
+		lookup = b.x.Expn
 	}
+	entries, serr := lookup(arg, b.cfg.Macros["j"])
 	if serr != nil {
 		return nil, serr
 	}

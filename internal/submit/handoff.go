@@ -162,6 +162,7 @@ func (h *Handoff) send(req *Request, env *accept.Envelope, rcpts []string, text 
 			continue
 		}
 		accepted++
+		res.Accepted = append(res.Accepted, r)
 	}
 	if accepted == 0 {
 		return "", nil

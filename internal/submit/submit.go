@@ -82,6 +82,8 @@ type Result struct {
 	// Raw is the message as read when no recipient was valid: what the
 	// caller saves to dead.letter.
 	Raw []byte
+	// Accepted are the recipients the MTA took (Handoff), for the log.
+	Accepted []string
 }
 
 // Submit reads the message from in, queues it, and writes sendmail's
