@@ -51,6 +51,13 @@ func TestNewaliasesAndVerify(t *testing.T) {
 			t.Errorf("-bv %v: %q exit %d, want %q exit %d (stderr %q)", tc.args, got.stdout, got.code, tc.out, tc.code, got.stderr)
 		}
 	}
+	// -n: no aliasing, so an alias name is no user (a real user still is).
+	if got := run(t, binary(t), "", "-C", r.cf, "-n", "-bv", "staff"); got.code != 67 || got.stdout != "staff... User unknown\n" {
+		t.Errorf("-n -bv staff: %q exit %d", got.stdout, got.code)
+	}
+	if got := run(t, binary(t), "", "-C", r.cf, "-n", "-bv", "root"); got.code != 0 {
+		t.Errorf("-n -bv root: %q exit %d", got.stdout, got.code)
+	}
 	verbose := run(t, binary(t), "", "-C", r.cf, "-bv", "-v", "staff")
 	if !strings.Contains(verbose.stdout, "staff... aliased to root,\tpostmaster\n") {
 		t.Errorf("-bv -v: %q", verbose.stdout)

@@ -67,7 +67,7 @@ func newExpander(cfg *conf.Config, a *app) (*aliases.Expander, *aliases.Source) 
 		Logger:      a.log,
 	}
 	opts.DefaultUID, opts.DefaultGID = defaultIDs(cfg, a.log)
-	if f := aliasFile(cfg); f != "" {
+	if f := aliasFile(cfg); f != "" && !a.inv.NoAlias { // -n: no aliasing
 		src = aliases.NewSource(aliases.SourceOptions{AliasFile: f, IsLocal: local, Logger: a.log,
 			RunUser: runUser(), CheckInterval: time.Second})
 		opts.Aliases = src
