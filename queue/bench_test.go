@@ -29,7 +29,6 @@ func benchDir(b *testing.B) string {
 // BenchmarkEnqueue measures durable enqueues (df + qf, synced before the
 // call returns) with 1 and 20 concurrent writers, for each sync mode.
 func BenchmarkEnqueue(b *testing.B) {
-	body := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n"), 32) // 2 KiB
 	for _, mode := range []struct {
 		name string
 		m    SyncMode
@@ -41,28 +40,7 @@ func BenchmarkEnqueue(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer s.Close()
-				var wg sync.WaitGroup
-				work := make(chan struct{}, b.N)
-				for i := 0; i < b.N; i++ {
-					work <- struct{}{}
-				}
-				close(work)
-				b.ResetTimer()
-				start := time.Now()
-				for w := 0; w < writers; w++ {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for range work {
-							if err := s.Enqueue(sampleJob("<a@x.example>"), bytes.NewReader(body)); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					}()
-				}
-				wg.Wait()
-				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+				enqueueConcurrently(b, s, writers)
 			})
 		}
 	}
@@ -72,7 +50,6 @@ func BenchmarkEnqueue(b *testing.B) {
 // directories (QueueDirectory=.../q*), so that file creation does not
 // serialise on one directory.
 func BenchmarkEnqueueFourDirs(b *testing.B) {
-	body := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n"), 32)
 	root := benchDir(b)
 	for _, q := range []string{"q1", "q2", "q3", "q4"} {
 		os.Mkdir(root+"/"+q, 0o700)
@@ -82,6 +59,13 @@ func BenchmarkEnqueueFourDirs(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
+	enqueueConcurrently(b, s, 20)
+}
+
+// enqueueConcurrently makes b.N durable enqueues of a 2 KiB message from
+// the given number of writers and reports the rate.
+func enqueueConcurrently(b *testing.B, s *Store, writers int) {
+	body := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n"), 32) // 2 KiB
 	work := make(chan struct{}, b.N)
 	for i := 0; i < b.N; i++ {
 		work <- struct{}{}
@@ -90,7 +74,7 @@ func BenchmarkEnqueueFourDirs(b *testing.B) {
 	b.ResetTimer()
 	start := time.Now()
 	var wg sync.WaitGroup
-	for w := 0; w < 20; w++ {
+	for w := 0; w < writers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
