@@ -311,7 +311,7 @@ var privacyGoaway = []string{"needmailhelo", "needexpnhelo", "needvrfyhelo", "no
 
 var privacyWords = strings.Fields(`public needmailhelo needexpnhelo needvrfyhelo noexpn novrfy
 restrictexpand restrictmailq restrictqrun noreceipts nobodyreturn goaway authwarnings noverb
-noetrn noactualrecipient nobodyreturn`)
+noetrn noactualrecipient`)
 
 func setPrivacy(c *Config, v string) error {
 	c.PrivacyOptions = map[string]bool{}
