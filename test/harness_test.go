@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -199,4 +200,47 @@ func sendMail(addr, from string, to []string, msg string) error {
 		return err
 	}
 	return c.Quit()
+}
+
+// copySendmailJob copies the qf and df of job id from dir src into the queue
+// directory dst, with the qf's creation time (T) moved to created and its
+// last attempt (K, when set) moved by the same amount, so that a job
+// captured on a fixed date has the same age on every run.
+func copySendmailJob(t *testing.T, src, dst, id string, created time.Time) {
+	t.Helper()
+	df, err := os.ReadFile(filepath.Join(src, "df"+id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	qf, err := os.ReadFile(filepath.Join(src, "qf"+id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(qf), "\n")
+	var shift int64
+	for i, l := range lines {
+		if strings.HasPrefix(l, "T") {
+			old, err := strconv.ParseInt(strings.TrimSpace(l[1:]), 10, 64)
+			if err != nil {
+				t.Fatalf("qf%s: bad T line %q", id, l)
+			}
+			shift = created.Unix() - old
+			lines[i] = fmt.Sprintf("T%d\n", created.Unix())
+			break
+		}
+	}
+	for i, l := range lines {
+		if strings.HasPrefix(l, "K") {
+			if old, err := strconv.ParseInt(strings.TrimSpace(l[1:]), 10, 64); err == nil && old != 0 {
+				lines[i] = fmt.Sprintf("K%d\n", old+shift)
+			}
+			break
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dst, "df"+id), df, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dst, "qf"+id), []byte(strings.Join(lines, "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

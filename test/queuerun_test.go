@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestAlternateQueue is the admin's recipe for a clogged queue: move the
@@ -48,13 +49,10 @@ func TestAlternateQueue(t *testing.T) {
 func TestSendmailWrittenQueue(t *testing.T) {
 	r := newRoot(t)
 	q := r.path("spool/mqueue")
-	for _, name := range []string{"qf6AP4T98X005913", "df6AP4T98X005913"} {
-		data, err := os.ReadFile(filepath.Join("../queue/testdata/one", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(q, name), data, 0o600)
-	}
+	// The job's T and K lines are moved to an hour ago, keeping the
+	// sendmail bytes otherwise: a fixed date would age past
+	// Timeout.queuereturn and be bounced instead of retried.
+	copySendmailJob(t, "../queue/testdata/one", q, "6AP4T98X005913", time.Now().Add(-time.Hour))
 	got := run(t, binary(t), "", "-C", r.cf, "-q", "-v")
 	if got.code != 0 || !strings.Contains(got.stdout, "Running "+q+"/6AP4T98X005913 (sequence 1 of 1)") {
 		t.Errorf("-q -v: exit %d\n%s%s", got.code, got.stdout, got.stderr)
