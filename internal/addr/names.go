@@ -87,55 +87,49 @@ type Dest struct {
 	Local  bool   // delivered on this host
 	User   string // local: the user name, unquoted and lower-cased (the local mailer lacks F=u); remote: the local part as written
 	Domain string // remote: the next-hop domain, lower-cased, without trailing dot
-	Route  string // remote, source-routed beyond this host: the rest of the route ("@b,@c:"), passed on as written
 	Tricks Flags  // the relay tricks followed to get here: SourceRoute, PercentHack, BangPath
 }
 
 // String is the canonical form used to recognise duplicates: "alice" for a
-// local user, "user@domain" (with any remaining route in front) for a remote
-// one. Two RCPTs with equal String are the same recipient (sendmail echoes
-// the first spelling for the second).
+// local user, "user@domain" for a remote one. Two RCPTs with equal String
+// are the same recipient (sendmail echoes the first spelling for the
+// second).
 func (d Dest) String() string {
 	if d.Local {
 		return d.User
 	}
-	return d.Route + d.User + "@" + d.Domain
+	return d.User + "@" + d.Domain
 }
 
 // maxHops bounds how many tricks Resolve unwraps ("a%b%c%...@here").
 const maxHops = 32
 
-// Resolve follows an address's relay tricks against the local names:
-// source-route hops naming this host are dropped; for a local (or
-// unqualified) domain, "user%host" becomes user@host (the rightmost '%'
-// first) and "host!user" becomes user@host (the leftmost '!' first); this
-// repeats until the address is local or leads elsewhere. Quoted local parts
-// are never split. The null address, programs and files resolve to local
-// with their text as User (callers check Null, Program and File first).
+// Resolve follows an address's relay tricks against the local names, as
+// sendmail.cf's canonify and parse rulesets do:
+//
+//   - A source route is dropped whatever its hops name: "@a,@b:user@c" is
+//     user@c (canonify's "strip route address <@a,@b,@c:user@d> ->
+//     <user@d>"; RFC 5321 §C lets a server ignore routes). So no route can
+//     carry mail past the relay check: what is judged is where the mail
+//     really goes.
+//   - For a local (or unqualified) domain, "user%host" becomes user@host
+//     (the rightmost '%' first) and "host!user" becomes user@host (the
+//     leftmost '!' first); this repeats until the address is local or
+//     leads elsewhere.
+//   - Quoted local parts are never split ("\"a@b\"@here" is a local user).
+//
+// The null address, programs and files resolve to local with their text
+// as User (callers check Null, Program and File first).
 func (a Address) Resolve(n *Names) Dest {
 	var d Dest
 	if a.Null || a.Flags&(Program|File) != 0 {
 		return Dest{Local: true, User: a.Local}
 	}
-	route, local, domain := a.Route, a.Local, a.Domain
+	if len(a.Route) > 0 {
+		d.Tricks |= SourceRoute
+	}
+	local, domain := a.Local, a.Domain
 	for range maxHops {
-		if len(route) > 0 {
-			if n.Contains(route[0]) {
-				route = route[1:]
-				d.Tricks |= SourceRoute
-				continue
-			}
-			d.Domain = normDomain(route[0])
-			d.User = local
-			if domain != "" {
-				d.User += "@" + domain
-			}
-			if len(route) > 1 {
-				d.Route = "@" + strings.Join(route[1:], ",@") + ":"
-			}
-			d.Tricks |= SourceRoute
-			return d
-		}
 		if domain != "" && !n.Contains(domain) {
 			d.User, d.Domain = local, normDomain(domain)
 			return d
@@ -160,7 +154,6 @@ func (a Address) Resolve(n *Names) Dest {
 	d.User = strings.ToLower(unquote(local))
 	return d
 }
-
 // indexUnquoted finds c outside double quotes in s: the last one when last
 // is set, else the first.
 func indexUnquoted(s string, c byte, last bool) int {

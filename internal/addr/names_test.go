@@ -51,7 +51,12 @@ func TestResolve(t *testing.T) {
 		{"<remote.example!alice@localhost>", Dest{User: "alice", Domain: "remote.example", Tricks: BangPath}},
 		{"<@localhost:alice@remote.example>", Dest{User: "alice", Domain: "remote.example", Tricks: SourceRoute}},
 		{"<@localhost,@refhost:alice@localhost>", Dest{Local: true, User: "alice", Tricks: SourceRoute}},
-		{"<@relay.example,@b.example:alice@localhost>", Dest{User: "alice@localhost", Domain: "relay.example", Route: "@b.example:", Tricks: SourceRoute}},
+		// Routes are dropped whatever they name: what counts is the mailbox.
+		{"<@relay.example,@b.example:alice@localhost>", Dest{Local: true, User: "alice", Tricks: SourceRoute}},
+		{"<@remote.example:nosuchuser@localhost>", Dest{Local: true, User: "nosuchuser", Tricks: SourceRoute}},
+		{"<@[192.0.2.99]:user@localhost>", Dest{Local: true, User: "user", Tricks: SourceRoute}},
+		{"<@x@remote.example:someuser>", Dest{Local: true, User: "someuser", Tricks: SourceRoute}},
+		{"<@localhost:alice%remote.example@localhost>", Dest{User: "alice", Domain: "remote.example", Tricks: SourceRoute | PercentHack}},
 		{"<a%b%c@localhost>", Dest{User: "a%b", Domain: "c", Tricks: PercentHack}},
 		{"<a%localhost@localhost>", Dest{Local: true, User: "a", Tricks: PercentHack}},
 		{"<x!y!z@localhost>", Dest{User: "y!z", Domain: "x", Tricks: BangPath}},
