@@ -3,6 +3,8 @@ package aliases
 import (
 	"strings"
 
+	"github.com/posthorn/posthorn/internal/addr"
+	"github.com/posthorn/posthorn/internal/route"
 	"github.com/posthorn/posthorn/internal/status"
 )
 
@@ -219,16 +221,17 @@ func stripQuotes(s string) string {
 // target is a classified address: which mailer gets it and with what.
 type target struct {
 	mailer string
-	host   string // esmtp: the domain
+	host   string // SMTP mailers: the host the router chose
 	user   string // q_user: what -bv prints after "user"
 	path   string // *file*: path; prog: command; :include:: file
 	quoted bool   // \user: no alias or .forward lookup
 	err    *status.Error
 }
 
-// classify decides the mailer for a parsed address. isLocal says whether a
-// domain is one of ours.
-func classify(p parsedAddr, isLocal func(string) bool) target {
+// classify decides the mailer for a parsed address: :include: is this
+// package's own; everything else is the router's answer (route.Router),
+// the same one the relay check and the queue runner get.
+func classify(p parsedAddr, rt *route.Router) target {
 	a := p.addr
 	if p.raw {
 		l := strings.ToLower(a)
@@ -241,7 +244,7 @@ func classify(p parsedAddr, isLocal func(string) bool) target {
 			path := strings.TrimSpace(a[len(":include:"):])
 			return target{mailer: mailerIncl, user: a, path: path}
 		default:
-			return target{mailer: mailerError, user: a, err: parseErrorTarget(a[len("error:"):])}
+			return target{mailer: mailerError, user: a, err: route.ParseErrorTarget(a[len("error:"):])}
 		}
 	}
 	u := stripQuotes(a)
@@ -251,63 +254,30 @@ func classify(p parsedAddr, isLocal func(string) bool) target {
 	if strings.HasPrefix(u, "/") {
 		return target{mailer: MailerFile, user: a, path: u}
 	}
-	local, domain, hasDomain := splitDomain(a)
-	if hasDomain && local != "" && (isLocal == nil || !isLocal(domain)) {
-		return target{mailer: MailerESMTP, host: domain, user: a}
+	t, err := rt.ResolveString(a)
+	if err != nil {
+		return target{mailer: mailerError, user: a, err: status.From(err)}
 	}
-	t := target{mailer: MailerLocal, user: local}
-	if strings.HasPrefix(local, "\\") {
-		t.quoted = true
-		t.user = local[1:]
-	}
-	return t
-}
-
-// parseErrorTarget reads "5.1.1:550 text", "550 text" or "text".
-func parseErrorTarget(s string) *status.Error {
-	s = strings.TrimSpace(s)
-	enh := ""
-	if i := strings.IndexByte(s, ':'); i > 0 && isDSN(s[:i]) {
-		enh, s = s[:i], strings.TrimSpace(s[i+1:])
-	}
-	code := 0
-	if len(s) >= 3 && (s[0] == '4' || s[0] == '5') && isDigits(s[:3]) && (len(s) == 3 || s[3] == ' ') {
-		code = int(s[0]-'0')*100 + int(s[1]-'0')*10 + int(s[2]-'0')
-		s = strings.TrimSpace(s[3:])
-	}
-	if code == 0 {
-		code = 550
-		if enh != "" && enh[0] == '4' {
-			code = 450
+	switch {
+	case t.Mailer == route.Local:
+		user := t.User
+		if t.Tricks == 0 && strings.Contains(a, `"`) {
+			// sendmail looks a quoted name up in the aliases with its
+			// quotes ("quoted key" is stored so) and strips them only
+			// for the password file.
+			if pa, err := addr.Parse(a); err == nil {
+				user = pa.Local
+			}
 		}
+		return target{mailer: MailerLocal, user: user, quoted: t.NoAlias}
+	case t.Mailer == route.Error:
+		return target{mailer: mailerError, user: a, err: t.Err}
+	case t.Mailer == route.Prog:
+		return target{mailer: MailerProg, user: a, path: strings.TrimSpace(strings.TrimPrefix(t.User, "|"))}
+	case t.Mailer == route.File:
+		return target{mailer: MailerFile, user: a, path: t.User}
 	}
-	if enh == "" {
-		enh = string(rune('0'+code/100)) + ".0.0"
-	}
-	if s == "" {
-		s = "Unknown error"
-	}
-	return status.New(code, enh, "%s", s)
-}
-
-func isDSN(s string) bool {
-	parts := strings.Split(s, ".")
-	if len(parts) != 3 || (parts[0] != "4" && parts[0] != "5") {
-		return false
-	}
-	return isDigits(parts[1]) && isDigits(parts[2]) && len(parts[1]) <= 3 && len(parts[2]) <= 3
-}
-
-func isDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
+	return target{mailer: t.Mailer, host: t.Host, user: t.User}
 }
 
 // LocalSet returns an IsLocal function for a list of host names ($=w):

@@ -7,8 +7,10 @@ import (
 	"strings"
 
 	"github.com/posthorn/posthorn/internal/maillog"
+	"github.com/posthorn/posthorn/internal/route"
 	"github.com/posthorn/posthorn/internal/status"
 	"github.com/posthorn/posthorn/internal/sysexits"
+	"github.com/posthorn/posthorn/queue"
 )
 
 // Options configure an Expander. The zero value works: no aliases, the
@@ -16,8 +18,13 @@ import (
 type Options struct {
 	Aliases Map   // alias table; nil: none
 	Users   Users // account lookup; nil: SystemUsers{}
+	// Router says where each address goes (route.Router: $=w, the relay
+	// tricks, the mailertable, the smart host): the same answer the relay
+	// check and delivery get. nil: a router whose local names are IsLocal.
+	Router *route.Router
 	// IsLocal reports whether a domain (lower case, no trailing dot, or a
-	// literal such as "[127.0.0.1]") is one of this host's names ($=w).
+	// literal such as "[127.0.0.1]") is one of this host's names ($=w);
+	// only used to build a Router when none is given.
 	IsLocal func(domain string) bool
 	// ForwardPath is sendmail's option: colon-separated candidates, the
 	// first existing one is used. $z is the home directory, $u the user
@@ -54,6 +61,13 @@ func New(opts Options) *Expander {
 	if opts.MaxFileSize <= 0 {
 		opts.MaxFileSize = 1 << 20
 	}
+	if opts.Router == nil {
+		isLocal := opts.IsLocal
+		if isLocal == nil {
+			isLocal = func(string) bool { return false }
+		}
+		opts.Router = route.New(route.Config{Names: route.LocalFunc(isLocal)})
+	}
 	return &Expander{opts: opts}
 }
 
@@ -84,8 +98,8 @@ func (c *Controller) SendmailGID() int {
 // the queue file need to know about where it came from.
 type Recipient struct {
 	Addr   string // the address as written where it was found (q_paddr)
-	Mailer string // MailerLocal, MailerFile, MailerProg or MailerESMTP
-	Host   string // esmtp: the domain (canonical when Options.Canon is set)
+	Mailer string // MailerLocal, MailerFile, MailerProg, or an SMTP mailer (route.IsSMTP)
+	Host   string // SMTP mailers: the router's host (a domain is canonical when Options.Canon is set)
 	User   string // what -bv prints as user: login name, path, "|cmd", address
 	Path   string // *file*: the file; prog: the command line without '|'
 	Local  *User  // local: the account
@@ -107,9 +121,9 @@ func (r *Recipient) ControlLine() string {
 		return ""
 	}
 	if r.Ctl == nil || r.Ctl.UID == 0 || r.Ctl.User == "" {
-		return ":" + r.Parent
+		return queue.Control{Addr: r.Parent}.String()
 	}
-	return fmt.Sprintf("%s:%d:%d:%s", r.Ctl.User, r.Ctl.UID, r.Ctl.SendmailGID(), r.Parent)
+	return queue.Control{User: r.Ctl.User, UID: r.Ctl.UID, GID: r.Ctl.SendmailGID(), Addr: r.Parent}.String()
 }
 
 // Failure is an address that cannot be delivered.
@@ -197,9 +211,9 @@ func (n *node) computeKey() string {
 			q = "\\"
 		}
 		return "l\x00" + q + strings.ToLower(stripQuotes(n.user))
-	case MailerESMTP:
-		local, _, _ := splitDomain(n.user)
-		return "e\x00" + local + "@" + strings.TrimSuffix(strings.ToLower(n.host), ".")
+	case MailerESMTP, route.SMTP, route.SMTP8, route.DSMTP, route.Relay:
+		local, domain, _ := splitDomain(n.user)
+		return "e\x00" + n.mailer + "\x00" + strings.TrimSuffix(strings.ToLower(n.host), ".") + "\x00" + local + "@" + domain
 	case MailerFile, MailerProg:
 		// The same file or program under different users is not a
 		// duplicate: each runs with its own privileges.
@@ -375,11 +389,11 @@ func (r *run) sendtolist(list string, ctl *node, depth int) int {
 		if perr != nil {
 			r.syntax(perr)
 		}
-		t := classify(p, r.x.opts.IsLocal)
+		t := classify(p, r.x.opts.Router)
 		n := &node{paddr: p.paddr, mailer: t.mailer, host: t.host, user: t.user,
 			path: t.path, quoted: t.quoted, parent: ctl, depth: depth, errT: t.err}
-		if n.mailer == MailerESMTP && r.x.opts.Canon != nil {
-			n.host = r.canon(n.host)
+		if route.IsSMTP(n.mailer) && !strings.HasPrefix(n.host, "[") && r.x.opts.Canon != nil {
+			n.host = r.canon(n.host) // -bv shows a name DNS knows with its trailing dot
 		}
 		if ctl != nil {
 			if anc := selfReference(ctl, n); anc != nil {

@@ -8,11 +8,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/posthorn/posthorn/internal/route"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
 // refLocal is $=w of the reference host.
+// refRouter routes as the reference host does.
+var refRouter = route.New(route.Config{Names: route.LocalFunc(refLocal)})
+
 func refLocal(d string) bool {
 	switch d {
 	case "localhost", "refhost", "refhost.example.org", "[127.0.0.1]":

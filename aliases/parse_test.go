@@ -75,13 +75,15 @@ func TestClassify(t *testing.T) {
 		in, want string
 	}{
 		{"alice", "local user=alice"},
-		{"Alice@LocalHost", "local user=Alice"},
+		{"Alice@LocalHost", "local user=alice"}, // the local mailer ignores case (no F=u)
 		{"alice@refhost.example.org.", "local user=alice"},
 		{"alice@[127.0.0.1]", "local user=alice"},
 		{`\alice`, "local user=alice quoted"},
 		{"Alice Example <alice@localhost>", "local user=alice"},
 		{"<bob@remote.example>", "esmtp host=remote.example user=bob@remote.example"},
-		{"bob@Remote.Example.", "esmtp host=remote.example user=bob@Remote.Example."},
+		{"bob@Remote.Example.", "esmtp host=remote.example user=bob@remote.example"},
+		{"alice%remote.example@localhost", "esmtp host=remote.example user=alice@remote.example"},
+		{"<@remote.example:alice@localhost>", "local user=alice"},
 		{"/var/tmp/f", "*file* user=/var/tmp/f path=/var/tmp/f"},
 		{`"/var/tmp/with space"`, `*file* user="/var/tmp/with space" path=/var/tmp/with space`},
 		{`"|/usr/bin/logger -t x"`, `prog user="|/usr/bin/logger -t x" path=/usr/bin/logger -t x`},
@@ -95,7 +97,7 @@ func TestClassify(t *testing.T) {
 		{`"quoted key"`, `local user="quoted key"`},
 	} {
 		p, _ := parseAddress(tc.in)
-		c := classify(p, refLocal)
+		c := classify(p, refRouter)
 		got := c.mailer
 		if c.host != "" {
 			got += " host=" + c.host

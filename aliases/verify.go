@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/posthorn/posthorn/internal/route"
 	"github.com/posthorn/posthorn/internal/status"
 )
 
@@ -99,10 +100,10 @@ func (x *Expander) vrfyExpn(arg, myHost string, vrfy bool) ([]VrfyEntry, *status
 			continue
 		}
 		e := VrfyEntry{Code: 250, FullName: n.fullname, User: n.user}
-		if vrfy && n.mailer == MailerESMTP {
+		if vrfy && route.IsSMTP(n.mailer) {
 			e.Code = 252
 		}
-		if (n.mailer == MailerLocal || n.mailer == MailerESMTP) && !strings.Contains(n.user, "@") {
+		if (n.mailer == MailerLocal || route.IsSMTP(n.mailer)) && !strings.Contains(n.user, "@") {
 			e.Host = myHost
 		}
 		out = append(out, e)

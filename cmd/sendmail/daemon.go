@@ -109,7 +109,7 @@ func (a *app) reload() error {
 		}
 	}
 	x, src := newExpander(cfg, a)
-	backend := &smtpBackend{cfg: cfg, store: a.store, x: x, names: newNames(cfg), run: a.runner}
+	backend := &smtpBackend{cfg: cfg, store: a.store, x: x, run: a.runner}
 	backend.acc = newAcceptor(cfg, a.store, queueExpander{x}, a.log)
 	svc, err := a.newSMTPService(cfg, backend)
 	if err != nil {

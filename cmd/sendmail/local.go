@@ -42,7 +42,7 @@ func (a *app) submitMessage() int {
 		defer src.Close()
 	}
 	exp := queueExpander{x}
-	sub := newSubmitter(a.cfg, newAcceptor(a.cfg, st, exp, a.log), exp)
+	sub := newSubmitter(a.cfg, newAcceptor(a.cfg, st, exp, a.log), submitCheck{x})
 	// -v and -odi deliver in this process, right away, as sendmail does;
 	// -v also shows the transcript.
 	interactive := a.cfg.DeliveryMode == conf.DeliverInteractive || (a.inv.Verbose && a.cfg.DeliveryMode == conf.DeliverBackground)

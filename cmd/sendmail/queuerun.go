@@ -29,7 +29,7 @@ func (a *app) newRunner(cfg *conf.Config, st *queue.Store, acc *accept.Acceptor)
 	lm := &localMailers{agent: agent}
 	return runner.New(runner.Config{
 		Store:   st,
-		Router:  router{names: newNames(cfg)},
+		Router:  router{rt: newRouter(cfg, a.log)},
 		Mailers: map[string]runner.Mailer{"local": lm, "*file*": lm, "prog": lm},
 		Schedule: queue.Schedule{
 			MinQueueAge: cfg.MinQueueAge,

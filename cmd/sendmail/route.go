@@ -5,59 +5,43 @@ import (
 	"context"
 	"errors"
 	"io"
-	"strconv"
 	"strings"
 
 	"github.com/posthorn/posthorn/deliver"
-	"github.com/posthorn/posthorn/internal/addr"
+	"github.com/posthorn/posthorn/internal/route"
 	"github.com/posthorn/posthorn/internal/status"
 	"github.com/posthorn/posthorn/queue"
 	"github.com/posthorn/posthorn/queue/runner"
 )
 
-// router resolves the final recipients of a qf to mailer triples. Aliases
-// were expanded at acceptance, so nothing is expanded again here.
+// router resolves the final recipients of a qf to mailer triples with
+// the one routing function (route.Router), the same answer the relay check
+// and the expander gave at acceptance. Aliases were expanded then, so
+// nothing is expanded again here.
 type router struct {
-	names *addr.Names
+	rt *route.Router
 }
 
-func (rt router) Route(ctx context.Context, j *queue.Job, rcpt *queue.Recipient) (runner.Route, error) {
+func (r router) Route(ctx context.Context, j *queue.Job, rcpt *queue.Recipient) (runner.Route, error) {
 	a := rcpt.Addr
 	// sendmail writes programs and files in quotes ("|cmd args").
 	if len(a) > 2 && a[0] == '"' && a[len(a)-1] == '"' && (a[1] == '|' || a[1] == '/') {
 		a = a[1 : len(a)-1]
 	}
 	switch {
-	case strings.HasPrefix(a, "error:"):
-		return runner.Route{}, errorTarget(a)
 	case strings.HasPrefix(a, "|"):
-		return runner.Route{Mailer: "prog", User: a}, nil
+		return runner.Route{Mailer: route.Prog, User: a}, nil
 	case strings.HasPrefix(a, "/"):
-		return runner.Route{Mailer: "*file*", User: a}, nil
+		return runner.Route{Mailer: route.File, User: a}, nil
 	}
-	a = strings.TrimPrefix(a, "\\")
-	p, err := addr.Parse(a)
+	t, err := r.rt.ResolveString(a)
 	if err != nil {
 		return runner.Route{}, err
 	}
-	dest := p.Resolve(rt.names)
-	if dest.Local {
-		return runner.Route{Mailer: "local", User: dest.User}, nil
+	if t.Mailer == route.Error {
+		return runner.Route{}, t.Err
 	}
-	return runner.Route{Mailer: "esmtp", Host: dest.Domain, User: dest.String()}, nil
-}
-
-// errorTarget turns "error:5.1.1:550 text" (an aliases error: target or a
-// list member that failed at acceptance) into its failure.
-func errorTarget(a string) error {
-	spec := strings.TrimPrefix(a, "error:")
-	if enh, rest, ok := strings.Cut(spec, ":"); ok {
-		codeText, text, _ := strings.Cut(rest, " ")
-		if code, err := strconv.Atoi(codeText); err == nil && code >= 400 && code <= 599 && strings.Count(enh, ".") == 2 {
-			return status.New(code, enh, "%s", text)
-		}
-	}
-	return status.New(550, "5.0.0", "%s", spec) // no code: a permanent failure with the text
+	return runner.Route{Mailer: t.Mailer, Host: t.Host, User: t.User}, nil
 }
 
 // localMailers are the delivery agents of package deliver, as the runner's
@@ -98,16 +82,16 @@ func (m *localMailers) owner(rc runner.Rcpt) (deliver.Owner, error) {
 	if rc.HasFlag(queue.RcptAlias) {
 		return deliver.Owner{}, nil
 	}
-	if rc.Ctl == "" {
+	ctl, ok := rc.Control()
+	if !ok {
 		return deliver.Owner{}, status.New(550, "5.7.1", "%s... Cannot mail directly to files or programs", rc.Addr)
 	}
-	name, _, _ := strings.Cut(rc.Ctl, ":")
-	if name == "" {
+	if ctl.User == "" {
 		return deliver.Owner{}, nil // controlled by root: DefaultUser
 	}
-	u, err := deliver.LookupSystemUser(name)
+	u, err := deliver.LookupSystemUser(ctl.User)
 	if err != nil {
-		return deliver.Owner{}, status.Wrap(err, 451, "4.3.0", "%s... controlling user %s unknown", rc.Addr, name)
+		return deliver.Owner{}, status.Wrap(err, 451, "4.3.0", "%s... controlling user %s unknown", rc.Addr, ctl.User)
 	}
 	return deliver.Owner{User: u, Restricted: true}, nil
 }

@@ -2,9 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/posthorn/posthorn/aliases"
+	"github.com/posthorn/posthorn/internal/addr"
+	"github.com/posthorn/posthorn/internal/route"
+	"github.com/posthorn/posthorn/internal/status"
 
 	"github.com/posthorn/posthorn/queue"
 	"github.com/posthorn/posthorn/queue/runner"
@@ -32,15 +38,42 @@ func TestMessageBody(t *testing.T) {
 	}
 }
 
-func TestErrorTarget(t *testing.T) {
-	err := errorTarget("error:5.1.1:550 nosuch... User unknown")
-	if err.Error() != "550 5.1.1 nosuch... User unknown" {
-		t.Errorf("got %q", err)
+// TestErrorTargetThroughQueue: a failed list member is queued as an
+// error: address and the router turns it back into the same failure; a
+// temporary one (error:450 later) stays temporary instead of becoming a
+// bounce.
+func TestErrorTargetThroughQueue(t *testing.T) {
+	rt := router{rt: route.New(route.Config{Names: addr.NewNames("localhost")})}
+	for _, tt := range []struct {
+		fail aliases.Failure
+		want string
+	}{
+		{aliases.Failure{Addr: "error:450 later", Err: status.New(450, "4.0.0", "list... later")}, "450 4.0.0 list... later"},
+		{aliases.Failure{Addr: "error:5.1.1:550 nosuch", Err: status.New(550, "5.1.1", "list... nosuch")}, "550 5.1.1 list... nosuch"},
+		{aliases.Failure{Addr: "|/bin/x", Err: status.New(550, "5.7.1", `"|/bin/x"... Address bob is unsafe for mailing to programs`)},
+			`550 5.7.1 "|/bin/x"... Address bob is unsafe for mailing to programs`},
+	} {
+		a := errorAddress(tt.fail)
+		_, err := rt.Route(context.Background(), &queue.Job{}, &queue.Recipient{Addr: a})
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%q queued as %q delivers as %v, want %s", tt.fail.Addr, a, err, tt.want)
+		}
 	}
-	if err := errorTarget("error:just text"); err.Error() != "550 5.0.0 just text" {
-		t.Errorf("no code: %q", err)
+	// An unknown user is queued as itself: the local mailer fails it.
+	if a := errorAddress(aliases.Failure{Addr: "nosuch", Err: status.New(550, "5.1.1", "nosuch... User unknown")}); a != "nosuch" {
+		t.Errorf("unknown user queued as %q", a)
 	}
-	if err := errorTarget("error:4.2.2:452 mailbox full"); err.Error() != "452 4.2.2 mailbox full" {
-		t.Errorf("temporary: %q", err)
+	// Plain qf addresses route as at acceptance.
+	for in, want := range map[string]runner.Route{
+		"<alice@localhost>":        {Mailer: "local", User: "alice"},
+		`\bob`:                     {Mailer: "local", User: "bob"},
+		`"|/usr/bin/logger x"`:     {Mailer: "prog", User: "|/usr/bin/logger x"},
+		"/var/tmp/box":             {Mailer: "*file*", User: "/var/tmp/box"},
+		"<someone@remote.example>": {Mailer: "esmtp", Host: "remote.example", User: "someone@remote.example"},
+	} {
+		got, err := rt.Route(context.Background(), &queue.Job{}, &queue.Recipient{Addr: in})
+		if err != nil || got != want {
+			t.Errorf("%q: %+v %v, want %+v", in, got, err, want)
+		}
 	}
 }

@@ -15,8 +15,8 @@ import (
 	"github.com/posthorn/posthorn/aliases"
 	"github.com/posthorn/posthorn/conf"
 	"github.com/posthorn/posthorn/internal/accept"
-	"github.com/posthorn/posthorn/internal/addr"
 	"github.com/posthorn/posthorn/internal/policy"
+	"github.com/posthorn/posthorn/internal/route"
 	"github.com/posthorn/posthorn/internal/smtpd"
 	"github.com/posthorn/posthorn/internal/sysexits"
 	"github.com/posthorn/posthorn/queue"
@@ -43,7 +43,6 @@ type smtpBackend struct {
 	store *queue.Store
 	acc   *accept.Acceptor
 	x     *aliases.Expander
-	names *addr.Names
 	run   delivery
 }
 
@@ -57,21 +56,17 @@ func (b *smtpBackend) CheckSender(ctx context.Context, c *smtpd.Client, from smt
 	return nil
 }
 
-// CheckRecipient accepts a remote address (the relay check is already
-// done) and asks the aliases whether a local one exists, without expanding
-// it, as sendmail does at RCPT time.
-func (b *smtpBackend) CheckRecipient(ctx context.Context, c *smtpd.Client, env *smtpd.Envelope, rcpt smtpd.Path) (string, error) {
-	a, err := addr.Parse(rcpt.Addr)
-	if err != nil {
-		return "", err
+// CheckRecipient accepts a remote address (the relay check judged the
+// same triple) and asks the aliases whether a local one exists, without
+// expanding it, as sendmail does at RCPT time.
+func (b *smtpBackend) CheckRecipient(ctx context.Context, c *smtpd.Client, env *smtpd.Envelope, rcpt smtpd.Path, t route.Triple) error {
+	if !t.Local {
+		return nil
 	}
-	dest := a.Resolve(b.names)
-	if dest.Local {
-		if serr := b.x.CheckRecipient("<" + rcpt.Addr + ">"); serr != nil {
-			return "", serr
-		}
+	if serr := b.x.CheckRecipient("<" + rcpt.Addr + ">"); serr != nil {
+		return serr
 	}
-	return dest.String(), nil
+	return nil
 }
 
 func (b *smtpBackend) Verify(ctx context.Context, c *smtpd.Client, arg string, expand bool) ([]smtpd.Expansion, error) {
@@ -206,7 +201,7 @@ func readFirstHeader(r *bufio.Reader, name string) (string, error) {
 
 // smtpConfig is smtpd's configuration for one listener.
 func (a *app) smtpConfig(cfg *conf.Config, port conf.DaemonPort, backend smtpd.Backend) (smtpd.Config, error) {
-	pol, err := newPolicy(cfg)
+	pol, err := a.newPolicy(cfg)
 	if err != nil {
 		return smtpd.Config{}, err
 	}
@@ -246,12 +241,10 @@ func (a *app) smtpConfig(cfg *conf.Config, port conf.DaemonPort, backend smtpd.B
 	return sc, nil
 }
 
-// newPolicy builds relay control from RelayHosts, $=w, $=R and AccessFile.
-func newPolicy(cfg *conf.Config) (*policy.Policy, error) {
-	p := &policy.Policy{RelayHosts: cfg.RelayHosts, LocalDomains: map[string]bool{}, RelayDomains: map[string]bool{}}
-	for _, w := range cfg.Class("w") {
-		p.LocalDomains[strings.ToLower(w)] = true
-	}
+// newPolicy builds relay control from RelayHosts, the router ($=w and
+// the mailertable), $=R and AccessFile.
+func (a *app) newPolicy(cfg *conf.Config) (*policy.Policy, error) {
+	p := &policy.Policy{RelayHosts: cfg.RelayHosts, Router: newRouter(cfg, a.log), RelayDomains: map[string]bool{}}
 	for _, r := range cfg.Class("R") {
 		p.RelayDomains[strings.ToLower(r)] = true
 	}
@@ -277,11 +270,6 @@ func newResolver(cfg *conf.Config) smtpd.Resolver {
 		var d net.Dialer
 		return d.DialContext(ctx, network, servers[rand.IntN(len(servers))])
 	}}
-}
-
-// newNames is $=w for address resolution.
-func newNames(cfg *conf.Config) *addr.Names {
-	return addr.NewNames(cfg.Class("w")...)
 }
 
 // smtpService is the daemon's SMTP side for one configuration: a server per
@@ -352,7 +340,7 @@ func (a *app) smtpOnStdio() int {
 	}
 	run := newRunnerDelivery(r)
 	defer run.Wait() // background deliveries finish before the process ends
-	backend := &smtpBackend{cfg: a.cfg, store: st, acc: acc, x: x, names: newNames(a.cfg), run: run}
+	backend := &smtpBackend{cfg: a.cfg, store: st, acc: acc, x: x, run: run}
 	port := conf.DaemonPort{Name: "MTA"}
 	if len(a.cfg.Daemons) > 0 {
 		port = a.cfg.Daemons[0]

@@ -11,8 +11,10 @@ import (
 	"github.com/posthorn/posthorn/conf"
 	"github.com/posthorn/posthorn/deliver"
 	"github.com/posthorn/posthorn/internal/accept"
+	"github.com/posthorn/posthorn/internal/addr"
 	"github.com/posthorn/posthorn/internal/maillog"
 	"github.com/posthorn/posthorn/internal/rfcdate"
+	"github.com/posthorn/posthorn/internal/route"
 	"github.com/posthorn/posthorn/internal/submit"
 	"github.com/posthorn/posthorn/queue"
 )
@@ -20,9 +22,30 @@ import (
 // This file builds the parts of the object graph that several modes share,
 // explicitly, from one configuration.
 
+// newRouter is the one routing function's configuration: $=w, the
+// mailertable and the smart host ($S). Mailertable lines that cannot be
+// read are logged once.
+func newRouter(cfg *conf.Config, log *maillog.Logger) *route.Router {
+	rc := route.Config{Names: addr.NewNames(cfg.Class("w")...), SmartHost: cfg.Macros["S"]}
+	if cfg.MailerTable != "" {
+		mt, err := route.LoadMailerTable(cfg.MailerTable, time.Now)
+		switch {
+		case err != nil:
+			log.Errf("", "mailertable %s: %v", cfg.MailerTable, err)
+		default:
+			for _, w := range mt.Warnings() {
+				log.Warnf("", "%s", w)
+			}
+			rc.MailerTable = mt
+		}
+	}
+	return route.New(rc)
+}
+
 // isLocal is $=w as a domain test.
 func isLocal(cfg *conf.Config) func(string) bool {
-	return aliases.LocalSet(cfg.Class("w")...)
+	names := addr.NewNames(cfg.Class("w")...)
+	return names.Contains
 }
 
 // runUser is the invoking user's login name, for log lines.
@@ -60,7 +83,7 @@ func newExpander(cfg *conf.Config, a *app) (*aliases.Expander, *aliases.Source) 
 	local := isLocal(cfg)
 	var src *aliases.Source
 	opts := aliases.Options{
-		IsLocal:     local,
+		Router:      newRouter(cfg, a.log),
 		ForwardPath: strings.Join(cfg.ForwardPath, ":"),
 		Macros:      map[string]string{"w": cfg.Macros["w"], "j": cfg.Macros["j"]},
 		MaxDepth:    cfg.MaxAliasRecursion,
@@ -79,10 +102,22 @@ func newExpander(cfg *conf.Config, a *app) (*aliases.Expander, *aliases.Source) 
 // recipient becomes the final addresses the qf records.
 type queueExpander struct{ x *aliases.Expander }
 
+// Expand never refuses a recipient for a permanent failure of what it
+// expands to: the entry points checked the recipient itself before
+// (RCPT, -bm), so what fails now (a list member, an unsafe :include: in a
+// .forward, an error: target) is queued as a failure of that recipient
+// alone and returned to the sender in a DSN; the other recipients of the
+// message are not touched, and nothing of a .forward or :include: file
+// reaches an SMTP reply. A temporary failure (the alias database
+// unavailable) is returned: the message is not taken and the client
+// retries, so that the expansion is done again rather than a failure
+// queued.
 func (e queueExpander) Expand(rcpt string) ([]accept.Final, error) {
 	res := e.x.Expand("", rcpt)
-	if len(res.Recipients) == 0 && len(res.Failures) > 0 {
-		return nil, res.Failures[0].Err
+	for _, f := range res.Failures {
+		if f.Err.Temporary() {
+			return nil, f.Err
+		}
 	}
 	out := make([]accept.Final, 0, len(res.Recipients)+len(res.Failures))
 	for i := range res.Recipients {
@@ -96,6 +131,20 @@ func (e queueExpander) Expand(rcpt string) ([]accept.Final, error) {
 		out = append(out, accept.Final{Addr: errorAddress(f), Owner: f.Owner})
 	}
 	return out, nil
+}
+
+// submitCheck is local submission's recipient check (sendmail -bm
+// expands aliases before it queues): a recipient is refused, with the
+// reason on stderr, when nothing it expands to can be delivered;
+// otherwise its failed members are queued as failures as acceptance does.
+type submitCheck struct{ x *aliases.Expander }
+
+func (c submitCheck) Expand(rcpt string) ([]accept.Final, error) {
+	res := c.x.Expand("", rcpt)
+	if len(res.Recipients) == 0 && len(res.Failures) > 0 {
+		return nil, res.Failures[0].Err
+	}
+	return nil, nil
 }
 
 // destinationKey is what makes two final recipients the same delivery, as
@@ -112,7 +161,7 @@ func destinationKey(r *aliases.Recipient) string {
 		}
 		return r.Mailer + "\x00" + r.Path + "\x00" + strconv.Itoa(uid)
 	}
-	return "esmtp\x00" + strings.ToLower(strings.Trim(r.User, "<>"))
+	return route.Triple{Mailer: r.Mailer, Host: r.Host, User: r.User}.Key()
 }
 
 // qfAddress is how the R line records a final recipient: a local user
@@ -135,16 +184,14 @@ func qfAddress(r *aliases.Recipient) string {
 
 // errorAddress is how a failed list member is queued: an unknown user as
 // itself (the local mailer fails it with "User unknown", and the DSN names
-// it), an error: target as written, anything else as an error: address
-// carrying the reply, which the router turns back into the failure.
+// it), anything else as an error: target carrying the reply
+// (route.FormatErrorTarget), which the router turns back into the same
+// failure, temporary or permanent.
 func errorAddress(f aliases.Failure) string {
-	switch {
-	case strings.HasPrefix(f.Addr, "error:"):
-		return f.Addr
-	case f.Err.Enhanced == "5.1.1" && !strings.ContainsAny(f.Addr, "|/\\"):
+	if f.Err.Enhanced == "5.1.1" && !strings.ContainsAny(f.Addr, "|/\\:") {
 		return f.Addr
 	}
-	return "error:" + f.Err.Enhanced + ":" + strconv.Itoa(f.Err.Code) + " " + f.Err.Text
+	return route.FormatErrorTarget(f.Err)
 }
 
 // newAcceptor is package accept over the configured queue.

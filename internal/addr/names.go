@@ -82,6 +82,11 @@ func literalIP(d string) (netip.Addr, bool) {
 // or "[IPv6:::1]"; ok is false when domain is not a well-formed literal.
 func LiteralIP(domain string) (ip netip.Addr, ok bool) { return literalIP(normDomain(domain)) }
 
+// NameSet is a set of local names: *Names, or any other test of $=w.
+type NameSet interface {
+	Contains(domain string) bool
+}
+
 // Dest is where an address really leads once its relay tricks are followed.
 type Dest struct {
 	Local  bool   // delivered on this host
@@ -120,10 +125,13 @@ const maxHops = 32
 //
 // The null address, programs and files resolve to local with their text
 // as User (callers check Null, Program and File first).
-func (a Address) Resolve(n *Names) Dest {
+func (a Address) Resolve(n NameSet) Dest {
 	var d Dest
 	if a.Null || a.Flags&(Program|File) != 0 {
 		return Dest{Local: true, User: a.Local}
+	}
+	if n == nil {
+		n = (*Names)(nil) // no local names
 	}
 	if len(a.Route) > 0 {
 		d.Tricks |= SourceRoute

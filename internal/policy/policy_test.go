@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"github.com/posthorn/posthorn/internal/addr"
+	"github.com/posthorn/posthorn/internal/route"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -77,7 +79,7 @@ func TestAccessErrors(t *testing.T) {
 func refPolicy(t *testing.T) *Policy {
 	return &Policy{
 		RelayHosts:   []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")},
-		LocalDomains: map[string]bool{"localhost": true, "refhost.example.org": true, "[127.0.0.1]": true},
+		Router:       route.New(route.Config{Names: addr.NewNames("localhost", "refhost.example.org", "[127.0.0.1]")}),
 		RelayDomains: map[string]bool{"relayed.example": true},
 		Access: mustAccess(t, "Connect:127 RELAY\nConnect:127.0.0.66 OK\nConnect:127.0.0.67 OK\n"+
 			"To:torelay.example RELAY\nTo:blocked@localhost REJECT\nTo:err.example ERROR:\"451 4.3.2 later\"\nTo:trash@localhost DISCARD\n"),
@@ -110,8 +112,12 @@ func TestCheckRecipient(t *testing.T) {
 		{"bare bang path", named, "remote.example!u", "550 5.7.1 <remote.example!u>... Relaying denied", None},
 		{"source route", named, "@localhost:u@remote.example", "550 5.7.1 <@localhost:u@remote.example>... Relaying denied", None},
 		{"source route to us", named, "@remote.example:alice@localhost", "", None},
-		{"quoted local part", named, `"u@remote.example"@localhost`, `550 5.7.1 <"u@remote.example"@localhost>... Relaying denied`, None},
-		{"quoted percent", named, `"u%remote.example"@localhost`, `550 5.7.1 <"u%remote.example"@localhost>... Relaying denied`, None},
+		{"source route elsewhere", named, "@localhost:u@remote.example", "550 5.7.1 <@localhost:u@remote.example>... Relaying denied", None},
+		{"route hop with @", named, "@x@remote.example:someuser", "", None}, // the mailbox is local someuser: the backend says if it exists
+		// A quoted local part is one local user name (it is never split),
+		// so nothing leaves: the backend refuses the unknown user.
+		{"quoted local part", named, `"u@remote.example"@localhost`, "", None},
+		{"quoted percent", named, `"u%remote.example"@localhost`, "", None},
 		{"foreign literal", named, "u@[192.0.2.1]", "550 5.7.1 <u@[192.0.2.1]>... Relaying denied", None},
 		{"nested tricks", named, "a%b%remote.example@localhost", "550 5.7.1 <a%b%remote.example@localhost>... Relaying denied", None},
 		{"access Connect RELAY", relay, "u@remote.example", "", None},
@@ -128,7 +134,11 @@ func TestCheckRecipient(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d, err := p.CheckRecipient(tt.c, tt.rcpt)
+			a, perr := addr.Parse(tt.rcpt)
+			if perr != nil {
+				t.Fatal(perr)
+			}
+			d, err := p.CheckRecipient(tt.c, tt.rcpt, p.Router.Resolve(a))
 			got := ""
 			if err != nil {
 				got = err.Error()
@@ -245,18 +255,23 @@ func FuzzParseAccess(f *testing.F) {
 }
 
 // FuzzRecipient checks that the relay decision never panics and that an
-// outsider is never allowed to relay to a domain that is not ours.
+// outsider is never allowed to relay: whatever the address, an accepted
+// recipient is one the router delivers on this host (local, or a local
+// user of a program/file form that the backend then refuses).
 func FuzzRecipient(f *testing.F) {
-	for _, s := range []string{"u%remote.example@localhost", "@a,@b:u@c", `"a@b"@localhost`, "a!b!c@localhost", "u@[1.2.3.4]"} {
+	for _, s := range []string{"u%remote.example@localhost", "@a,@b:u@c", `"a@b"@localhost`, "a!b!c@localhost", "u@[1.2.3.4]", "@x@remote.example:u"} {
 		f.Add(s)
 	}
-	p := &Policy{LocalDomains: map[string]bool{"localhost": true}}
+	p := &Policy{Router: route.New(route.Config{Names: addr.NewNames("localhost")})}
 	outsider := Client{Addr: netip.MustParseAddr("192.0.2.1"), Name: "x.example"}
 	f.Fuzz(func(t *testing.T, rcpt string) {
-		_, err := p.CheckRecipient(outsider, rcpt)
-		domain, remote := p.Destination(rcpt)
-		if err == nil && remote {
-			t.Fatalf("%q: relaying to %q allowed", rcpt, domain)
+		a, err := addr.Parse(rcpt)
+		if err != nil {
+			return
+		}
+		tr := p.Router.Resolve(a)
+		if _, err := p.CheckRecipient(outsider, rcpt, tr); err == nil && (!tr.Local || route.IsSMTP(tr.Mailer)) {
+			t.Fatalf("%q: relaying to %s %q allowed", rcpt, tr.Mailer, tr.Host)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/posthorn/posthorn/internal/route"
 	"github.com/posthorn/posthorn/internal/status"
 )
 
@@ -22,9 +23,10 @@ type Policy struct {
 	// RelayHosts are the client networks that may relay (posthorn's
 	// RelayHosts option; default 127.0.0.0/8 and ::1).
 	RelayHosts []netip.Prefix
-	// LocalDomains is $=w: names (and "[ip]" literals) this host accepts
-	// mail for, lower case.
-	LocalDomains map[string]bool
+	// Router says where addresses go ($=w, the relay tricks, the
+	// mailertable): the relay check judges the triple it returns, the one
+	// delivery will use.
+	Router *route.Router
 	// RelayDomains is class R: domains (and their subdomains) we relay
 	// for whatever the client.
 	RelayDomains map[string]bool
@@ -37,10 +39,9 @@ func DefaultRelayHosts() []netip.Prefix {
 	return []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 }
 
-// IsLocal reports whether domain is one of ours ($=w).
+// IsLocal reports whether domain is one of ours ($=w); "" is.
 func (p *Policy) IsLocal(domain string) bool {
-	d := strings.TrimSuffix(strings.ToLower(domain), ".")
-	return d == "" || p.LocalDomains[d]
+	return strings.TrimSpace(domain) == "" || (p.Router != nil && p.Router.IsLocal(domain))
 }
 
 // ConnectDecision is the access file's verdict on a client (Connect:).
@@ -88,50 +89,16 @@ func (p *Policy) CheckSender(addr string) (Decision, *status.Error) {
 	return d, nil
 }
 
-// Destination works out where an address finally goes once the relay
-// tricks are unwrapped: a source route "@a,@b:user@c" goes to c; on a
-// local domain, "user%host" and "host!user" local parts go to host and a
-// quoted local part containing '@' goes to what follows its last '@'.
-// remote is false when the address stays on this host.
-func (p *Policy) Destination(addr string) (domain string, remote bool) {
-	a := addr
-	if strings.HasPrefix(a, "@") {
-		// source route: the route ends at the first ':'
-		if i := strings.IndexByte(a, ':'); i >= 0 {
-			a = a[i+1:]
-		}
-	}
-	for range 8 { // a bounded number of unwrappings
-		local, dom := splitAddr(a)
-		if dom != "" && !p.IsLocal(dom) {
-			return strings.ToLower(dom), true
-		}
-		unq := local
-		if len(unq) >= 2 && unq[0] == '"' && unq[len(unq)-1] == '"' {
-			unq = unq[1 : len(unq)-1]
-		}
-		switch {
-		case strings.ContainsRune(unq, '@'):
-			a = unq
-		case strings.ContainsRune(unq, '%'):
-			i := strings.LastIndexByte(unq, '%')
-			a = unq[:i] + "@" + unq[i+1:]
-		case strings.ContainsRune(unq, '!'):
-			i := strings.IndexByte(unq, '!')
-			a = unq[i+1:] + "@" + unq[:i]
-		default:
-			return strings.ToLower(dom), false
-		}
-	}
-	return "", true // too deeply nested: treat as relaying
-}
-
-// CheckRecipient decides whether rcpt (without angle brackets) may be
-// accepted from c as far as relaying and the To: access entries go. It
-// answers sendmail's texts: "550 5.7.1 <rcpt>... Relaying denied", with
-// ". IP name lookup failed [ip]" when the client has no PTR and ". IP
-// name possibly forged [ip]" when its PTR does not resolve back.
-func (p *Policy) CheckRecipient(c Client, rcpt string) (Decision, *status.Error) {
+// CheckRecipient decides whether rcpt (without angle brackets, as
+// written) may be accepted from c as far as relaying and the To: access
+// entries go; t is where the router sends it (route.Router.Resolve of the
+// same parsed address), so the check judges the destination delivery
+// will use: a recipient that is not for this host by name (t.Local) is
+// relaying. It answers sendmail's texts: "550 5.7.1 <rcpt>... Relaying
+// denied", with ". IP name lookup failed [ip]" when the client has no
+// PTR and ". IP name possibly forged [ip]" when its PTR does not resolve
+// back.
+func (p *Policy) CheckRecipient(c Client, rcpt string, t route.Triple) (Decision, *status.Error) {
 	d := p.Access.To(rcpt)
 	switch d.Action {
 	case Reject:
@@ -139,8 +106,7 @@ func (p *Policy) CheckRecipient(c Client, rcpt string) (Decision, *status.Error)
 	case Error:
 		return d, d.Err
 	}
-	domain, remote := p.Destination(rcpt)
-	if !remote || d.Action == Relay || p.RelayClient(c) || p.relayDomain(domain) {
+	if t.Local || d.Action == Relay || p.RelayClient(c) || p.relayDomain(t.Domain) {
 		return d, nil
 	}
 	switch {

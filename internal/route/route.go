@@ -130,16 +130,25 @@ func (t Triple) Key() string {
 
 // Config is what routing depends on.
 type Config struct {
-	Names       *addr.Names  // $=w
+	Names       addr.NameSet // $=w: an *addr.Names, or LocalFunc
 	MailerTable *MailerTable // nil: none
 	// SmartHost is $S (sendmail.cf "DS…"): "[host]", "host", "[host]:port"
 	// or "mailer:host"; "" for none.
 	SmartHost string
 }
 
+// LocalFunc adapts a function to addr.NameSet. It is given domains lower
+// case and without a trailing dot.
+type LocalFunc func(domain string) bool
+
+// Contains calls f with the normalised domain.
+func (f LocalFunc) Contains(domain string) bool {
+	return f(strings.TrimSuffix(strings.ToLower(strings.TrimSpace(domain)), "."))
+}
+
 // Router resolves addresses. It is safe for concurrent use.
 type Router struct {
-	names *addr.Names
+	names addr.NameSet
 	mt    *MailerTable
 	smart Triple // Mailer "" when there is no smart host
 }
@@ -161,9 +170,6 @@ func New(cfg Config) *Router {
 	return r
 }
 
-// Names is $=w as the router sees it.
-func (r *Router) Names() *addr.Names { return r.names }
-
 // IsLocal reports whether domain is one of ours ($=w).
 func (r *Router) IsLocal(domain string) bool { return r.names.Contains(domain) }
 
@@ -184,16 +190,14 @@ func (r *Router) ResolveString(s string) (Triple, error) {
 
 // Resolve returns the triple of a parsed address. The null address
 // resolves to the local mailer with an empty user; callers that need a
-// recipient refuse it first.
+// recipient refuse it first. "error:" targets are not addresses: only
+// ResolveString, for aliases and queue files, knows them.
 func (r *Router) Resolve(a addr.Address) Triple {
 	switch {
 	case a.Has(addr.Program):
 		return Triple{Mailer: Prog, User: a.Local, Local: true, Steps: []string{"program"}}
 	case a.Has(addr.File):
 		return Triple{Mailer: File, User: a.Local, Local: true, Steps: []string{"file"}}
-	}
-	if spec, ok := cutPrefixFold(a.Local, "error:"); ok && a.Domain == "" && len(a.Route) == 0 {
-		return errorTriple(a.Local, spec)
 	}
 	d := a.Resolve(r.names)
 	t := Triple{Tricks: d.Tricks}

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/posthorn/posthorn/internal/route"
 )
 
 // Client describes the other end of a session, as far as the server knows
@@ -57,9 +59,10 @@ type Path struct {
 // Recipient is one accepted RCPT.
 type Recipient struct {
 	Path
-	Canonical string // the backend's canonical form; duplicates share it
-	Notify    string // NOTIFY= as given, upper-cased ("" when absent)
-	ORcpt     string // ORCPT= as given ("rfc822;alice@example.org")
+	Route     route.Triple // where it goes (route.Router.Resolve)
+	Canonical string       // Route.Key(): duplicates share it
+	Notify    string       // NOTIFY= as given, upper-cased ("" when absent)
+	ORcpt     string       // ORCPT= as given ("rfc822;alice@example.org")
 }
 
 // Envelope is one mail transaction.
@@ -99,13 +102,13 @@ type Backend interface {
 	// sender has Addr "".
 	CheckSender(ctx context.Context, c *Client, from Path) error
 
-	// CheckRecipient vets RCPT TO after the relay check: an unknown local
-	// user is a *status.Error such as 550 5.1.1 "<nosuchuser@localhost>...
-	// User unknown". canonical identifies the final recipient
-	// ("alice" for alice@localhost and alice@[127.0.0.1]); a second RCPT
-	// with the same canonical form is answered like the first and
-	// delivered once.
-	CheckRecipient(ctx context.Context, c *Client, env *Envelope, rcpt Path) (canonical string, err error)
+	// CheckRecipient vets RCPT TO after the relay check; t is where the
+	// router sends rcpt (the triple the relay check judged). An unknown
+	// local user is a *status.Error such as 550 5.1.1
+	// "<nosuchuser@localhost>... User unknown". Two RCPTs whose triples
+	// have the same Key are one recipient: the second is answered like
+	// the first and delivered once.
+	CheckRecipient(ctx context.Context, c *Client, env *Envelope, rcpt Path, t route.Triple) error
 
 	// Verify answers VRFY (expand=false) and EXPN (expand=true) for arg as
 	// the client typed it. Each Expansion becomes one reply line.

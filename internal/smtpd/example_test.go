@@ -2,6 +2,8 @@ package smtpd_test
 
 import (
 	"context"
+	"github.com/posthorn/posthorn/internal/addr"
+	"github.com/posthorn/posthorn/internal/route"
 	"net"
 	"os"
 	"os/user"
@@ -21,8 +23,8 @@ func Example_daemon() {
 		DaemonName: "MTA",
 		Privacy:    smtpd.ParsePrivacy("authwarnings"),
 		Policy: &policy.Policy{
-			RelayHosts:   policy.DefaultRelayHosts(),
-			LocalDomains: map[string]bool{"mail.example.org": true, "localhost": true},
+			RelayHosts: policy.DefaultRelayHosts(),
+			Router:     route.New(route.Config{Names: addr.NewNames("mail.example.org", "localhost")}),
 		},
 		Backend:  smtpdtest.Reference(), // the real one wraps aliases + queue
 		Resolver: net.DefaultResolver,

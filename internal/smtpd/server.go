@@ -62,6 +62,7 @@ import (
 
 	"github.com/posthorn/posthorn/internal/maillog"
 	"github.com/posthorn/posthorn/internal/policy"
+	"github.com/posthorn/posthorn/internal/route"
 	"github.com/posthorn/posthorn/internal/status"
 )
 
@@ -169,6 +170,11 @@ func New(cfg Config) (*Server, error) {
 	setDefault(&t.Write, 5*time.Minute)
 	if cfg.Policy == nil {
 		cfg.Policy = &policy.Policy{RelayHosts: policy.DefaultRelayHosts()}
+	}
+	if cfg.Policy.Router == nil {
+		p := *cfg.Policy
+		p.Router = route.New(route.Config{})
+		cfg.Policy = &p
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -97,7 +97,7 @@ func TestMessageAsStored(t *testing.T) {
 		t.Errorf("message:\n%s\nwant:\n%s", msgs[0].Data, want)
 	}
 	env := msgs[0].Env
-	if env.From.Raw != "<sender@client.example>" || len(env.Rcpts) != 1 || env.Rcpts[0].Canonical != "alice" {
+	if env.From.Raw != "<sender@client.example>" || len(env.Rcpts) != 1 || env.Rcpts[0].Route.Mailer != "local" || env.Rcpts[0].Route.User != "alice" {
 		t.Errorf("envelope %+v", env)
 	}
 	if !strings.Contains(h.log.String(), "from=<sender@client.example>, size=235, class=0, nrcpts=1, proto=ESMTP, daemon=MTA-v4, relay=localhost [127.0.0.1]") {
@@ -299,7 +299,9 @@ func TestRelayDeniedTricks(t *testing.T) {
 		"550 5.7.1 <u%remote.example@localhost>... Relaying denied",
 		"550 5.7.1 <remote.example!u@localhost>... Relaying denied",
 		"550 5.7.1 <@localhost:u@remote.example>... Relaying denied",
-		"550 5.7.1 <\"u@remote.example\"@localhost>... Relaying denied",
+		// A quoted local part is never split: it names a local user,
+		// here an unknown one, so the mail cannot leave either way.
+		"550 5.1.1 <\"u@remote.example\"@localhost>... User unknown",
 		"550 5.7.1 <u@[192.0.2.1]>... Relaying denied",
 		"250 2.1.5 <alice@[127.0.0.1]>... Recipient ok",
 	} {

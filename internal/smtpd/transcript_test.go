@@ -65,8 +65,8 @@ func referenceConfig(t testing.TB, be smtpd.Backend, sl *sleeps) smtpd.Config {
 		Privacy:         smtpd.ParsePrivacy("needmailhelo,needexpnhelo,needvrfyhelo,restrictqrun,restrictexpand,nobodyreturn,authwarnings"),
 		BadRcptThrottle: 3,
 		Policy: &policy.Policy{
-			LocalDomains: map[string]bool{"localhost": true, "refhost": true, "refhost.example.org": true, "[127.0.0.1]": true},
-			Access:       acc,
+			Router: smtpdtest.Reference().Router(), // the reference host's $=w
+			Access: acc,
 		},
 		Backend:  be,
 		Resolver: smtpdtest.ReferenceResolver(),

@@ -3,6 +3,7 @@ package smtpd
 import (
 	"time"
 
+	"github.com/posthorn/posthorn/internal/addr"
 	"github.com/posthorn/posthorn/internal/policy"
 	"github.com/posthorn/posthorn/internal/status"
 )
@@ -114,7 +115,15 @@ func (s *session) checkRcpt(env *Envelope, arg string) (Recipient, error) {
 		s.log().Noticef(env.ID, "too many recipients")
 		return r, status.New(452, "4.5.3", "Too many recipients")
 	}
-	d, perr := s.cfg.Policy.CheckRecipient(s.policyClient(), path.Addr)
+	a, err := addr.Parse(path.Addr)
+	if err != nil {
+		s.log().Infof(env.ID, "%s", status.From(err).Text)
+		return r, err
+	}
+	// One parsed form, one route: the relay check judges where delivery
+	// will take the mail, and the backend checks the same triple.
+	r.Route = s.cfg.Policy.Router.Resolve(a)
+	d, perr := s.cfg.Policy.CheckRecipient(s.policyClient(), path.Addr, r.Route)
 	if perr != nil {
 		s.log().Noticef(env.ID, "ruleset=check_rcpt, arg1=<%s>, relay=%s, reject=%s", path.Addr, s.c.Relay(), perr.Error())
 		return r, perr
@@ -122,18 +131,14 @@ func (s *session) checkRcpt(env *Envelope, arg string) (Recipient, error) {
 	if d.Action == policy.Discard {
 		s.txDiscard = true
 	}
-	canon, err := s.cfg.Backend.CheckRecipient(s.ctx, s.c, env, path)
-	if err != nil {
+	if err := s.cfg.Backend.CheckRecipient(s.ctx, s.c, env, path, r.Route); err != nil {
 		// sendmail keeps a recipient it could parse but not deliver
 		// to in its list, which matters for the Received "for" clause.
 		s.nqueue++
 		s.log().Infof(env.ID, "%s", status.From(err).Text)
 		return r, err
 	}
-	r.Canonical = canon
-	if r.Canonical == "" {
-		r.Canonical = path.Addr
-	}
+	r.Canonical = r.Route.Key()
 	return r, nil
 }
 

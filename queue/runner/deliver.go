@@ -331,7 +331,7 @@ func (r *Runner) logResults(j *queue.Job, os []*outcome, now time.Time) {
 			reply = o.res.Reply
 		}
 		rest := maillog.Fields(
-			"ctladdr", ctlAddr(o.rcpt.Ctl),
+			"ctladdr", ctlAddr(o.rcpt),
 			"delay", maillog.Delay(delay),
 			"xdelay", maillog.Delay(o.xdelay),
 			"mailer", o.route.Mailer,
@@ -349,29 +349,21 @@ func (r *Runner) logResults(j *queue.Job, os []*outcome, now time.Time) {
 	flush()
 }
 
-// ctlAddr renders a C line ("user:uid:gid:alias", ":alias" for root) as
-// the log's ctladdr= value: "alias (uid/gid)".
-func ctlAddr(c string) string {
-	if c == "" {
-		return ""
+// ctlAddr is the log's ctladdr= value of a recipient's C line.
+func ctlAddr(rc *queue.Recipient) string {
+	if c, ok := rc.Control(); ok {
+		return c.LogAddr()
 	}
-	p := strings.SplitN(c, ":", 4)
-	switch len(p) {
-	case 4:
-		return p[3] + " (" + p[1] + "/" + p[2] + ")"
-	case 2:
-		return p[1] + " (0/0)"
-	}
-	return c
+	return ""
 }
 
 // ctlAlias is the alias a recipient was expanded from (C line, A flag).
 func ctlAlias(rc *queue.Recipient) string {
-	if !rc.HasFlag(queue.RcptAlias) || rc.Ctl == "" {
+	c, ok := rc.Control()
+	if !ok || !rc.HasFlag(queue.RcptAlias) {
 		return ""
 	}
-	p := strings.SplitN(rc.Ctl, ":", 4)
-	return p[len(p)-1]
+	return c.Addr
 }
 
 // transcriptLines splits a transcript into lines without their ends.

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/posthorn/posthorn/internal/addr"
+	"github.com/posthorn/posthorn/internal/route"
 	"github.com/posthorn/posthorn/internal/smtpd"
 	"github.com/posthorn/posthorn/internal/status"
 )
@@ -86,55 +88,30 @@ func (b *Backend) EnoughSpace(size int64) bool { return b.SpaceLimit == 0 || siz
 // CheckSender accepts every sender.
 func (b *Backend) CheckSender(context.Context, *smtpd.Client, smtpd.Path) error { return nil }
 
-// resolve unwraps source routes, % and ! forms; local reports whether the
-// result is a local name.
-func (b *Backend) resolve(addr string) (name string, local bool) {
-	a := addr
-	if strings.HasPrefix(a, "@") {
-		if i := strings.IndexByte(a, ':'); i >= 0 {
-			a = a[i+1:]
-		}
+// Router routes with the backend's LocalDomains as $=w: the one routing
+// function of the MTA, so the fake judges addresses as posthorn does.
+func (b *Backend) Router() *route.Router {
+	names := addr.NewNames()
+	for d := range b.LocalDomains {
+		names.Add(d)
 	}
-	for range 8 {
-		l, d := split(a)
-		if d != "" && !b.LocalDomains[strings.ToLower(d)] {
-			return strings.ToLower(l) + "@" + strings.ToLower(d), false
-		}
-		switch {
-		case strings.Contains(l, "%"):
-			i := strings.LastIndexByte(l, '%')
-			a = l[:i] + "@" + l[i+1:]
-		case strings.Contains(l, "!"):
-			i := strings.IndexByte(l, '!')
-			a = l[i+1:] + "@" + l[:i]
-		default:
-			return strings.ToLower(l), true
-		}
-	}
-	return strings.ToLower(addr), false
-}
-
-func split(a string) (local, domain string) {
-	i := strings.LastIndexByte(a, '@')
-	if i < 0 {
-		return a, ""
-	}
-	return a[:i], a[i+1:]
+	return route.New(route.Config{Names: names})
 }
 
 // CheckRecipient knows local users and aliases; remote addresses pass.
-func (b *Backend) CheckRecipient(_ context.Context, _ *smtpd.Client, _ *smtpd.Envelope, rcpt smtpd.Path) (string, error) {
-	name, local := b.resolve(rcpt.Addr)
-	if !local {
-		return name, nil
+func (b *Backend) CheckRecipient(_ context.Context, _ *smtpd.Client, _ *smtpd.Envelope, rcpt smtpd.Path, t route.Triple) error {
+	if !t.Local {
+		return nil
 	}
-	if _, ok := b.Users[name]; ok {
-		return name, nil
+	if t.Mailer == route.Local {
+		if _, ok := b.Users[t.User]; ok {
+			return nil
+		}
+		if _, ok := b.Aliases[t.User]; ok {
+			return nil
+		}
 	}
-	if _, ok := b.Aliases[name]; ok {
-		return name, nil
-	}
-	return "", status.New(550, "5.1.1", "<%s>... User unknown", rcpt.Addr)
+	return status.New(550, "5.1.1", "<%s>... User unknown", rcpt.Addr)
 }
 
 // Verify answers VRFY and EXPN from the tables.
@@ -143,10 +120,14 @@ func (b *Backend) Verify(_ context.Context, _ *smtpd.Client, arg string, expand 
 	for len(a) >= 2 && a[0] == '<' && a[len(a)-1] == '>' {
 		a = a[1 : len(a)-1]
 	}
-	name, local := b.resolve(a)
-	if !local {
+	t, err := b.Router().ResolveString(a)
+	if err != nil {
+		return nil, err
+	}
+	if !t.Local {
 		return []smtpd.Expansion{{Code: 252, Addr: a}}, nil
 	}
+	name := t.User
 	if !expand {
 		if full, ok := b.Users[name]; ok {
 			return []smtpd.Expansion{{FullName: full, Addr: name + "@" + b.Hostname}}, nil
