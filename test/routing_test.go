@@ -2,7 +2,9 @@ package test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -107,4 +109,57 @@ func TestMailerTableRouting(t *testing.T) {
 			t.Errorf("-bv %s: %q, want %q", addr, got.stdout, want)
 		}
 	}
+}
+
+// TestExpansionFailureIsOneRecipients: two accepted recipients, one of
+// whose .forward :include:s a file others may write naming a program. The
+// end of DATA is 250 (the good recipient is not refused with it), its text
+// says nothing of the include file, the program never runs, and the
+// failure goes back to the sender in a DSN.
+func TestExpansionFailureIsOneRecipients(t *testing.T) {
+	base := t.TempDir()
+	os.Chmod(base, 0o755)
+	sfx := strconv.Itoa(os.Getpid() % 100000)
+	good, bad := "phgood"+sfx, "phbad"+sfx
+	testUser(t, base, good, "Good User")
+	_, _, badHome := testUser(t, base, bad, "Bad Forward")
+	badUID, _ := strconv.Atoi(strings.TrimSpace(string(must(exec.Command("id", "-u", bad).Output()))))
+	pwned := filepath.Join(base, "pwned")
+	unsafe := filepath.Join(base, "unsafe.list")
+	os.WriteFile(unsafe, []byte("\"|/usr/bin/touch "+pwned+"\"\n"), 0o666)
+	os.Chmod(unsafe, 0o666)
+	fwd := filepath.Join(badHome, ".forward")
+	os.WriteFile(fwd, []byte(":include:"+unsafe+"\n"), 0o644)
+	os.Chown(fwd, badUID, -1)
+
+	r := newRoot(t, "O DeliveryMode=background", "O DefaultUser=root:root")
+	os.Chmod(r.dir, 0o755)
+	os.Chmod(r.path("mail"), 0o1777)
+	writeAliases(t, r, "postmaster: root\nMAILER-DAEMON: postmaster\n")
+	run(t, binary(t), "", "-C", r.cf, "-bi")
+	startDaemon(t, r)
+	c, _, _ := waitGreeting(t, r.addr())
+	c.Close()
+	host, port, _ := strings.Cut(r.addr(), ":")
+	got := transcript(t, "> EHLO client.example\n> MAIL FROM:<"+good+"@localhost>\n> RCPT TO:<"+good+"@localhost>\n> RCPT TO:<"+bad+"@localhost>\n"+
+		"> DATA\n>> Subject: two recipients\n>>\n>> body\n> .\n> QUIT\n", host, port)
+	if !strings.Contains(got, "S: 250 2.0.0 QID Message accepted for delivery\n") {
+		t.Errorf("end of DATA:\n%s", got)
+	}
+	if strings.Contains(got, "unsafe") || strings.Contains(got, "include") {
+		t.Errorf("a reply quotes the .forward's include:\n%s", got)
+	}
+	box := r.path("mail/" + good)
+	waitFor(t, "the good recipient's copy", func() bool { return fileContains(box, "Subject: two recipients") })
+	waitFor(t, "the DSN for the bad one", func() bool { return fileContains(box, "Subject: Returned mail: see transcript for details") })
+	if _, err := os.Stat(pwned); err == nil {
+		t.Error("the program from the unsafe include ran")
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
