@@ -214,6 +214,14 @@ func (r *Router) Resolve(a addr.Address) Triple {
 		return t
 	}
 	t.Domain = d.Domain
+	if !validHost(d.Domain) {
+		// Quotes, "@" or empty labels in a host name can only come from
+		// a relay trick gone wrong ("\"a@b\"!user"): no mailer gets it.
+		t.Mailer, t.User, t.Local = Error, a.String(), true
+		t.Err = status.New(553, "5.1.2", "Invalid host name")
+		t.Steps = append(t.Steps, "invalid host name "+d.Domain)
+		return t
+	}
 	rcpt := d.User + "@" + d.Domain
 	if r.mt != nil {
 		if key, val, ok := r.mt.Lookup(d.Domain); ok {
@@ -246,6 +254,39 @@ func localWhy(a addr.Address, d addr.Dest) string {
 		return "no domain, user " + d.User
 	}
 	return "our name ($=w), user " + d.User
+}
+
+// validHost reports whether h (lower case, one trailing dot removed) can
+// name a host: a domain literal "[...]", or labels of letters, digits,
+// '-' and '_' joined by single dots.
+func validHost(h string) bool {
+	if h == "" || len(h) > 255 {
+		return false
+	}
+	if h[0] == '[' {
+		if len(h) < 3 || h[len(h)-1] != ']' {
+			return false
+		}
+		return !strings.ContainsAny(h[1:len(h)-1], "[]@\"\\ ")
+	}
+	label := 0
+	for i := 0; i < len(h); i++ {
+		switch c := h[i]; {
+		case c == '.':
+			if label == 0 {
+				return false
+			}
+			label = 0
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
+			label++
+			if label > 63 {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return label > 0
 }
 
 // errorTriple is an "error:" target as written (raw) with its spec.

@@ -83,6 +83,10 @@ func TestResolve(t *testing.T) {
 		{"u@later.example", Error, "", "u@later.example", false, "later.example", false, 450},
 		{"u@broken", ESMTP, "broken", "u@broken", false, "broken", false, 0},
 		{"u@odd.example", ESMTP, "odd.example", "u@odd.example", false, "odd.example", false, 0},
+		// Host names that no mailer can take.
+		{`"0@a"!user`, Error, "", `"0@a"!user`, true, `"0@a"`, false, 553},
+		{"u%a..b@localhost", Error, "", "u%a..b@localhost", true, "a..b", false, 553},
+		{"u@[192.0.2.1]", ESMTP, "[192.0.2.1]", "u@[192.0.2.1]", false, "[192.0.2.1]", false, 0},
 	}
 	for _, tt := range tests {
 		got, err := r.ResolveString(tt.in)
@@ -235,4 +239,33 @@ func TestMailerTableFileReload(t *testing.T) {
 	if _, v, _ := mt.Lookup("example.com"); v != "esmtp:[bb]" {
 		t.Errorf("not re-read after the change: %q", v)
 	}
+}
+
+// FuzzResolve: any text resolves without a panic to a triple with a
+// mailer; a remote triple carries a valid host name.
+func FuzzResolve(f *testing.F) {
+	for _, s := range []string{"alice", "u@remote.example", `"a@b"!c`, "u%a..b@localhost", "<()0%[>", "@a,@b:u@c", "u@shop.example", "error:450 x"} {
+		f.Add(s)
+	}
+	r := New(Config{Names: refNames(), MailerTable: mustTableF(f)})
+	f.Fuzz(func(t *testing.T, s string) {
+		tr, err := r.ResolveString(s)
+		if err != nil {
+			return
+		}
+		if tr.Mailer == "" {
+			t.Fatalf("%q: no mailer", s)
+		}
+		if !tr.Local && tr.Mailer != Error && tr.Mailer != Local && !validHost(tr.Domain) {
+			t.Fatalf("%q: remote triple with host %q", s, tr.Domain)
+		}
+	})
+}
+
+func mustTableF(f *testing.F) *MailerTable {
+	mt, err := ParseMailerTable(strings.NewReader(table))
+	if err != nil {
+		f.Fatal(err)
+	}
+	return mt
 }
