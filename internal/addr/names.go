@@ -162,6 +162,7 @@ func (a Address) Resolve(n NameSet) Dest {
 	d.User = strings.ToLower(unquote(local))
 	return d
 }
+
 // indexUnquoted finds c outside double quotes in s: the last one when last
 // is set, else the first.
 func indexUnquoted(s string, c byte, last bool) int {
