@@ -1,40 +1,48 @@
 package main
 
 import (
-	"bufio"
-	"fmt"
-	"strings"
-
+	"github.com/posthorn/posthorn/aliases"
+	"github.com/posthorn/posthorn/internal/addrtest"
+	"github.com/posthorn/posthorn/internal/policy"
+	"github.com/posthorn/posthorn/internal/resolve"
 	"github.com/posthorn/posthorn/internal/sysexits"
+	"github.com/posthorn/posthorn/queue/runner"
 )
 
-// addressTest is -bt: sendmail's address test mode. posthorn has no
-// rewriting rules, so it answers what it can: macros ($x, ${name}) and
-// classes ($=x), and says so for ruleset input.
+// addressTest is -bt: sendmail's address test mode, answered with
+// posthorn's own routing (package addrtest).
 func (a *app) addressTest() int {
-	fmt.Fprintln(a.stdout, "ADDRESS TEST MODE (ruleset 3 NOT automatically invoked)")
-	fmt.Fprintln(a.stdout, "Enter <ruleset> <address>")
-	in := bufio.NewScanner(a.stdin)
-	for {
-		fmt.Fprint(a.stdout, "> ")
-		if !in.Scan() {
-			return sysexits.OK
-		}
-		line := strings.TrimSpace(in.Text())
-		switch {
-		case line == "" || strings.HasPrefix(line, "#"):
-			continue
-		case line == "/quit":
-			return sysexits.OK
-		case strings.HasPrefix(line, "$="):
-			for _, w := range a.cfg.Class(strings.Trim(line[2:], "{}")) {
-				fmt.Fprintln(a.stdout, w)
-			}
-		case strings.HasPrefix(line, "$"):
-			name := strings.Trim(line[1:], "{}")
-			fmt.Fprintf(a.stdout, "%s\n", a.cfg.Macros[name])
-		default:
-			fmt.Fprintf(a.stdout, "posthorn has no rewriting rules; use -bv to see how an address is delivered\n")
-		}
+	rt, mt := newRouting(a.cfg, a.log)
+	env := addrtest.Env{
+		Router:   rt,
+		Macros:   a.cfg.Macros,
+		Classes:  a.cfg.Classes,
+		Expand:   a.cfg.Expand,
+		Resolver: resolve.New(resolve.Config{Servers: a.cfg.ResolverServers, IsLocal: rt.IsLocal}),
 	}
+	if mt != nil {
+		env.Mailer = mt.Get
+	}
+	if f := aliasFile(a.cfg); f != "" {
+		src := aliases.NewSource(aliases.SourceOptions{AliasFile: f, IsLocal: rt.IsLocal, Logger: a.log, RunUser: runUser()})
+		defer src.Close()
+		env.Aliases = src.Lookup
+	}
+	if acc, err := policy.LoadAccess(a.cfg.AccessFile); err == nil {
+		env.Access = acc.Get
+	}
+	for _, m := range []struct{ name, path, note string }{
+		{"prog", "[prog]", "|program, as the controlling user, smrsh rules for ~/.forward"},
+		{"*file*", "[FILE]", "/file, appended as an mbox"},
+		{"local", "[mbox]", "the mailbox in MailSpoolDirectory, dot-lock and fcntl"},
+		{"smtp", "[IPC]", "SMTP client, HELO unless the greeting says ESMTP"},
+		{"esmtp", "[IPC]", "SMTP client, EHLO"},
+		{"smtp8", "[IPC]", "SMTP client, 8-bit data as is"},
+		{"dsmtp", "[IPC]", "SMTP client, on-demand (ETRN) hosts"},
+		{"relay", "[IPC]", "SMTP client for the smart host and mailertable relay: entries"},
+	} {
+		env.Mailers = append(env.Mailers, addrtest.Mailer{Name: m.name, Path: m.path, Flags: runner.MailerFlags(m.name), Note: m.note})
+	}
+	addrtest.Run(a.stdin, a.stdout, env)
+	return sysexits.OK
 }

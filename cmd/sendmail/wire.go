@@ -26,6 +26,13 @@ import (
 // mailertable and the smart host ($S). Mailertable lines that cannot be
 // read are logged once.
 func newRouter(cfg *conf.Config, log *maillog.Logger) *route.Router {
+	rt, _ := newRouting(cfg, log)
+	return rt
+}
+
+// newRouting is newRouter that also gives the mailertable (nil when none
+// is configured), for -bt's /map.
+func newRouting(cfg *conf.Config, log *maillog.Logger) (*route.Router, *route.MailerTable) {
 	rc := route.Config{Names: addr.NewNames(cfg.Class("w")...), SmartHost: cfg.Macros["S"]}
 	if cfg.MailerTable != "" {
 		mt, err := route.LoadMailerTable(cfg.MailerTable, time.Now)
@@ -39,7 +46,7 @@ func newRouter(cfg *conf.Config, log *maillog.Logger) *route.Router {
 			rc.MailerTable = mt
 		}
 	}
-	return route.New(rc)
+	return route.New(rc), rc.MailerTable
 }
 
 // isLocal is $=w as a domain test.

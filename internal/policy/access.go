@@ -37,10 +37,11 @@
 //
 // # Relaying
 //
-// A recipient is relayed when its final destination is not one of our
-// domains ($=w), after unwrapping the classic tricks: a source route
-// "@a,@b:user@c" goes to c; on a local domain "user%host@us",
-// "host!user@us" and a quoted local part holding '@' go to host; a
+// A recipient is relayed when the router (package route, the one answer
+// delivery uses too) does not call it local: its domain, after the
+// classic tricks are followed, is not one of ours ($=w). A source route
+// is dropped ("@a,@b:user@c" is user@c); on a local domain "user%host@us"
+// and "host!user@us" go to host; a quoted local part is one local name; a
 // "[ip]" literal is ours only when it is in $=w. Relaying is allowed for
 // clients in RelayHosts, clients with a Connect: RELAY entry,
 // authenticated and local (-bs) clients, and for destinations in class R
@@ -216,6 +217,16 @@ func isEnhanced(s string) bool {
 		}
 	}
 	return true
+}
+
+// Get is an exact lookup of a key as written in the file ("Connect:127",
+// "To:example.com"), for -bt's /map access: the value as written.
+func (a *Access) Get(key string) (string, bool) {
+	if a == nil || a.m == nil {
+		return "", false
+	}
+	d, ok := a.m[normKey(key)]
+	return d.Value, ok
 }
 
 // lookup tries tag+key then the untagged key.
