@@ -113,7 +113,7 @@ func appendPath(ctx context.Context, safeEnv, path string, mode uint32, lc lockC
 		return ioStatus(display, err)
 	}
 	defer unix.Close(dirfd)
-	rules := appendRules{create: true, mode: mode, noExec: true, optionalDotlock: true, accessPermanent: true}
+	rules := appendRules{create: true, mode: mode, noExec: true, optionalDotlock: true, accessPermanent: true, unsafePermanent: true}
 	return appendMessage(ctx, spot{dirfd: dirfd, name: name, display: display}, rules, lc, write)
 }
 

@@ -35,11 +35,21 @@ func TestFileRefused(t *testing.T) {
 	victim := filepath.Join(dir, "victim")
 	must(t, os.WriteFile(victim, []byte("x"), 0o600))
 	must(t, os.Symlink(victim, filepath.Join(dir, "link")))
-	wantStatus(t, a.File(ctx, filepath.Join(dir, "link"), Owner{}, msg("a@x", "s", "b\n")), 450, "4.2.0")
+	// Unsafe targets fail permanently, in sendmail's *file* mailer words.
 	must(t, os.WriteFile(filepath.Join(dir, "script"), []byte("#!/bin/sh\n"), 0o755))
-	st := wantStatus(t, a.File(ctx, filepath.Join(dir, "script"), Owner{}, msg("a@x", "s", "b\n")), 450, "4.2.0")
-	if !strings.HasSuffix(st.Text, "file is executable") {
-		t.Errorf("text %q", st.Text)
+	must(t, os.Link(victim, filepath.Join(dir, "hardlink")))
+	must(t, unix.Mkfifo(filepath.Join(dir, "fifo"), 0o600))
+	for name, want := range map[string]string{
+		"link":     "Symbolic links not allowed",
+		"script":   "Executable files not allowed",
+		"hardlink": "Hard links not allowed",
+		"fifo":     "Regular files only",
+	} {
+		p := filepath.Join(dir, name)
+		st := wantStatus(t, a.File(ctx, p, Owner{}, msg("a@x", "s", "b\n")), 554, "5.3.0")
+		if st.Text != "cannot open "+p+": "+want {
+			t.Errorf("%s: text %q", name, st.Text)
+		}
 	}
 	wantStatus(t, a.File(ctx, filepath.Join(dir, "no/such/dir/f"), Owner{}, msg("a@x", "s", "b\n")), 550, "5.0.0")
 	if readFile(t, victim) != "x" {
