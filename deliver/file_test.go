@@ -128,7 +128,7 @@ func TestFileAsOtherUser(t *testing.T) {
 func TestChildProtocol(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "box")
-	args := []string{childFile, path, "", "600", "a@x", "0", "11", "5", "1s", "1m"}
+	args := []string{childFile, path, "", "600", "From a@x Thu Jan  1 00:00:00 1970\n", "11", "5", "1s", "1m"}
 	var out strings.Builder
 	// Body shorter than announced: nothing is kept.
 	if code := RunChild(args, strings.NewReader("Subject: x\nbod"), &out); code != 75 {
@@ -144,6 +144,12 @@ func TestChildProtocol(t *testing.T) {
 	out.Reset()
 	if code := RunChild([]string{"bogus"}, strings.NewReader(""), &out); code == 0 || !strings.HasPrefix(out.String(), "554 5.3.0 ") {
 		t.Errorf("bad args: exit %d, out %q", code, out.String())
+	}
+	out.Reset()
+	twoLines := append([]string{}, args...)
+	twoLines[4] = "From a@x\nFrom b@y\n"
+	if code := RunChild(twoLines, strings.NewReader("Subject: x\nbody\n"), &out); code == 0 || !strings.Contains(out.String(), "bad From_ line") {
+		t.Errorf("two From_ lines: exit %d, out %q", code, out.String())
 	}
 	if st := parseStatusLine("452 4.3.1 /x: No space left on device"); st == nil || st.Code != 452 || st.Enhanced != "4.3.1" || st.Text != "/x: No space left on device" {
 		t.Errorf("parseStatusLine: %+v", st)

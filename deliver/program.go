@@ -122,7 +122,7 @@ func (a *Agent) Program(ctx context.Context, command string, o Owner, m *Message
 	t := m.when(a.opt.Now)
 	renderErr := make(chan error, 1)
 	go func() {
-		err := render(pw, m.Sender, t, m.Header, m.bodyReader(), programFormat)
+		err := render(pw, a.fromLine(m.Sender, t), m.Header, m.bodyReader(), programFormat)
 		pw.CloseWithError(err)
 		renderErr <- err
 	}()

@@ -214,6 +214,8 @@ func (a *app) smtpConfig(cfg *conf.Config, port conf.DaemonPort, backend smtpd.B
 		Hostname:        cfg.Macros["j"],
 		Greeting:        cfg.Expand(cfg.SmtpGreetingMessage, map[string]string{"b": "$b", "daemon_name": port.Name}),
 		Version:         "posthorn " + conf.Version,
+		HelpFile:        cfg.HelpFile,
+		ExpandMacros:    func(s string) string { return cfg.Expand(s, nil) },
 		DaemonName:      port.Name,
 		RequireAuth:     port.HasModifier('a'),
 		MaxMessageSize:  cfg.MaxMessageSize,
