@@ -307,7 +307,7 @@ func (d *DB) refresh() error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.id == cur {
+	if d.db != nil && d.id == cur { // not if Close ran meanwhile: it stays closed
 		return d.reopen()
 	}
 	return nil

@@ -314,3 +314,50 @@ func TestDBClosed(t *testing.T) {
 		t.Error("opened a non-database")
 	}
 }
+
+// TestSourceUsableAfterClose: the daemon closes an old configuration's
+// Source while sessions may still use it; lookups keep working, follow a
+// rebuild, and leave no database open.
+func TestSourceUsableAfterClose(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "aliases")
+	mustWrite(t, path, "staff: root\n", 0o644)
+	if code := Newaliases(&bytes.Buffer{}, path, BuildOptions{}); code != 0 {
+		t.Fatal(code)
+	}
+	s := NewSource(SourceOptions{AliasFile: path, CheckInterval: time.Hour})
+	if v, ok, err := s.Lookup("staff"); err != nil || !ok || v != "root" {
+		t.Fatalf("before Close: %q %v %v", v, ok, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if v, ok, err := s.Lookup("staff"); err != nil || !ok || v != "root" {
+			t.Fatalf("after Close: %q %v %v", v, ok, err)
+		}
+		if s.db != nil {
+			t.Fatal("a closed Source kept the database open")
+		}
+	}
+	mustWrite(t, path, "staff: alice\n", 0o644)
+	touch(t, path, time.Now().Add(time.Second))
+	if code := Newaliases(&bytes.Buffer{}, path, BuildOptions{}); code != 0 {
+		t.Fatal(code)
+	}
+	if v, _, _ := s.Lookup("staff"); v != "alice" {
+		t.Errorf("after a rebuild: %q", v)
+	}
+	// Closing concurrently with lookups: none of them fails.
+	s2 := NewSource(SourceOptions{AliasFile: path})
+	errs := make(chan error, 50)
+	for range 50 {
+		go func() { _, _, err := s2.Lookup("staff"); errs <- err }()
+	}
+	s2.Close()
+	for range 50 {
+		if err := <-errs; err != nil {
+			t.Errorf("lookup during Close: %v", err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package aliases
 
 import (
+	"errors"
 	"io"
 	"os"
 	"strings"
@@ -45,11 +46,18 @@ type SourceOptions struct {
 // Source serves alias lookups from AliasFile.db, following rebuilds, or from
 // the text file itself when there is no database (parsed once per change).
 // A missing aliases file means no aliases.
+//
+// Close releases the database but leaves the Source usable: the daemon
+// closes the previous configuration's Source a while after SIGHUP, and a
+// session that began before the reload may still look aliases up. A closed
+// Source opens the database for each lookup and closes it again, so it
+// holds no file however long such a session lasts.
 type Source struct {
 	opts SourceOptions
 	now  func() time.Time
 
 	mu       sync.Mutex
+	closed   bool
 	checked  time.Time
 	db       *DB
 	text     StaticMap // used when there is no database
@@ -64,28 +72,59 @@ func NewSource(opts SourceOptions) *Source {
 
 // Lookup implements Map.
 func (s *Source) Lookup(name string) (string, bool, error) {
-	s.mu.Lock()
-	if err := s.check(); err != nil {
+	for attempt := 0; ; attempt++ {
+		s.mu.Lock()
+		if s.closed {
+			defer s.mu.Unlock()
+			return s.lookupClosed(name)
+		}
+		if err := s.check(); err != nil {
+			s.mu.Unlock()
+			return "", false, err
+		}
+		db, text := s.db, s.text
 		s.mu.Unlock()
-		return "", false, err
+		if db == nil {
+			v, ok := text[strings.ToLower(name)]
+			return v, ok, nil
+		}
+		v, ok, err := db.Lookup(name)
+		if errors.Is(err, errClosed) && attempt == 0 {
+			continue // Close ran meanwhile: look again, the closed way
+		}
+		return v, ok, err
 	}
-	db, text := s.db, s.text
-	s.mu.Unlock()
-	if db != nil {
-		return db.Lookup(name)
-	}
-	v, ok := text[strings.ToLower(name)]
-	return v, ok, nil
 }
 
-// Close releases the database.
+// lookupClosed serves a lookup after Close: the files are checked afresh
+// and a database opened for this lookup is closed again. Called with s.mu
+// held.
+func (s *Source) lookupClosed(name string) (string, bool, error) {
+	s.checked = time.Time{}
+	if err := s.check(); err != nil {
+		return "", false, err
+	}
+	if s.db == nil {
+		v, ok := s.text[strings.ToLower(name)]
+		return v, ok, nil
+	}
+	v, ok, err := s.db.Lookup(name)
+	s.db.Close()
+	s.db = nil
+	return v, ok, err
+}
+
+// Close releases the database; the Source stays usable (see Source).
 func (s *Source) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.db != nil {
-		return s.db.Close()
+	s.closed = true
+	if s.db == nil {
+		return nil
 	}
-	return nil
+	err := s.db.Close()
+	s.db = nil
+	return err
 }
 
 // check brings the view up to date with the files. Called with s.mu held.

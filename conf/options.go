@@ -99,7 +99,7 @@ var honoured = map[string]setter{
 	"SafeFileEnvironment":     func(c *Config, v string) error { c.SafeFileEnvironment = v; return nil },
 	"QueueFileMode":           setQueueFileMode,
 	"ErrorMode":               setErrorMode,
-	"MeToo":                   boolSetter(func(c *Config, b bool) { c.MeToo = b }),
+	"MeToo":                   setMeToo,
 	"IgnoreDots":              boolSetter(func(c *Config, b bool) { c.IgnoreDots = b }),
 	"DontProbeInterfaces":     boolSetter(func(c *Config, b bool) { c.DontProbeInterfaces = b }),
 	"QueueSortOrder":          func(c *Config, v string) error { c.QueueSortOrder = strings.ToLower(v); return nil },
@@ -228,6 +228,18 @@ func boolSetter(set func(*Config, bool)) setter {
 		set(c, v == "" || strings.IndexByte("tTyY", v[0]) >= 0)
 		return nil
 	}
+}
+
+// setMeToo: posthorn always delivers to a sender who is in an alias list
+// they mail to, as sendmail does with MeToo=True (its default, and -om).
+// The expander sees one recipient at a time without the envelope, so
+// MeToo=False is accepted but reported as not interpreted.
+func setMeToo(c *Config, v string) error {
+	boolSetter(func(c *Config, b bool) { c.MeToo = b })(c, v)
+	if !c.MeToo {
+		c.noteNotInterpreted("option MeToo=False")
+	}
+	return nil
 }
 
 func durationSetter(set func(*Config, time.Duration)) setter {

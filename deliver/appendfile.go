@@ -47,7 +47,17 @@ type appendRules struct {
 	// accessPermanent: permission denied on the file is a permanent failure
 	// (sendmail's EX_CANTCREAT for a /file the user may not write).
 	accessPermanent bool
+	// unsafePermanent: an unsafe target (symlink, hard link, not a regular
+	// file, executable) fails permanently with sendmail's *file* mailer
+	// words ("cannot open /x: Symbolic links not allowed") instead of
+	// deferring: a /file target is the user's choice, not a spool an
+	// attacker tampered with, and the sender must hear of it.
+	unsafePermanent bool
 }
+
+// unsafe is why a target is refused: posthorn's words for the mailbox log
+// and sendmail's (sm_errstring's E_SM_* texts) for a /file target.
+type unsafe struct{ why, sm string }
 
 // lockConfig carries the lock bounds and the log.
 type lockConfig struct {
@@ -105,11 +115,11 @@ func openForAppend(sp spot, r appendRules, lc lockConfig) (*os.File, error) {
 		}
 		switch {
 		case err == unix.ELOOP:
-			return nil, refuse(sp, lc, "irregular file (symbolic link)")
+			return nil, refuse(sp, r, lc, unsafe{"irregular file (symbolic link)", "Symbolic links not allowed"})
 		case err == unix.ENXIO:
-			return nil, refuse(sp, lc, "irregular file (FIFO)")
+			return nil, refuse(sp, r, lc, unsafe{"irregular file (FIFO)", "Regular files only"})
 		case err == unix.EISDIR:
-			return nil, refuse(sp, lc, "irregular file (directory)")
+			return nil, refuse(sp, r, lc, unsafe{"irregular file (directory)", "Regular files only"})
 		case (err == unix.EACCES || err == unix.EPERM) && r.accessPermanent:
 			return nil, status.Wrap(err, 550, "5.0.0", "%s... Can't create output: %s", sp.display, strerror(err))
 		case err != nil:
@@ -123,9 +133,9 @@ func openForAppend(sp spot, r appendRules, lc lockConfig) (*os.File, error) {
 				return nil, ioStatus(sp.display, err)
 			}
 		}
-		if err := checkOpened(fd, r); err != "" {
+		if err := checkOpened(fd, r); err.why != "" {
 			f.Close()
-			return nil, refuse(sp, lc, err)
+			return nil, refuse(sp, r, lc, err)
 		}
 		if err := unix.SetNonblock(fd, false); err != nil {
 			f.Close()
@@ -147,23 +157,24 @@ func initCreated(fd int, r appendRules) error {
 	return unix.Fchmod(fd, r.mode)
 }
 
-// checkOpened returns why the open file must not be written to, or "".
-func checkOpened(fd int, r appendRules) string {
+// checkOpened returns why the open file must not be written to, or the
+// zero unsafe.
+func checkOpened(fd int, r appendRules) unsafe {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return "cannot fstat: " + strerror(err)
+		return unsafe{"cannot fstat: " + strerror(err), strerror(err)}
 	}
 	switch {
 	case st.Mode&unix.S_IFMT != unix.S_IFREG:
-		return "irregular file (not a regular file)"
+		return unsafe{"irregular file (not a regular file)", "Regular files only"}
 	case st.Nlink != 1:
-		return fmt.Sprintf("irregular file (%d links)", st.Nlink)
+		return unsafe{fmt.Sprintf("irregular file (%d links)", st.Nlink), "Hard links not allowed"}
 	case len(r.owners) > 0 && !slices.Contains(r.owners, int(st.Uid)):
-		return fmt.Sprintf("wrong ownership (%d)", st.Uid)
+		return unsafe{fmt.Sprintf("wrong ownership (%d)", st.Uid), "Wrong ownership"}
 	case r.noExec && st.Mode&0o111 != 0:
-		return "file is executable"
+		return unsafe{"file is executable", "Executable files not allowed"}
 	}
-	return ""
+	return unsafe{}
 }
 
 // lockedAppend locks f, verifies that sp still names it, appends and syncs.
@@ -212,10 +223,16 @@ func lockedAppend(ctx context.Context, f *os.File, sp spot, r appendRules, lc lo
 	return nil
 }
 
-// refuse logs and returns the temporary failure for an unsafe target.
-func refuse(sp spot, lc lockConfig, why string) *status.Error {
-	lc.log.Errf(lc.qid, "SECURITY: %s: %s; delivery deferred", sp.display, why)
-	return status.New(450, "4.2.0", "%s: %s", sp.display, why)
+// refuse logs and returns the failure for an unsafe target: temporary for
+// a mailbox (the mail waits while the administrator looks), permanent for
+// a /file target (r.unsafePermanent).
+func refuse(sp spot, r appendRules, lc lockConfig, u unsafe) *status.Error {
+	if r.unsafePermanent {
+		lc.log.Errf(lc.qid, "SECURITY: %s: %s; delivery refused", sp.display, u.why)
+		return status.New(554, "5.3.0", "cannot open %s: %s", sp.display, u.sm)
+	}
+	lc.log.Errf(lc.qid, "SECURITY: %s: %s; delivery deferred", sp.display, u.why)
+	return status.New(450, "4.2.0", "%s: %s", sp.display, u.why)
 }
 
 // ioStatus turns a system error into the temporary failure it is.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/posthorn/posthorn/internal/status"
@@ -26,7 +27,7 @@ const ChildFlag = "--posthorn-deliver-child"
 
 // The child's protocol. Arguments (after ChildFlag):
 //
-//	file <path> <SafeFileEnvironment> <mode, octal> <sender> <time, Unix ns>
+//	file <path> <SafeFileEnvironment> <mode, octal> <From_ line>
 //	     <header bytes> <body bytes> <lock timeout> <stale lock age>
 //
 // Standard input carries exactly <header bytes> of header then <body bytes>
@@ -54,17 +55,19 @@ func RunChild(args []string, stdin io.Reader, stdout io.Writer) int {
 }
 
 func runChild(args []string, stdin io.Reader) error {
-	if len(args) != 10 || args[0] != childFile {
+	if len(args) != 9 || args[0] != childFile {
 		return status.New(554, "5.3.0", "child mode: bad arguments %q", args)
 	}
-	path, safeEnv, sender := args[1], args[2], args[4]
+	path, safeEnv, from := args[1], args[2], args[4]
 	mode, err1 := strconv.ParseUint(args[3], 8, 32)
-	ns, err2 := strconv.ParseInt(args[5], 10, 64)
-	hlen, err3 := strconv.Atoi(args[6])
-	blen, err4 := strconv.ParseInt(args[7], 10, 64)
-	lockTimeout, err5 := time.ParseDuration(args[8])
-	stale, err6 := time.ParseDuration(args[9])
-	for _, err := range []error{err1, err2, err3, err4, err5, err6} {
+	hlen, err3 := strconv.Atoi(args[5])
+	blen, err4 := strconv.ParseInt(args[6], 10, 64)
+	lockTimeout, err5 := time.ParseDuration(args[7])
+	stale, err6 := time.ParseDuration(args[8])
+	if !strings.HasSuffix(from, "\n") || strings.Count(from, "\n") != 1 {
+		return status.New(554, "5.3.0", "child mode: bad From_ line %q", from)
+	}
+	for _, err := range []error{err1, err3, err4, err5, err6} {
 		if err != nil {
 			return status.New(554, "5.3.0", "child mode: bad arguments: %v", err)
 		}
@@ -78,9 +81,8 @@ func runChild(args []string, stdin io.Reader) error {
 		body = &exactReader{r: stdin, n: blen}
 	}
 	lc := lockConfig{timeout: lockTimeout, stale: stale, now: time.Now}
-	t := time.Unix(0, ns)
 	return appendPath(context.Background(), safeEnv, path, uint32(mode), lc, func(w io.Writer) error {
-		return render(w, sender, t, header, body, mboxFormat)
+		return render(w, []byte(from), header, body, mboxFormat)
 	})
 }
 

@@ -65,6 +65,12 @@
 // that rewrote the mailbox by renaming would otherwise leave us appending to
 // a file nobody reads).
 //
+// A /file target gets the same checks (without the ownership rule) and also
+// must not be executable, but an unsafe one fails permanently, in the words
+// of sendmail's *file* mailer: "554 5.3.0 cannot open /home/u/out: Symbolic
+// links not allowed" (also "Hard links not allowed", "Regular files only",
+// "Executable files not allowed"), so that the sender gets a DSN.
+//
 // # Privileges
 //
 // Go's setuid changes every thread of the process, so the daemon never

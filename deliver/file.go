@@ -48,7 +48,7 @@ func (a *Agent) File(ctx context.Context, path string, o Owner, m *Message) erro
 	if !a.root || u.UID == a.euid {
 		return appendPath(ctx, a.opt.SafeFileEnvironment, path, uint32(a.opt.FileMode), a.lockConfig(m.QueueID),
 			func(w io.Writer) error {
-				return render(w, m.Sender, t, m.Header, m.bodyReader(), mboxFormat)
+				return render(w, a.fromLine(m.Sender, t), m.Header, m.bodyReader(), mboxFormat)
 			})
 	}
 	err = a.fileInChild(ctx, path, u, t, m)
@@ -113,7 +113,7 @@ func appendPath(ctx context.Context, safeEnv, path string, mode uint32, lc lockC
 		return ioStatus(display, err)
 	}
 	defer unix.Close(dirfd)
-	rules := appendRules{create: true, mode: mode, noExec: true, optionalDotlock: true, accessPermanent: true}
+	rules := appendRules{create: true, mode: mode, noExec: true, optionalDotlock: true, accessPermanent: true, unsafePermanent: true}
 	return appendMessage(ctx, spot{dirfd: dirfd, name: name, display: display}, rules, lc, write)
 }
 
@@ -125,7 +125,7 @@ func (a *Agent) fileInChild(ctx context.Context, path string, u *User, t time.Ti
 		return status.New(451, "4.3.0", "%s... no child program configured for file deliveries", path)
 	}
 	args := append(a.opt.Child[1:len(a.opt.Child):len(a.opt.Child)], childFile, path, a.opt.SafeFileEnvironment,
-		strconv.FormatUint(uint64(a.opt.FileMode), 8), m.Sender, strconv.FormatInt(t.UnixNano(), 10),
+		strconv.FormatUint(uint64(a.opt.FileMode), 8), string(a.fromLine(m.Sender, t)),
 		strconv.Itoa(len(m.Header)), strconv.FormatInt(max(m.BodySize, 0), 10),
 		a.opt.LockTimeout.String(), a.opt.StaleLockAge.String())
 	ctx, cancel := context.WithTimeout(ctx, a.opt.LockTimeout+a.opt.ProgramTimeout)
@@ -159,6 +159,12 @@ func (a *Agent) fileInChild(ctx context.Context, path string, u *User, t time.Ti
 		detail = runErr.Error()
 	}
 	return status.Wrap(runErr, 451, "4.3.0", "%s... file delivery child failed: %s", path, detail)
+}
+
+// fromLine is the From_ line of a /file or |program delivery
+// (Options.UnixFromLine).
+func (a *Agent) fromLine(sender string, t time.Time) []byte {
+	return UnixFromLine(a.opt.UnixFromLine, sender, t)
 }
 
 // credential is the child credential for u.

@@ -35,11 +35,21 @@ func TestFileRefused(t *testing.T) {
 	victim := filepath.Join(dir, "victim")
 	must(t, os.WriteFile(victim, []byte("x"), 0o600))
 	must(t, os.Symlink(victim, filepath.Join(dir, "link")))
-	wantStatus(t, a.File(ctx, filepath.Join(dir, "link"), Owner{}, msg("a@x", "s", "b\n")), 450, "4.2.0")
+	// Unsafe targets fail permanently, in sendmail's *file* mailer words.
 	must(t, os.WriteFile(filepath.Join(dir, "script"), []byte("#!/bin/sh\n"), 0o755))
-	st := wantStatus(t, a.File(ctx, filepath.Join(dir, "script"), Owner{}, msg("a@x", "s", "b\n")), 450, "4.2.0")
-	if !strings.HasSuffix(st.Text, "file is executable") {
-		t.Errorf("text %q", st.Text)
+	must(t, os.Link(victim, filepath.Join(dir, "hardlink")))
+	must(t, unix.Mkfifo(filepath.Join(dir, "fifo"), 0o600))
+	for name, want := range map[string]string{
+		"link":     "Symbolic links not allowed",
+		"script":   "Executable files not allowed",
+		"hardlink": "Hard links not allowed",
+		"fifo":     "Regular files only",
+	} {
+		p := filepath.Join(dir, name)
+		st := wantStatus(t, a.File(ctx, p, Owner{}, msg("a@x", "s", "b\n")), 554, "5.3.0")
+		if st.Text != "cannot open "+p+": "+want {
+			t.Errorf("%s: text %q", name, st.Text)
+		}
 	}
 	wantStatus(t, a.File(ctx, filepath.Join(dir, "no/such/dir/f"), Owner{}, msg("a@x", "s", "b\n")), 550, "5.0.0")
 	if readFile(t, victim) != "x" {
@@ -118,7 +128,7 @@ func TestFileAsOtherUser(t *testing.T) {
 func TestChildProtocol(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "box")
-	args := []string{childFile, path, "", "600", "a@x", "0", "11", "5", "1s", "1m"}
+	args := []string{childFile, path, "", "600", "From a@x Thu Jan  1 00:00:00 1970\n", "11", "5", "1s", "1m"}
 	var out strings.Builder
 	// Body shorter than announced: nothing is kept.
 	if code := RunChild(args, strings.NewReader("Subject: x\nbod"), &out); code != 75 {
@@ -134,6 +144,12 @@ func TestChildProtocol(t *testing.T) {
 	out.Reset()
 	if code := RunChild([]string{"bogus"}, strings.NewReader(""), &out); code == 0 || !strings.HasPrefix(out.String(), "554 5.3.0 ") {
 		t.Errorf("bad args: exit %d, out %q", code, out.String())
+	}
+	out.Reset()
+	twoLines := append([]string{}, args...)
+	twoLines[4] = "From a@x\nFrom b@y\n"
+	if code := RunChild(twoLines, strings.NewReader("Subject: x\nbody\n"), &out); code == 0 || !strings.Contains(out.String(), "bad From_ line") {
+		t.Errorf("two From_ lines: exit %d, out %q", code, out.String())
 	}
 	if st := parseStatusLine("452 4.3.1 /x: No space left on device"); st == nil || st.Code != 452 || st.Enhanced != "4.3.1" || st.Text != "/x: No space left on device" {
 		t.Errorf("parseStatusLine: %+v", st)

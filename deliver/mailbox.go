@@ -89,7 +89,7 @@ func (a *Agent) MailboxFor(ctx context.Context, u *User, m *Message) error {
 	t := m.when(a.opt.Now)
 	err = appendMessage(ctx, spot{dirfd: dirfd, name: u.Name, display: display}, rules, a.lockConfig(m.QueueID),
 		func(w io.Writer) error {
-			return render(w, m.Sender, t, m.Header, m.bodyReader(), mboxFormat)
+			return render(w, FromLine(m.Sender, t), m.Header, m.bodyReader(), mboxFormat)
 		})
 	return err
 }

@@ -184,7 +184,7 @@ func TestAppendRollbackOnWriteError(t *testing.T) {
 			body := strings.Repeat("line of body text\n", 1000)
 			err := appendMessage(context.Background(), spot{dirfd, "alice", box}, appendRules{create: true, mode: 0o600}, lc,
 				func(w io.Writer) error {
-					return render(&failingWriter{w: w, n: cut}, "s@x", testTime, []byte("Subject: x\n"), strings.NewReader(body), mboxFormat)
+					return render(&failingWriter{w: w, n: cut}, FromLine("s@x", testTime), []byte("Subject: x\n"), strings.NewReader(body), mboxFormat)
 				})
 			wantStatus(t, err, 451, "4.3.0")
 			if got := readFile(t, box); got != before {

@@ -38,8 +38,16 @@ const ctimeLayout = "Mon Jan _2 15:04:05 2006"
 func FromLine(sender string, t time.Time) []byte {
 	b := make([]byte, 0, len(sender)+40)
 	b = append(b, "From "...)
+	b = appendSender(b, sender)
+	b = append(b, ' ')
+	b = t.AppendFormat(b, ctimeLayout)
+	return append(b, '\n')
+}
+
+// appendSender appends the sender as the From_ line shows it.
+func appendSender(b []byte, sender string) []byte {
 	if sender == "" {
-		b = append(b, "MAILER-DAEMON"...)
+		return append(b, "MAILER-DAEMON"...)
 	}
 	for i := 0; i < len(sender); i++ {
 		c := sender[i]
@@ -48,8 +56,40 @@ func FromLine(sender string, t time.Time) []byte {
 		}
 		b = append(b, c)
 	}
-	b = append(b, ' ')
-	b = t.AppendFormat(b, ctimeLayout)
+	return b
+}
+
+// DefaultUnixFromLine is sendmail's UnixFromLine default.
+const DefaultUnixFromLine = "From $g $d"
+
+// UnixFromLine renders sendmail's UnixFromLine template for /file and
+// |program targets: $g is the envelope sender (MAILER-DAEMON for <>, white
+// space and control characters as "_", as in FromLine) and $d the ctime
+// date; "$$" is a dollar sign. The caller has expanded every other macro.
+// A line break in the result becomes a space, and the line ends in "\n".
+func UnixFromLine(template, sender string, t time.Time) []byte {
+	b := make([]byte, 0, len(template)+len(sender)+30)
+	for i := 0; i < len(template); i++ {
+		c := template[i]
+		if c == '$' && i+1 < len(template) {
+			i++
+			switch template[i] {
+			case 'g':
+				b = appendSender(b, sender)
+			case 'd':
+				b = t.AppendFormat(b, ctimeLayout)
+			case '$':
+				b = append(b, '$')
+			default:
+				b = append(b, c, template[i])
+			}
+			continue
+		}
+		if c == '\n' || c == '\r' {
+			c = ' '
+		}
+		b = append(b, c)
+	}
 	return append(b, '\n')
 }
 
@@ -69,11 +109,11 @@ var (
 const bufSize = 64 << 10
 
 // render writes a message to w in the given format, starting with the
-// From_ line. body may be nil. It returns the first error of w or of
-// reading the body.
-func render(w io.Writer, sender string, t time.Time, header []byte, body io.Reader, f format) error {
+// From_ line from (FromLine or UnixFromLine). body may be nil. It returns
+// the first error of w or of reading the body.
+func render(w io.Writer, from []byte, header []byte, body io.Reader, f format) error {
 	bw := bufio.NewWriterSize(w, bufSize)
-	bw.Write(FromLine(sender, t))
+	bw.Write(from)
 	writeHeader(bw, header, f.quote)
 	bw.WriteByte('\n')
 	if body != nil {

@@ -87,7 +87,7 @@ func TestRenderGolden(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m := splitMessage(tt.raw)
 			var buf bytes.Buffer
-			if err := render(&buf, tt.sender, testTime, m.Header, m.bodyReader(), tt.f); err != nil {
+			if err := render(&buf, FromLine(tt.sender, testTime), m.Header, m.bodyReader(), tt.f); err != nil {
 				t.Fatal(err)
 			}
 			golden(t, "mbox/"+tt.name+".golden", buf.Bytes())
@@ -104,7 +104,7 @@ func TestRenderAgainstReference(t *testing.T) {
 	m := splitMessage(string(ref))
 	var buf bytes.Buffer
 	for range 2 {
-		if err := render(&buf, "sender@client.example", testTime, m.Header, m.bodyReader(), mboxFormat); err != nil {
+		if err := render(&buf, FromLine("sender@client.example", testTime), m.Header, m.bodyReader(), mboxFormat); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -189,4 +189,22 @@ func appendNewline(b []byte) []byte {
 		return append(append([]byte{}, b...), '\n')
 	}
 	return b
+}
+
+func TestUnixFromLine(t *testing.T) {
+	when := time.Date(2026, 11, 5, 4, 26, 40, 0, time.UTC)
+	tests := []struct{ template, sender, want string }{
+		{DefaultUnixFromLine, "sender@client.example", "From sender@client.example Thu Nov  5 04:26:40 2026\n"},
+		{DefaultUnixFromLine, "", "From MAILER-DAEMON Thu Nov  5 04:26:40 2026\n"},
+		{"From $g  $d remote from relay", "a b@x", "From a_b@x  Thu Nov  5 04:26:40 2026 remote from relay\n"},
+		{"From $g $$5 $x\nX", "a@x", "From a@x $5 $x X\n"},
+	}
+	for _, tt := range tests {
+		if got := string(UnixFromLine(tt.template, tt.sender, when)); got != tt.want {
+			t.Errorf("UnixFromLine(%q, %q) = %q, want %q", tt.template, tt.sender, got, tt.want)
+		}
+	}
+	if got, want := string(UnixFromLine(DefaultUnixFromLine, "s@x", when)), string(FromLine("s@x", when)); got != want {
+		t.Errorf("default template %q differs from FromLine %q", got, want)
+	}
 }

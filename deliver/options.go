@@ -46,6 +46,12 @@ type Options struct {
 	// StaleLockAge: a dot-lock older than this is removed as left behind by
 	// a crashed writer. Default 5 minutes (as liblockfile and procmail).
 	StaleLockAge time.Duration
+	// UnixFromLine (sendmail option) is the From_ line template of /file
+	// and |program deliveries, with every macro but $g and $d expanded
+	// (see UnixFromLine). Default "From $g $d". Mailboxes in the spool
+	// always get "From <sender> <ctime>", as mail.local writes it (sendmail
+	// does not give its local mailer a From_ line either: F=n).
+	UnixFromLine string
 	// FileMode is the mode of a /file target created by a delivery.
 	// Default 0640, as sendmail created it in the reference capture.
 	FileMode os.FileMode
@@ -176,6 +182,9 @@ func New(opt Options) (*Agent, error) {
 	}
 	if opt.StaleLockAge <= 0 {
 		opt.StaleLockAge = 5 * time.Minute
+	}
+	if opt.UnixFromLine == "" {
+		opt.UnixFromLine = DefaultUnixFromLine
 	}
 	if opt.FileMode == 0 {
 		opt.FileMode = 0o640

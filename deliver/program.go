@@ -55,11 +55,13 @@ var sysexitsReply = map[int]struct {
 // Program pipes m (From_ line, header, body; no quoting) into command, as
 // sendmail's prog mailer does. command is the text after "|" (a leading "|"
 // is accepted too). It runs as o's user, in that user's home directory (or
-// "/"), in its own session, with the environment AGENT=sendmail, TZ and
-// Options.ProgramEnv. A command without shell syntax is executed directly;
+// "/"), in its own session, with only the environment AGENT=sendmail, TZ
+// (when posthorn has one) and Options.ProgramEnv; nothing of posthorn's own
+// environment passes. A command without shell syntax is executed directly;
 // one with it (or with a program name that is not an absolute path) runs as
 // /bin/sh -c command. Restricted owners may only run programs from
-// Options.SmrshDirectory.
+// Options.SmrshDirectory, by smrsh's rules (see smrshRewrite), and get
+// PATH=/bin:/usr/bin as smrsh gives; their command cannot add variables.
 //
 // Exit 0 is success; 75 (and the other temporary sysexits codes) defer;
 // any other status fails permanently with "unknown mailer error N" (or
@@ -80,8 +82,8 @@ func (a *Agent) Program(ctx context.Context, command string, o Owner, m *Message
 	if o.Restricted && a.opt.SmrshDirectory != "none" {
 		rewritten, err := smrshRewrite(command, a.opt.SmrshDirectory)
 		if err != nil {
-			a.opt.Logger.Errf(m.QueueID, "%s... smrsh: %v", shown, err)
-			return status.Wrap(err, 554, "5.0.0", "%s... Service unavailable: smrsh: %v", shown, err)
+			a.opt.Logger.Errf(m.QueueID, "%s... %v", shown, err)
+			return status.Wrap(err, 554, "5.0.0", "%s... Service unavailable: %v", shown, err)
 		}
 		command = rewritten
 		env = append(env, "PATH=/bin:/usr/bin") // what smrsh gives its programs
@@ -120,7 +122,7 @@ func (a *Agent) Program(ctx context.Context, command string, o Owner, m *Message
 	t := m.when(a.opt.Now)
 	renderErr := make(chan error, 1)
 	go func() {
-		err := render(pw, m.Sender, t, m.Header, m.bodyReader(), programFormat)
+		err := render(pw, a.fromLine(m.Sender, t), m.Header, m.bodyReader(), programFormat)
 		pw.CloseWithError(err)
 		renderErr <- err
 	}()

@@ -155,14 +155,15 @@ func TestProgramRestricted(t *testing.T) {
 	if got := readFile(t, out); !strings.HasSuffix(got, "\nb\n/bin:/usr/bin\n") {
 		t.Errorf("got %q", got)
 	}
-	must(t, a.Program(ctx, "IFS=' ' && exec /usr/bin/store "+out+" || exit 75 #me", owner, msg("a@x", "s2", "b\n")))
-	for _, bad := range []string{"/bin/sh -c 'rm -rf /'", "cat > " + out, "cat `id`", "store $HOME", "nosuch", "store x; id"} {
+	must(t, a.Program(ctx, "exec /usr/bin/store "+out+" || exit 75 #me", owner, msg("a@x", "s2", "b\n")))
+	for _, bad := range []string{"/bin/sh -c 'rm -rf /'", "cat > " + out, "cat `id`", "store $HOME", "nosuch", "store x; id",
+		"IFS=' ' && exec /usr/bin/store " + out, "LD_PRELOAD=/tmp/x.so store " + out, "PATH=/tmp exec store " + out} {
 		st := wantStatus(t, a.Program(ctx, bad, owner, msg("a@x", "s", "b\n")), 554, "5.0.0")
 		if !strings.Contains(st.Text, "Service unavailable: smrsh: ") {
 			t.Errorf("%s: %q", bad, st.Text)
 		}
 	}
-	if !strings.Contains(log.String(), "sh not available for sendmail programs") {
+	if !strings.Contains(log.String(), `smrsh: "sh" not available for sendmail programs (stat failed)`) {
 		t.Errorf("log: %q", log.String())
 	}
 	// The same commands from the aliases file are not restricted.
@@ -195,27 +196,40 @@ func TestSmrshRewrite(t *testing.T) {
 		script(t, dir, p, "")
 	}
 	must(t, os.WriteFile(filepath.Join(dir, "notexec"), nil, 0o644))
+	must(t, os.Mkdir(filepath.Join(dir, "subdir"), 0o755))
 	tests := []struct {
 		in, want, err string
 	}{
 		{"/usr/bin/vacation -a x me", dir + "/vacation -a x me", ""},
 		{"vacation me", dir + "/vacation me", ""},
 		{`"/usr/bin/procmail" -f-`, dir + "/procmail -f-", ""},
-		{"IFS=' ' && exec /usr/bin/procmail -f- || exit 75 #user", "IFS=' ' && exec " + dir + "/procmail -f- || exit 75 #user", ""},
+		{"exec /usr/bin/procmail -f- || exit 75 #user", "exec " + dir + "/procmail -f- || exit 75 #user", ""},
 		{"exec procmail", "exec " + dir + "/procmail", ""},
-		{"notexec", "", "notexec not available for sendmail programs"},
-		{"/bin/sh -c x", "", "sh not available for sendmail programs"},
-		{"procmail > /tmp/x", "", "cannot use > in command"},
-		{"procmail | sh", "", "cannot use | in command"},
-		{"procmail & sh", "", "cannot use & in command"},
-		{"procmail; sh", "", "cannot use ; in command"},
-		{"procmail $(id)", "", "cannot use $ in command"},
-		{"procmail\nsh", "", "cannot use \n in command"},
-		{"procmail 'unbalanced", "", "unbalanced quote in command"},
-		{"IFS=x", "IFS=x", ""},
-		{"procmail && && x", "", "no program in command"},
-		{"..", "", ".. not available for sendmail programs"},
-		{"/", "", "/ not available for sendmail programs"},
+		{"procmail && echo done", dir + "/procmail && echo done", ""},
+		{"procmail '{x}' \"a b\"", dir + "/procmail '{x}' \"a b\"", ""},
+		// NAME=value is the program word, reduced to its last component.
+		{"LD_PRELOAD=/home/u/evil.so procmail", "", `smrsh: "evil.so" not available for sendmail programs (stat failed)`},
+		{"BASH_ENV=~/x.sh procmail", "", `smrsh: "x.sh" not available for sendmail programs (stat failed)`},
+		{"PATH=/tmp exec procmail", "", `smrsh: "tmp" not available for sendmail programs (stat failed)`},
+		{"IFS=x", "", `smrsh: "IFS=x" not available for sendmail programs (stat failed)`},
+		{"X=/usr/bin/vacation me", dir + "/vacation me", ""}, // as smrsh: the whole word is replaced
+		{"exec", "", "smrsh: missing command to exec"},
+		{"procmail && exec", "", "smrsh: missing command to exec"},
+		{"notexec", "", `smrsh: "notexec" not available for sendmail programs`},
+		{"subdir", "", `smrsh: "subdir" not available for sendmail programs (not a file)`},
+		{"/bin/sh -c x", "", `smrsh: "sh" not available for sendmail programs (stat failed)`},
+		{"procmail > /tmp/x", "", "smrsh: cannot use > in command"},
+		{"procmail | sh", "", "smrsh: cannot use | in command"},
+		{"procmail & sh", "", "smrsh: cannot use & in command"},
+		{"procmail; sh", "", "smrsh: cannot use ; in command"},
+		{"procmail $(id)", "", "smrsh: cannot use $ in command"},
+		{"procmail \\$x", "", "smrsh: cannot use \\ in command"},
+		{"procmail \xbb sh", "", "smrsh: cannot use \u00bb in command"}, // ';' with the high bit
+		{"procmail\nsh", "", "smrsh: cannot use \n in command"},
+		{"procmail 'unbalanced", "", "smrsh: unbalanced quote in command"},
+		{"procmail && && x", "", "smrsh: no program in command"},
+		{"..", "", `smrsh: ".." not available for sendmail programs (not a file)`},
+		{"/", "", `smrsh: "" not available for sendmail programs (not a file)`},
 	}
 	for _, tt := range tests {
 		got, err := smrshRewrite(tt.in, dir)
@@ -238,14 +252,18 @@ func FuzzSmrshRewrite(f *testing.F) {
 	os.WriteFile(filepath.Join(dir, "ok"), []byte("#!/bin/sh\n"), 0o755)
 	f.Add("/usr/bin/ok -x")
 	f.Add("IFS=' ' && exec /usr/bin/ok -f- || exit 75 #user")
+	f.Add("exec /usr/bin/ok -f- || exit 75 #user")
 	f.Add("A=1 B='2 3' ok && ok || exit 1")
+	f.Add("LD_PRELOAD=/x/ok ok && echo 'a b'")
 	f.Fuzz(func(t *testing.T, cmd string) {
 		out, err := smrshRewrite(cmd, dir)
 		if err != nil {
 			return
 		}
-		if strings.ContainsAny(out, "<>^();$`{}\\\r\n") {
-			t.Fatalf("%q -> %q has a forbidden character", cmd, out)
+		for i := 0; i < len(out); i++ {
+			if c := out[i]; strings.IndexByte("<>^();$`\\\r\n", c&0x7f) >= 0 {
+				t.Fatalf("%q -> %q has a forbidden character", cmd, out)
+			}
 		}
 		rest := out
 		for rest != "" {
@@ -254,12 +272,12 @@ func FuzzSmrshRewrite(f *testing.F) {
 			if err != nil {
 				t.Fatalf("%q -> %q: %v", cmd, out, err)
 			}
-			for _, w := range words {
-				text := unquote(seg[w.start:w.end])
-				if text == "exec" || isAssignment(seg[w.start:w.end]) {
+			for i, w := range words {
+				text := seg[w.start:w.end]
+				if i == 0 && unquote(text) == "exec" {
 					continue
 				}
-				if text != "exit" && text != filepath.Join(dir, "ok") {
+				if b := unquote(text); b != "exit" && b != "echo" && text != filepath.Join(dir, "ok") {
 					t.Fatalf("%q -> %q runs %q", cmd, out, text)
 				}
 				break

@@ -4,44 +4,59 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
-// smrsh's rules, as posthorn applies them to programs from a ~/.forward:
+// smrsh's rules (sendmail 8's smrsh.c), as posthorn applies them to
+// programs from a ~/.forward:
 //
-//   - The characters < > ^ ( ) ; $ ` { } \ CR LF are refused anywhere, and
-//     & and | unless doubled: a command is a list of simple commands joined
-//     by && and ||.
-//   - In each simple command, a leading "exec" and leading NAME=value
-//     assignments are allowed; the builtin "exit N" is allowed.
-//   - The program's directory is dropped and its name looked up in the smrsh
-//     directory: "/usr/bin/procmail -f-" runs "<dir>/procmail -f-". It must
-//     be there (a symlink placed there by the administrator is fine) and be
-//     executable; otherwise "<name> not available for sendmail programs".
+//   - The characters < > ^ ( ) ; $ ` CR LF, and the same bytes with the high
+//     bit set (some shells strip it), are refused anywhere, and & and |
+//     unless doubled: a command is a list of simple commands joined by &&
+//     and ||. posthorn also refuses the backslash: it reads quotes as the
+//     shell does, and a backslash would let the shell read them otherwise.
+//   - The first word of each simple command is its program; a leading
+//     "exec" is kept and the next word is the program ("exec" alone is
+//     refused); the builtins "exit" and "echo" are allowed with any
+//     arguments.
+//   - The program word is reduced to its last path component and looked up
+//     in the smrsh directory: "/usr/bin/procmail -f-" runs
+//     "<dir>/procmail -f-". It must exist (a symlink placed there by the
+//     administrator is fine), be a regular file and be executable.
 //
-// So the classic procmail line
+// A word NAME=value is not an assignment to smrsh: it is the program word
+// and reduced like any other, so "LD_PRELOAD=~/x.so prog" names the program
+// "x.so" and is refused. A ~/.forward therefore cannot set its program's
+// environment; the classic procmail line "|IFS=' ' && exec procmail" is
+// refused too, as sendmail's smrsh refuses it ("|exec procmail" is the
+// smrsh form).
 //
-//	"|IFS=' ' && exec /usr/bin/procmail -f- || exit 75 #user"
-//
-// is accepted (the # comment included), while "|/bin/sh -c ..." is not,
-// unless the administrator put sh into the directory.
+// The refusals are smrsh's messages (smrsh: "x" not available for sendmail
+// programs (stat failed), smrsh: cannot use ; in command, ...), and smrsh
+// exits EX_UNAVAILABLE: the recipient fails permanently.
+
+// smrshSpecials are refused anywhere (& and | only when single).
+const smrshSpecials = "<|>^();&`$\r\n"
 
 // smrshRewrite checks command against the rules and returns it with every
-// program replaced by its path in dir.
+// program replaced by its path in dir. The error's text is smrsh's message.
 func smrshRewrite(command, dir string) (string, error) {
 	for i := 0; i < len(command); i++ {
 		c := command[i]
 		switch {
-		case strings.IndexByte("<>^();$`{}\\\r\n", c) >= 0:
-			return "", fmt.Errorf("cannot use %c in command", c)
-		case c == '&' || c == '|':
+		case c&0x7f == '\\':
+			return "", fmt.Errorf("smrsh: cannot use %c in command", c)
+		case (c&0x7f == '&' || c&0x7f == '|') && c < 0x80:
 			if i+1 < len(command) && command[i+1] == c {
 				i++
 				continue
 			}
-			return "", fmt.Errorf("cannot use %c in command", c)
+			return "", fmt.Errorf("smrsh: cannot use %c in command", c)
+		case strings.IndexByte(smrshSpecials, c&0x7f) >= 0:
+			return "", fmt.Errorf("smrsh: cannot use %c in command", c)
 		}
 	}
 	var out strings.Builder
@@ -102,7 +117,7 @@ func splitWords(s string) ([]word, error) {
 			if q := s[i]; q == '\'' || q == '"' {
 				j := strings.IndexByte(s[i+1:], q)
 				if j < 0 {
-					return nil, errors.New("unbalanced quote in command")
+					return nil, errors.New("smrsh: unbalanced quote in command")
 				}
 				i += j + 2
 				continue
@@ -125,46 +140,51 @@ func smrshSimple(seg, dir string) (string, error) {
 		return "", err
 	}
 	if len(words) == 0 {
-		return "", errors.New("no program in command")
+		return "", errors.New("smrsh: no program in command")
 	}
-	for _, w := range words {
-		text := unquote(seg[w.start:w.end])
-		if text == "exec" || isAssignment(seg[w.start:w.end]) {
-			continue
+	i := 0
+	if unquote(seg[words[0].start:words[0].end]) == "exec" {
+		if len(words) == 1 {
+			return "", errors.New("smrsh: missing command to exec")
 		}
-		if text == "exit" {
-			return seg, nil
-		}
-		name := path.Base(text)
-		if name == "/" || name == "." || name == ".." || name == "" {
-			return "", fmt.Errorf("%s not available for sendmail programs", text)
-		}
-		full := filepath.Join(dir, name)
-		fi, err := os.Stat(full)
-		if err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
-			return "", fmt.Errorf("%s not available for sendmail programs", name)
-		}
-		if needsShellQuoting(full) {
-			full = "'" + strings.ReplaceAll(full, "'", `'\''`) + "'"
-		}
-		return seg[:w.start] + full + seg[w.end:], nil
+		i = 1
 	}
-	return seg, nil // only assignments, such as procmail's IFS=' '
+	w := words[i]
+	text := unquote(seg[w.start:w.end])
+	if text == "exit" || text == "echo" {
+		return seg, nil
+	}
+	full, err := smrshProgram(text, dir)
+	if err != nil {
+		return "", err
+	}
+	if needsShellQuoting(full) {
+		full = "'" + strings.ReplaceAll(full, "'", `'\''`) + "'"
+	}
+	return seg[:w.start] + full + seg[w.end:], nil
 }
 
-// isAssignment reports whether a word is NAME=value.
-func isAssignment(w string) bool {
-	name, _, ok := strings.Cut(w, "=")
-	if !ok || name == "" {
-		return false
+// smrshProgram finds the program word's last component in dir, with
+// smrsh's checks and messages.
+func smrshProgram(text, dir string) (string, error) {
+	name := text
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		name = name[i+1:]
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
-			return false
-		}
+	if name == "" || name == "." || name == ".." {
+		return "", fmt.Errorf("smrsh: %q not available for sendmail programs (not a file)", name)
 	}
-	return true
+	full := filepath.Join(dir, name)
+	fi, err := os.Stat(full)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("smrsh: %q not available for sendmail programs (stat failed)", name)
+	case !fi.Mode().IsRegular():
+		return "", fmt.Errorf("smrsh: %q not available for sendmail programs (not a file)", name)
+	case unix.Access(full, unix.X_OK) != nil || fi.Mode()&0o111 == 0:
+		return "", fmt.Errorf("smrsh: %q not available for sendmail programs", name)
+	}
+	return full, nil
 }
 
 func needsShellQuoting(s string) bool {

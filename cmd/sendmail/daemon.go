@@ -120,11 +120,29 @@ func (a *app) reload() error {
 	}
 	old := a.live.Swap(&liveState{cfg: cfg, svc: svc, aliases: src})
 	if old != nil && old.aliases != nil {
-		// Sessions still using the old expander keep working: a Source
-		// reopens on demand; closing only releases the database file.
-		time.AfterFunc(time.Minute, func() { old.aliases.Close() })
+		// Sessions still using the old expander keep working: a closed
+		// Source still answers; closing only releases the database file.
+		if d := reloadCloseDelay(); d > 0 {
+			time.AfterFunc(d, func() { old.aliases.Close() })
+		} else {
+			old.aliases.Close()
+		}
 	}
 	return nil
+}
+
+// reloadCloseDelayEnv sets how long after a SIGHUP the old configuration's
+// alias database is closed (a Go duration; "0" at once). It exists for the
+// black-box tests, which must not wait the default minute.
+const reloadCloseDelayEnv = "POSTHORN_RELOAD_CLOSE_DELAY"
+
+func reloadCloseDelay() time.Duration {
+	if v, ok := os.LookupEnv(reloadCloseDelayEnv); ok {
+		if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+			return d
+		}
+	}
+	return time.Minute
 }
 
 // serveConn is the daemon's session entry point.

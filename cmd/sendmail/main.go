@@ -22,6 +22,12 @@ import (
 )
 
 func main() {
+	// Before anything reads the arguments or the environment: a set-ID
+	// copy becomes the invoking user (privilege.go).
+	if err := dropSetID(); err != nil {
+		fmt.Fprintln(os.Stderr, "sendmail:", err)
+		os.Exit(sysexits.OSErr)
+	}
 	// The hidden child mode appends to a file with another user's
 	// credentials (package deliver); it must never see sendmail's flags.
 	if len(os.Args) > 1 && os.Args[1] == deliver.ChildFlag {

@@ -209,6 +209,8 @@ func (a *app) smtpConfig(cfg *conf.Config, port conf.DaemonPort, backend smtpd.B
 		Hostname:        cfg.Macros["j"],
 		Greeting:        cfg.Expand(cfg.SmtpGreetingMessage, map[string]string{"b": "$b", "daemon_name": port.Name}),
 		Version:         "posthorn " + conf.Version,
+		HelpFile:        cfg.HelpFile,
+		ExpandMacros:    func(s string) string { return cfg.Expand(s, nil) },
 		DaemonName:      port.Name,
 		RequireAuth:     port.HasModifier('a'),
 		MaxMessageSize:  cfg.MaxMessageSize,
@@ -279,8 +281,15 @@ type smtpService struct {
 	limiters map[string]*policy.Limiter
 }
 
+// newSMTPService builds the service for cfg. A listener's limiter is carried
+// over from the service it replaces (SIGHUP) with the new bounds, so the
+// sessions still open count against MaxDaemonChildren.
 func (a *app) newSMTPService(cfg *conf.Config, backend smtpd.Backend) (*smtpService, error) {
 	svc := &smtpService{servers: map[string]*smtpd.Server{}, limiters: map[string]*policy.Limiter{}}
+	var prev map[string]*policy.Limiter
+	if old := a.live.Load(); old != nil {
+		prev = old.svc.limiters
+	}
 	for _, p := range cfg.Daemons {
 		sc, err := a.smtpConfig(cfg, p, backend)
 		if err != nil {
@@ -291,7 +300,13 @@ func (a *app) newSMTPService(cfg *conf.Config, backend smtpd.Backend) (*smtpServ
 			return nil, err
 		}
 		svc.servers[p.Name] = srv
-		svc.limiters[p.Name] = &policy.Limiter{MaxChildren: cfg.MaxDaemonChildren, RatePerSec: cfg.ConnectionRateThrottle}
+		svc.limiters[p.Name] = prev[p.Name]
+		if svc.limiters[p.Name] == nil {
+			svc.limiters[p.Name] = &policy.Limiter{}
+		}
+	}
+	for _, l := range svc.limiters { // only once the whole service is built
+		l.SetLimits(cfg.MaxDaemonChildren, cfg.ConnectionRateThrottle)
 	}
 	return svc, nil
 }

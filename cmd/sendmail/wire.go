@@ -236,6 +236,8 @@ func (a *app) deliverOptions() deliver.Options {
 		SafeFileEnvironment: a.cfg.SafeFileEnvironment,
 		SmrshDirectory:      a.cfg.SmrshDirectory,
 		DefaultUser:         a.cfg.DefaultUser,
-		Logger:              a.log,
+		// $g and $d are the sender and date of each delivery.
+		UnixFromLine: a.cfg.Expand(a.cfg.UnixFromLine, map[string]string{"g": "$g", "d": "$d"}),
+		Logger:       a.log,
 	}
 }

@@ -54,6 +54,14 @@ func (l *Limiter) Admit(now time.Time) (release func(), delay time.Duration, err
 	}, delay, nil
 }
 
+// SetLimits changes the bounds, as a SIGHUP does, keeping the counts: the
+// sessions admitted before still count against the new MaxChildren.
+func (l *Limiter) SetLimits(maxChildren, ratePerSec int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.MaxChildren, l.RatePerSec = maxChildren, ratePerSec
+}
+
 // Active returns the number of sessions admitted and not yet released.
 func (l *Limiter) Active() int {
 	l.mu.Lock()

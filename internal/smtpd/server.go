@@ -88,6 +88,13 @@ type Config struct {
 	// Version is the name and version in Received headers and HELP,
 	// e.g. "posthorn 0.1" (default "posthorn").
 	Version string
+	// HelpFile is sendmail's HelpFile: HELP answers from it, in sendmail's
+	// helpfile format, when it is set and a readable regular file; from the
+	// embedded sendmail texts otherwise.
+	HelpFile string
+	// ExpandMacros expands sendmail macros in HelpFile texts ("#vers 2"
+	// files); nil expands only $v (Version) and $j (Hostname).
+	ExpandMacros func(string) string
 	// DaemonName is the listener's Name= (log lines: daemon=MTA).
 	DaemonName string
 	// RequireAuth is M=Ea: MAIL needs a prior AUTH, and MAIL FROM must
