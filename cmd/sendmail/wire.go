@@ -32,7 +32,7 @@ func newRouter(cfg *conf.Config, log *maillog.Logger) *route.Router {
 
 // newRouting is newRouter that also gives the mailertable (nil when none
 // is configured), for -bt's /map.
-func newRouting(cfg *conf.Config, log *maillog.Logger) (*route.Router, *route.MailerTable) {
+func newRouting(cfg *conf.Config, log *maillog.Logger) (*route.Router, *route.Table) {
 	rc := route.Config{Names: addr.NewNames(cfg.Class("w")...), SmartHost: cfg.Macros["S"]}
 	if cfg.MailerTable != "" {
 		mt, err := route.LoadMailerTable(cfg.MailerTable, time.Now)

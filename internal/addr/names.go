@@ -92,6 +92,7 @@ type Dest struct {
 	Local  bool   // delivered on this host
 	User   string // local: the user name, unquoted and lower-cased (the local mailer lacks F=u); remote: the local part as written
 	Domain string // remote: the next-hop domain, lower-cased, without trailing dot
+	Via    string // local: the local name the address was for ("" when it had none), lower-cased
 	Tricks Flags  // the relay tricks followed to get here: SourceRoute, PercentHack, BangPath
 }
 
@@ -160,6 +161,7 @@ func (a Address) Resolve(n NameSet) Dest {
 	}
 	d.Local = true
 	d.User = strings.ToLower(unquote(local))
+	d.Via = normDomain(domain)
 	return d
 }
 

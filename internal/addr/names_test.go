@@ -71,8 +71,16 @@ func TestResolve(t *testing.T) {
 			t.Errorf("ParsePath(%q): %v", tt.in, err)
 			continue
 		}
-		if got := a.Resolve(n); !reflect.DeepEqual(got, tt.want) {
+		got := a.Resolve(n)
+		got.Via = "" // checked below
+		if !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("Resolve(%q) = %+v, want %+v", tt.in, got, tt.want)
+		}
+	}
+	for in, via := range map[string]string{"<alice@LocalHost.>": "localhost", "<alice>": "", "<a%localhost@refhost>": "localhost", "<alice@[127.0.0.1]>": "[127.0.0.1]"} {
+		a, _, _ := ParsePath(in, Recipient)
+		if d := a.Resolve(n); d.Via != via {
+			t.Errorf("Resolve(%q).Via = %q, want %q", in, d.Via, via)
 		}
 	}
 	// The echo-the-first-spelling rule needs equal keys.

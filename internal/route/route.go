@@ -131,7 +131,13 @@ func (t Triple) Key() string {
 // Config is what routing depends on.
 type Config struct {
 	Names       addr.NameSet // $=w: an *addr.Names, or LocalFunc
-	MailerTable *MailerTable // nil: none
+	MailerTable *Table       // nil: none
+	// VirtUserTable maps addresses of virtual domains (sendmail's
+	// FEATURE(virtusertable)); nil: none.
+	VirtUserTable *Table
+	// VirtHosts are domains handled by the virtusertable without being in
+	// $=w (class {VirtHost}); they are local for the relay check.
+	VirtHosts addr.NameSet
 	// SmartHost is $S (sendmail.cf "DS…"): "[host]", "host", "[host]:port"
 	// or "mailer:host"; "" for none.
 	SmartHost string
@@ -149,13 +155,15 @@ func (f LocalFunc) Contains(domain string) bool {
 // Router resolves addresses. It is safe for concurrent use.
 type Router struct {
 	names addr.NameSet
-	mt    *MailerTable
+	mt    *Table
+	vt    *Table
+	virt  addr.NameSet
 	smart Triple // Mailer "" when there is no smart host
 }
 
 // New returns a Router for cfg.
 func New(cfg Config) *Router {
-	r := &Router{names: cfg.Names, mt: cfg.MailerTable}
+	r := &Router{names: cfg.Names, mt: cfg.MailerTable, vt: cfg.VirtUserTable, virt: cfg.VirtHosts}
 	if r.names == nil {
 		r.names = addr.NewNames()
 	}
@@ -199,6 +207,14 @@ func (r *Router) Resolve(a addr.Address) Triple {
 	case a.Has(addr.File):
 		return Triple{Mailer: File, User: a.Local, Local: true, Steps: []string{"file"}}
 	}
+	return r.resolve(a, 0)
+}
+
+// maxVirtual bounds how often a virtusertable target may lead into the
+// virtusertable again.
+const maxVirtual = 5
+
+func (r *Router) resolve(a addr.Address, depth int) Triple {
 	d := a.Resolve(r.names)
 	t := Triple{Tricks: d.Tricks}
 	if d.Tricks&addr.SourceRoute != 0 {
@@ -206,6 +222,23 @@ func (r *Router) Resolve(a addr.Address) Triple {
 	}
 	if d.Tricks&(addr.PercentHack|addr.BangPath) != 0 {
 		t.Steps = append(t.Steps, "relay form followed to "+d.String())
+	}
+	virtual := !d.Local && r.virt != nil && r.virt.Contains(d.Domain)
+	if r.vt != nil && (virtual || d.Local && d.Via != "") {
+		domain := d.Via
+		user := strings.ToLower(addr.Address{Local: d.User}.LocalUnquoted())
+		if virtual {
+			domain = d.Domain
+		}
+		if key, target, ok := r.virtualTarget(user, domain); ok {
+			return r.virtualTriple(t, key, target, depth)
+		}
+		if virtual {
+			t.Mailer, t.User, t.Local = Error, d.User+"@"+d.Domain, true
+			t.Err = status.New(550, "5.1.1", "User unknown")
+			t.Steps = append(t.Steps, "virtusertable: no entry for "+user+"@"+domain+" nor @"+domain)
+			return t
+		}
 	}
 	if d.Local {
 		t.Mailer, t.User, t.Local = Local, d.User, true

@@ -110,7 +110,7 @@ func TestResolve(t *testing.T) {
 	}
 }
 
-func mustTable(t *testing.T) *MailerTable {
+func mustTable(t *testing.T) *Table {
 	mt, err := ParseMailerTable(strings.NewReader(table))
 	if err != nil {
 		t.Fatal(err)
@@ -262,10 +262,59 @@ func FuzzResolve(f *testing.F) {
 	})
 }
 
-func mustTableF(f *testing.F) *MailerTable {
+func mustTableF(f *testing.F) *Table {
 	mt, err := ParseMailerTable(strings.NewReader(table))
 	if err != nil {
 		f.Fatal(err)
 	}
 	return mt
+}
+
+func TestVirtUserTable(t *testing.T) {
+	vt, err := ParseVirtUserTable(strings.NewReader(`info@virtual.example      alice
+sales@virtual.example     bob@remote.example
+bob+*@virtual.example     bob-%2@remote.example
+@virtual.example          catch-%1
+spam@virtual.example      error:5.7.1:550 go away
+@other.example            %1@virtual.example
+postmaster@refhost.example.org  root
+loop@loop.example         loop@loop.example
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := New(Config{Names: refNames(), VirtUserTable: vt,
+		VirtHosts: LocalFunc(func(d string) bool { return d == "virtual.example" || d == "other.example" || d == "loop.example" })})
+	for _, tt := range []struct {
+		in, mailer, host, user string
+		code                   int
+	}{
+		{"info@virtual.example", Local, "", "alice", 0},
+		{"Info@Virtual.Example", Local, "", "alice", 0},
+		{"sales@virtual.example", ESMTP, "remote.example", "bob@remote.example", 0},
+		{"bob+list@virtual.example", ESMTP, "remote.example", "bob-list@remote.example", 0},
+		{"nobody@virtual.example", Local, "", "catch-nobody", 0},
+		{"spam@virtual.example", Error, "", "", 550},
+		{"x@other.example", Local, "", "catch-x", 0},
+		{"postmaster@refhost.example.org", Local, "", "root", 0},
+		{"alice@refhost.example.org", Local, "", "alice", 0}, // $=w without an entry: as ever
+		{"loop@loop.example", Error, "", "", 554},
+	} {
+		got, err := r.ResolveString(tt.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Mailer != tt.mailer || got.Host != tt.host || (tt.user != "" && got.User != tt.user) || !got.Local {
+			t.Errorf("%s = %s %q %q local=%v, want %s %q %q local", tt.in, got.Mailer, got.Host, got.User, got.Local, tt.mailer, tt.host, tt.user)
+		}
+		if (got.Err == nil) != (tt.code == 0) || (got.Err != nil && got.Err.Code != tt.code) {
+			t.Errorf("%s: error %v, want %d", tt.in, got.Err, tt.code)
+		}
+	}
+	// A virtual domain without a matching entry nor a catch-all is an
+	// unknown user, refused at RCPT.
+	r2 := New(Config{Names: refNames(), VirtUserTable: vt, VirtHosts: LocalFunc(func(d string) bool { return d == "bare.example" })})
+	if got, _ := r2.ResolveString("x@bare.example"); got.Mailer != Error || got.Err.Code != 550 || got.Err.Enhanced != "5.1.1" {
+		t.Errorf("unmatched virtual address: %+v", got)
+	}
 }

@@ -12,12 +12,16 @@ import (
 	"time"
 )
 
-// MailerTable is sendmail's mailertable: remote domains mapped to a
-// mailer and host (format in the package comment). It reads its file
-// again, at most once a second, when the file's size or time changes.
-type MailerTable struct {
-	path string
-	now  func() time.Time
+// Table is one of sendmail's plain key-value maps, as the source of a
+// makemap database: the mailertable (remote domains to mailer:host) or
+// the virtusertable (virtual addresses to targets); formats in the package
+// comment. It reads its file again, at most once a second, when the
+// file's size or time changes.
+type Table struct {
+	path  string
+	kind  string              // "mailertable", "virtusertable": for messages
+	check func(string) string // what is wrong with a value, "" if nothing
+	now   func() time.Time
 
 	mu       sync.Mutex
 	entries  map[string]string
@@ -35,35 +39,53 @@ type fileStamp struct {
 // LoadMailerTable reads the mailertable at path. A missing file is an
 // empty table that appears when the file does; any other error is
 // returned. now is the clock for the re-read check (nil: time.Now).
-func LoadMailerTable(path string, now func() time.Time) (*MailerTable, error) {
+func LoadMailerTable(path string, now func() time.Time) (*Table, error) {
+	return loadTable(path, "mailertable", checkMailer, now)
+}
+
+// ParseMailerTable reads a mailertable from r (no file behind it).
+func ParseMailerTable(r io.Reader) (*Table, error) {
+	return parseTableFrom(r, "mailertable", checkMailer)
+}
+
+// LoadVirtUserTable reads the virtusertable at path, as LoadMailerTable.
+func LoadVirtUserTable(path string, now func() time.Time) (*Table, error) {
+	return loadTable(path, "virtusertable", checkVirtUser, now)
+}
+
+// ParseVirtUserTable reads a virtusertable from r.
+func ParseVirtUserTable(r io.Reader) (*Table, error) {
+	return parseTableFrom(r, "virtusertable", checkVirtUser)
+}
+
+func loadTable(path, kind string, check func(string) string, now func() time.Time) (*Table, error) {
 	if now == nil {
 		now = time.Now
 	}
-	t := &MailerTable{path: path, now: now}
+	t := &Table{path: path, kind: kind, check: check, now: now}
 	if err := t.load(); err != nil {
 		return nil, err
 	}
 	return t, nil
 }
 
-// ParseMailerTable reads a mailertable from r (no file behind it).
-func ParseMailerTable(r io.Reader) (*MailerTable, error) {
-	entries, warnings, err := parseTable(r, "mailertable")
+func parseTableFrom(r io.Reader, kind string, check func(string) string) (*Table, error) {
+	entries, warnings, err := parseTable(r, kind, check)
 	if err != nil {
 		return nil, err
 	}
-	return &MailerTable{entries: entries, warnings: warnings, now: time.Now}, nil
+	return &Table{kind: kind, check: check, entries: entries, warnings: warnings, now: time.Now}, nil
 }
 
 // Warnings are the lines that could not be read, "file: line N: why".
-func (t *MailerTable) Warnings() []string {
+func (t *Table) Warnings() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return append([]string(nil), t.warnings...)
 }
 
 // Len is the number of entries.
-func (t *MailerTable) Len() int {
+func (t *Table) Len() int {
 	t.refresh()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -71,7 +93,7 @@ func (t *MailerTable) Len() int {
 }
 
 // Get is an exact lookup, for -bt's /map mailertable.
-func (t *MailerTable) Get(key string) (string, bool) {
+func (t *Table) Get(key string) (string, bool) {
 	t.refresh()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -82,7 +104,7 @@ func (t *MailerTable) Get(key string) (string, bool) {
 // Lookup finds the entry for domain (lower case, no trailing dot): the
 // domain, then ".parent" keys from the most specific, then ".". It
 // returns the key that matched.
-func (t *MailerTable) Lookup(domain string) (key, value string, ok bool) {
+func (t *Table) Lookup(domain string) (key, value string, ok bool) {
 	t.refresh()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -106,7 +128,7 @@ func (t *MailerTable) Lookup(domain string) (key, value string, ok bool) {
 	return "", "", false
 }
 
-func (t *MailerTable) refresh() {
+func (t *Table) refresh() {
 	if t.path == "" {
 		return
 	}
@@ -122,7 +144,7 @@ func (t *MailerTable) refresh() {
 	}
 }
 
-func (t *MailerTable) load() error {
+func (t *Table) load() error {
 	st := fileStamp{}
 	fi, err := os.Stat(t.path)
 	switch {
@@ -145,7 +167,7 @@ func (t *MailerTable) load() error {
 		if err != nil {
 			return err
 		}
-		entries, warnings, err = parseTable(f, t.path)
+		entries, warnings, err = parseTable(f, t.path, t.check)
 		f.Close()
 		if err != nil {
 			return err
@@ -158,7 +180,7 @@ func (t *MailerTable) load() error {
 }
 
 // parseTable reads "key value" lines; keys are lower-cased.
-func parseTable(r io.Reader, name string) (map[string]string, []string, error) {
+func parseTable(r io.Reader, name string, check func(string) string) (map[string]string, []string, error) {
 	entries := map[string]string{}
 	var warnings []string
 	sc := bufio.NewScanner(r)
@@ -178,7 +200,7 @@ func parseTable(r io.Reader, name string) (map[string]string, []string, error) {
 			key = "."
 		}
 		value := strings.TrimSpace(line[i:])
-		if why := checkValue(value); why != "" {
+		if why := check(value); why != "" {
 			warnings = append(warnings, fmt.Sprintf("%s: line %d: %s: %s", name, n, key, why))
 			continue
 		}
@@ -187,8 +209,16 @@ func parseTable(r io.Reader, name string) (map[string]string, []string, error) {
 	return entries, warnings, sc.Err()
 }
 
-// checkValue says what is wrong with a mailertable value, "" if nothing.
-func checkValue(v string) string {
+// checkVirtUser says what is wrong with a virtusertable value.
+func checkVirtUser(v string) string {
+	if strings.TrimSpace(v) == "" {
+		return "no target"
+	}
+	return ""
+}
+
+// checkMailer says what is wrong with a mailertable value, "" if nothing.
+func checkMailer(v string) string {
 	m, rest, ok := strings.Cut(v, ":")
 	if !ok {
 		return "value is not mailer:host"
