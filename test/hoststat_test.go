@@ -153,3 +153,21 @@ func TestPurgestat(t *testing.T) {
 		t.Errorf("hoststat after -bH with Timeout.hoststatus=0:\n%s", got.stdout)
 	}
 }
+
+// TestHostStatusDirectoryResolved: a relative HostStatusDirectory is below
+// the queue directory (the cf's commented default is .hoststat), and one
+// that is missing is refused with sendmail's warning.
+func TestHostStatusDirectoryResolved(t *testing.T) {
+	r := newRoot(t, "O HostStatusDirectory=.hoststat")
+	writeStatus(t, r.path("spool/mqueue/.hoststat"), time.Now())
+	got := run(t, binary(t), "", "-C", r.cf, "-bh")
+	if got.code != 0 || !strings.Contains(got.stdout, " mx.remote.example ") {
+		t.Errorf("relative directory: %+v", got)
+	}
+	r = newRoot(t, "O HostStatusDirectory=/nonexistent/hoststatus")
+	got = run(t, binary(t), "", "-C", r.cf, "-bh")
+	want := "Warning: Cannot use HostStatusDirectory = /nonexistent/hoststatus: No such file or directory\n"
+	if got.code != 0 || got.stdout != want {
+		t.Errorf("missing directory: %+v", got)
+	}
+}

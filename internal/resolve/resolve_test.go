@@ -258,6 +258,17 @@ func TestTruncatedAnswerRetriedOverTCP(t *testing.T) {
 	if want := []string{"udp MX big.example.", "tcp MX big.example."}; !reflect.DeepEqual(f.log(), want) {
 		t.Errorf("questions %q, want %q", f.log(), want)
 	}
+
+	// A server that ignores the EDNS0 size and sends the whole answer in
+	// one datagram larger than asked for, without TC: also asked over TCP.
+	f2 := newFakeDNS(t, recs...)
+	r = testResolver(f2, &clock)
+	if got, err := r.Exchangers(ctx, "big.example"); err != nil || len(got) != 40 {
+		t.Fatalf("oversized datagram: %d exchangers, %v", len(got), err)
+	}
+	if want := []string{"udp MX big.example.", "tcp MX big.example."}; !reflect.DeepEqual(f2.log(), want) {
+		t.Errorf("oversized datagram: questions %q, want %q", f2.log(), want)
+	}
 }
 
 func TestServerFallback(t *testing.T) {

@@ -166,11 +166,12 @@ func (t transport) exchange(ctx context.Context, name string, qtype uint16) (*dn
 	return nil, last
 }
 
-// ask sends q to one server: UDP, then TCP when the answer is truncated.
+// ask sends q to one server: UDP, then TCP when the answer is truncated
+// (or came in a datagram larger than asked for, which does not unpack).
 func (t transport) ask(ctx context.Context, q *dns.Msg, srv string) (*dns.Msg, error) {
 	c := &dns.Client{Net: "udp", Timeout: t.timeout, UDPSize: ednsSize}
 	resp, _, err := c.ExchangeContext(ctx, q, srv)
-	if resp != nil && resp.Truncated {
+	if resp != nil && (resp.Truncated || err != nil) {
 		c.Net = "tcp"
 		resp, _, err = c.ExchangeContext(ctx, q, srv)
 	}
