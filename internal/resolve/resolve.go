@@ -23,6 +23,10 @@
 //   - A bracketed address literal ("[192.0.2.1]") is returned as its own
 //     implicit MX without asking anyone; the relay connects to it.
 //
+// Names are absolute (no search list) and ASCII: without SMTPUTF8 an
+// internationalized domain arrives as A-labels ("xn--..."); a name that is
+// not ASCII or not a valid domain name is "host not found" without asking.
+//
 // # Addresses (Addrs)
 //
 // AAAA and A are asked together, CNAMEs followed (at most 10, sendmail's
