@@ -28,7 +28,7 @@ type fakeDNS struct {
 
 const soaRR = "example. 3600 IN SOA ns.example. hostmaster.example. 1 3600 600 86400 60"
 
-func newFakeDNS(t *testing.T, records ...string) *fakeDNS {
+func newFakeDNS(t testing.TB, records ...string) *fakeDNS {
 	t.Helper()
 	f := &fakeDNS{servfail: map[string]bool{}, drop: map[string]bool{}, truncate: map[string]bool{}, chase: true}
 	f.add(t, records...)
@@ -58,7 +58,7 @@ func newFakeDNS(t *testing.T, records ...string) *fakeDNS {
 	return f
 }
 
-func (f *fakeDNS) add(t *testing.T, records ...string) {
+func (f *fakeDNS) add(t testing.TB, records ...string) {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
