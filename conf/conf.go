@@ -29,6 +29,16 @@
 // X" (exit 70, as sendmail). Macros are expanded when used ($j, ${name},
 // $?x…$|…$.), not when read, because some (like $z or $b) change per use.
 //
+// posthorn's own options (ResolverServers, AccessFile, MailerTable,
+// RelayHosts, AuthFile, SmrshDirectory, MailSpoolDirectory and
+// AcceptUnresolvableDomains) are set like sendmail's. AcceptUnresolvableDomains
+// (default False) stands for FEATURE(accept_unresolvable_domains), which
+// sendmail builds into its rulesets rather than an option: when True, the
+// SMTP server does not check that the MAIL FROM domain exists in DNS.
+// Timeout.resolver.retrans (seconds unless a unit is given) and
+// Timeout.resolver.retry (a count) set the DNS client's per-try timeout and
+// rounds, overriding resolv.conf's timeout and attempts.
+//
 // When the default file /etc/mail/sendmail.cf does not exist, the embedded
 // defaults apply, so a fresh host works without one; a file named with -C
 // must exist (exit 72).
@@ -40,6 +50,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -160,6 +171,12 @@ type Config struct {
 	RelayHosts         []netip.Prefix
 	AuthFile           string
 	SmrshDirectory     string
+	// AcceptUnresolvableDomains skips the MAIL FROM domain check, as
+	// sendmail's FEATURE(accept_unresolvable_domains).
+	AcceptUnresolvableDomains bool
+	// ResolverRetry is Timeout.resolver.retry (and .normal): rounds over
+	// the DNS servers; 0 leaves resolv.conf's attempts.
+	ResolverRetry int
 
 	daemonsFromDefault bool
 	reported           map[string]bool
@@ -308,11 +325,23 @@ func (c *Config) setOption(name, value, source string) error {
 			unit = 'd'
 		case strings.HasPrefix(t, "queuewarn"):
 			unit = 'h'
+		case strings.HasPrefix(t, "resolver.retrans"):
+			unit = 's'
 		case strings.HasPrefix(t, "resolver.retry"):
 			unit = 0 // a count, not a time
 		}
 		set = func(c *Config, v string) error {
 			if unit == 0 {
+				// .first applies to a message's first attempt, which
+				// posthorn does not treat apart; it is accepted only.
+				if t == "resolver.retry.first" {
+					return nil
+				}
+				n, err := strconv.Atoi(strings.TrimSpace(v))
+				if err != nil || n < 0 {
+					return fmt.Errorf("invalid number %q", v)
+				}
+				c.ResolverRetry = n
 				return nil
 			}
 			d, err := ParseTime(v, unit)

@@ -176,6 +176,24 @@ func TestOverrides(t *testing.T) {
 	}
 }
 
+func TestResolverOptions(t *testing.T) {
+	c := load(t, "testdata/debian-sendmail.cf")
+	if c.AcceptUnresolvableDomains || c.ResolverRetry != 0 {
+		t.Errorf("defaults: accept %v retry %d", c.AcceptUnresolvableDomains, c.ResolverRetry)
+	}
+	c = load(t, "testdata/debian-sendmail.cf",
+		Override{Name: "AcceptUnresolvableDomains", Value: "true"},
+		Override{Name: "Timeout.resolver.retrans", Value: "3"},
+		Override{Name: "Timeout.resolver.retry", Value: "4"},
+		Override{Name: "Timeout.resolver.retry.first", Value: "9"},
+	)
+	// resolver.retrans counts seconds when no unit is given, as sendmail's
+	// convtime(val, 's'); resolver.retry is a count.
+	if !c.AcceptUnresolvableDomains || c.Timeout("resolver.retrans") != 3*time.Second || c.ResolverRetry != 4 {
+		t.Errorf("accept %v retrans %v retry %d", c.AcceptUnresolvableDomains, c.Timeout("resolver.retrans"), c.ResolverRetry)
+	}
+}
+
 func TestErrors(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, text string) string {

@@ -62,6 +62,7 @@ var defaults = [][2]string{
 	{"Timeout.connect", "5m"},
 	{"Timeout.iconnect", "5m"},
 	{"Timeout.hoststatus", "30m"},
+	{"AcceptUnresolvableDomains", "False"},
 	{"Timeout.queuewarn", "4h"},
 	{"Timeout.queuereturn", "5d"},
 }
@@ -109,17 +110,18 @@ var honoured = map[string]setter{
 	"ServerKeyFile":           func(c *Config, v string) error { c.ServerKeyFile = v; return nil },
 	"Timeout":                 setTimeoutList,
 	// posthorn options.
-	"MailSpoolDirectory": func(c *Config, v string) error { c.MailSpoolDirectory = v; return nil },
-	"ResolverServers":    func(c *Config, v string) error { c.ResolverServers = splitList(v, ","); return nil },
-	"AccessFile":         func(c *Config, v string) error { c.AccessFile = v; return nil },
-	"MailerTable":        func(c *Config, v string) error { c.MailerTable = v; return nil },
-	"RelayHosts":         setRelayHosts,
-	"AuthFile":           func(c *Config, v string) error { c.AuthFile = v; return nil },
-	"SmrshDirectory":     func(c *Config, v string) error { c.SmrshDirectory = v; return nil },
+	"MailSpoolDirectory":        func(c *Config, v string) error { c.MailSpoolDirectory = v; return nil },
+	"ResolverServers":           func(c *Config, v string) error { c.ResolverServers = splitList(v, ","); return nil },
+	"AccessFile":                func(c *Config, v string) error { c.AccessFile = v; return nil },
+	"MailerTable":               func(c *Config, v string) error { c.MailerTable = v; return nil },
+	"RelayHosts":                setRelayHosts,
+	"AuthFile":                  func(c *Config, v string) error { c.AuthFile = v; return nil },
+	"SmrshDirectory":            func(c *Config, v string) error { c.SmrshDirectory = v; return nil },
+	"AcceptUnresolvableDomains": boolSetter(func(c *Config, b bool) { c.AcceptUnresolvableDomains = b }),
 }
 
 // posthornOptions are the names posthorn adds to sendmail's.
-var posthornOptions = []string{"MailSpoolDirectory", "ResolverServers", "AccessFile", "MailerTable", "RelayHosts", "AuthFile", "SmrshDirectory"}
+var posthornOptions = []string{"MailSpoolDirectory", "ResolverServers", "AccessFile", "MailerTable", "RelayHosts", "AuthFile", "SmrshDirectory", "AcceptUnresolvableDomains"}
 
 // knownOptions is every option name sendmail 8.17 knows (readcf.c's table).
 // Names are matched case-insensitively, as sendmail does.

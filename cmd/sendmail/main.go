@@ -162,12 +162,7 @@ func (a *app) dispatch() int {
 	case cli.ModeTest:
 		return a.addressTest()
 	case cli.ModeHostStatus, cli.ModePurgeHostStatus:
-		// With host status keeping off (no HostStatusDirectory), sendmail
-		// prints nothing and succeeds; so do we.
-		if a.cfg.HostStatusDirectory == "" {
-			return sysexits.OK
-		}
-		return a.unavailable("host status (hoststat/purgestat)")
+		return a.hostStatus()
 	case cli.ModePrintQueue:
 		return a.printQueue()
 	case cli.ModeQueueRun:
@@ -183,10 +178,4 @@ func (a *app) dispatch() int {
 	default:
 		return a.submitMessage()
 	}
-}
-
-// unavailable answers for a mode whose engine has not landed yet.
-func (a *app) unavailable(what string) int {
-	fmt.Fprintf(a.stderr, "posthorn: %s: not yet available in this version\n", what)
-	return sysexits.Unavailable
 }
