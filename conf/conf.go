@@ -30,8 +30,11 @@
 // $?x…$|…$.), not when read, because some (like $z or $b) change per use.
 //
 // posthorn's own options (ResolverServers, AccessFile, MailerTable,
-// RelayHosts, AuthFile, SmrshDirectory, MailSpoolDirectory and
-// AcceptUnresolvableDomains) are set like sendmail's. AcceptUnresolvableDomains
+// VirtUserTable, RelayHosts, AuthFile, SmrshDirectory, MailSpoolDirectory
+// and AcceptUnresolvableDomains) are set like sendmail's. MailerTable and
+// VirtUserTable name plain-text files in makemap's source format (see
+// package route); the virtusertable applies to $=w and to class
+// {VirtHost} (C{VirtHost}…, F{VirtHost}/path), sendmail's virtual domains. AcceptUnresolvableDomains
 // (default False) stands for FEATURE(accept_unresolvable_domains), which
 // sendmail builds into its rulesets rather than an option: when True, the
 // SMTP server does not check that the MAIL FROM domain exists in DNS.
@@ -168,6 +171,7 @@ type Config struct {
 	ResolverServers    []string
 	AccessFile         string
 	MailerTable        string
+	VirtUserTable      string
 	RelayHosts         []netip.Prefix
 	AuthFile           string
 	SmrshDirectory     string

@@ -45,6 +45,7 @@ var defaults = [][2]string{
 	{"MailSpoolDirectory", "/var/mail"},
 	{"AccessFile", "/etc/mail/access"},
 	{"MailerTable", "/etc/mail/mailertable"},
+	{"VirtUserTable", "/etc/mail/virtusertable"},
 	{"RelayHosts", "127.0.0.0/8,::1"},
 	{"AuthFile", "/etc/mail/auth"},
 	{"SmrshDirectory", "/etc/mail/smrsh"},
@@ -114,6 +115,7 @@ var honoured = map[string]setter{
 	"ResolverServers":           func(c *Config, v string) error { c.ResolverServers = splitList(v, ","); return nil },
 	"AccessFile":                func(c *Config, v string) error { c.AccessFile = v; return nil },
 	"MailerTable":               func(c *Config, v string) error { c.MailerTable = v; return nil },
+	"VirtUserTable":             func(c *Config, v string) error { c.VirtUserTable = v; return nil },
 	"RelayHosts":                setRelayHosts,
 	"AuthFile":                  func(c *Config, v string) error { c.AuthFile = v; return nil },
 	"SmrshDirectory":            func(c *Config, v string) error { c.SmrshDirectory = v; return nil },
@@ -121,7 +123,7 @@ var honoured = map[string]setter{
 }
 
 // posthornOptions are the names posthorn adds to sendmail's.
-var posthornOptions = []string{"MailSpoolDirectory", "ResolverServers", "AccessFile", "MailerTable", "RelayHosts", "AuthFile", "SmrshDirectory", "AcceptUnresolvableDomains"}
+var posthornOptions = []string{"MailSpoolDirectory", "ResolverServers", "AccessFile", "MailerTable", "VirtUserTable", "RelayHosts", "AuthFile", "SmrshDirectory", "AcceptUnresolvableDomains"}
 
 // knownOptions is every option name sendmail 8.17 knows (readcf.c's table).
 // Names are matched case-insensitively, as sendmail does.

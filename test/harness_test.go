@@ -101,6 +101,7 @@ func newRoot(t testing.TB, extra ...string) *root {
 		"O PidFile=" + filepath.Join(dir, "run/sendmail.pid"),
 		"O AccessFile=" + filepath.Join(dir, "etc/access"),
 		"O MailerTable=" + filepath.Join(dir, "etc/mailertable"),
+		"O VirtUserTable=" + filepath.Join(dir, "etc/virtusertable"),
 		"O AuthFile=" + filepath.Join(dir, "etc/auth"),
 		"O SmrshDirectory=" + filepath.Join(dir, "etc/smrsh"),
 		"Dj" + "posthorn.test",

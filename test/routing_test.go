@@ -163,3 +163,37 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// TestVirtUserTable: a virtual domain (class VirtHost) routed through the
+// virtusertable, as -bv shows it and the SMTP server accepts it.
+func TestVirtUserTable(t *testing.T) {
+	r := newRoot(t, "C{VirtHost}virtual.example", "O DeliveryMode=queueonly", "O RelayHosts=127.0.0.1/32")
+	writeAliases(t, r, "postmaster: root\n")
+	os.WriteFile(r.path("etc/virtusertable"), []byte("info@virtual.example root\nsales@virtual.example buyer@remote.example\nspam@virtual.example error:5.7.1:550 go away\n"), 0o644)
+	for addr, want := range map[string]string{
+		"info@virtual.example":  "deliverable: mailer local, user root",
+		"sales@virtual.example": "deliverable: mailer esmtp, host remote.example, user buyer@remote.example",
+		"spam@virtual.example":  "go away",
+		"other@virtual.example": "User unknown",
+	} {
+		got := run(t, binary(t), "", "-C", r.cf, "-bv", addr)
+		if !strings.Contains(got.stdout, want) {
+			t.Errorf("-bv %s: %q, want %q", addr, got.stdout, want)
+		}
+	}
+	startDaemon(t, r)
+	c, _, _ := waitGreeting(t, r.addr())
+	c.Close()
+	host, port, _ := strings.Cut(r.addr(), ":")
+	got := transcript(t, "> EHLO client.example\n> MAIL FROM:<someone@client.example>\n> RCPT TO:<info@virtual.example>\n> RCPT TO:<sales@virtual.example>\n> RCPT TO:<other@virtual.example>\n> RCPT TO:<spam@virtual.example>\n> QUIT\n", "--src", "127.0.0.66", host, port)
+	for _, want := range []string{
+		"S: 250 2.1.5 <info@virtual.example>... Recipient ok\n",
+		"S: 250 2.1.5 <sales@virtual.example>... Recipient ok\n", // virtual: ours to forward, not relaying
+		"S: 550 5.1.1 <other@virtual.example>... User unknown\n",
+		"S: 550 5.7.1 <spam@virtual.example>... go away\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("transcript lacks %q:\n%s", want, got)
+		}
+	}
+}

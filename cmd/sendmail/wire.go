@@ -33,19 +33,24 @@ func newRouter(cfg *conf.Config, log *maillog.Logger) *route.Router {
 // newRouting is newRouter that also gives the mailertable (nil when none
 // is configured), for -bt's /map.
 func newRouting(cfg *conf.Config, log *maillog.Logger) (*route.Router, *route.Table) {
-	rc := route.Config{Names: addr.NewNames(cfg.Class("w")...), SmartHost: cfg.Macros["S"]}
-	if cfg.MailerTable != "" {
-		mt, err := route.LoadMailerTable(cfg.MailerTable, time.Now)
-		switch {
-		case err != nil:
-			log.Errf("", "mailertable %s: %v", cfg.MailerTable, err)
-		default:
-			for _, w := range mt.Warnings() {
-				log.Warnf("", "%s", w)
-			}
-			rc.MailerTable = mt
+	rc := route.Config{Names: addr.NewNames(cfg.Class("w")...), SmartHost: cfg.Macros["S"],
+		VirtHosts: addr.NewNames(cfg.Class("VirtHost")...)}
+	load := func(path string, read func(string, func() time.Time) (*route.Table, error)) *route.Table {
+		if path == "" {
+			return nil
 		}
+		t, err := read(path, time.Now)
+		if err != nil {
+			log.Errf("", "%s: %v", path, err)
+			return nil
+		}
+		for _, w := range t.Warnings() {
+			log.Warnf("", "%s", w)
+		}
+		return t
 	}
+	rc.MailerTable = load(cfg.MailerTable, route.LoadMailerTable)
+	rc.VirtUserTable = load(cfg.VirtUserTable, route.LoadVirtUserTable)
 	return route.New(rc), rc.MailerTable
 }
 

@@ -19,13 +19,22 @@
 //     local: mailer local, user the lower-cased local part. Aliases and
 //     ~/.forward apply to local triples (package aliases), except for
 //     "\user".
-//  3. A remote domain is looked up in the mailertable (MailerTable): the
+//  3. An address for one of our names or for a virtual domain (class
+//     {VirtHost}) is looked up in the virtusertable (VirtUserTable, as
+//     sendmail's FEATURE(virtusertable)): "user+detail@domain",
+//     "user+*@domain", "user@domain", then "@domain"; the target (a local
+//     user, an address routed again, or an error: target; %1 the user, %2
+//     the detail, %3 "+detail") replaces the address. A virtual domain
+//     without an entry is an unknown user; one of ours goes on as local.
+//     Virtual addresses are local for the relay check, whatever the
+//     target.
+//  4. A remote domain is looked up in the mailertable (MailerTable): the
 //     domain itself, then ".parent" entries from the most to the least
 //     specific ("a.b.example" tries "a.b.example", ".b.example",
 //     ".example"), then "." as a catch-all.
-//  4. Without an entry, the smart host ($S, sendmail.cf's DS line, as
+//  5. Without an entry, the smart host ($S, sendmail.cf's DS line, as
 //     SMART_HOST): mailer relay, or the mailer it names ("esmtp:[host]").
-//  5. Otherwise mailer esmtp, host the domain: the relay client walks its
+//  6. Otherwise mailer esmtp, host the domain: the relay client walks its
 //     MX records (implicit MX when there are none).
 //
 // # Hosts
@@ -51,8 +60,16 @@
 //	bad.example        error:5.7.1:550 we do not take mail for bad.example
 //	.                  esmtp:[fallback.example]     everything else
 //
+// The virtusertable has the same layout:
+//
+//	info@example.com      alice                 a local user (aliases apply)
+//	sales@example.com     bob@partner.example   forwarded
+//	bob+*@example.com     bob-%2@lists.example  plus-addresses
+//	spam@example.com      error:5.7.1:550 no    refused
+//	@example.com          %1@other.example      everything else of the domain
+//
 // A line that cannot be read is skipped and reported (Warnings); a missing
-// file is no mailertable. The file is read again when it changes.
+// file is an empty table. The files are read again when they change.
 //
 // A domain routed to the local mailer by the mailertable is not one of ours
 // for the relay check (sendmail's check_rcpt does not consult the
