@@ -271,10 +271,19 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// readMessage copies the message into m, stopping at a lone "." unless
-// ignoreDots; it also keeps a copy for dead.letter in case no recipient is
-// valid. Line ends are normalised by package accept.
+// readMessage copies the message into m, stopping at a line holding only
+// "." (".\n", ".\r\n", or "." / ".\r" at the very end) unless ignoreDots;
+// it also keeps a copy for dead.letter in case no recipient is valid. Line
+// ends are normalised by package accept.
 func readMessage(in io.Reader, ignoreDots bool, m io.Writer) ([]byte, error) {
+	return readMessageSize(in, ignoreDots, m, 64<<10)
+}
+
+// readMessageSize is readMessage with a line buffer of size bytes. A line
+// longer than the buffer arrives in pieces; only the piece that starts a
+// line can be the terminating dot, so a long line that happens to end in
+// "." at a buffer boundary is data like any other.
+func readMessageSize(in io.Reader, ignoreDots bool, m io.Writer, size int) ([]byte, error) {
 	var copyBuf bytes.Buffer
 	w := io.MultiWriter(m, &copyBuf)
 	if ignoreDots {
@@ -283,16 +292,18 @@ func readMessage(in io.Reader, ignoreDots bool, m io.Writer) ([]byte, error) {
 		}
 		return copyBuf.Bytes(), nil
 	}
-	r := bufio.NewReaderSize(in, 64<<10)
+	r := bufio.NewReaderSize(in, size)
+	bol := true // the next piece starts a line
 	for {
 		line, err := r.ReadSlice('\n')
+		if bol && isDotLine(line, err) {
+			return copyBuf.Bytes(), nil
+		}
 		if len(line) > 0 {
-			if t := bytes.TrimRight(line, "\r\n"); len(t) == 1 && t[0] == '.' {
-				return copyBuf.Bytes(), nil
-			}
 			if _, werr := w.Write(line); werr != nil {
 				return nil, werr
 			}
+			bol = line[len(line)-1] == '\n'
 		}
 		switch {
 		case err == nil, errors.Is(err, bufio.ErrBufferFull):
@@ -302,6 +313,19 @@ func readMessage(in io.Reader, ignoreDots bool, m io.Writer) ([]byte, error) {
 			return nil, readError(err)
 		}
 	}
+}
+
+// isDotLine reports whether a whole line ends the message: "." with LF or
+// CRLF, or with nothing or a lone CR at the end of the input (sendmail's
+// collect drops those too).
+func isDotLine(line []byte, err error) bool {
+	switch string(line) {
+	case ".\n", ".\r\n":
+		return err == nil
+	case ".", ".\r":
+		return errors.Is(err, io.EOF)
+	}
+	return false
 }
 
 func readError(err error) error {
