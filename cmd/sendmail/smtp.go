@@ -118,7 +118,6 @@ func (b *smtpBackend) Enqueue(ctx context.Context, env *smtpd.Envelope, r io.Rea
 		BodyType: env.Body,
 		Auth:     env.Auth,
 		Received: received,
-		Flags:    "b",
 		Macros: []queue.Macro{
 			{Name: "_", Value: env.Client.Relay()},
 			{Name: "r", Value: protocol(env.Client)},

@@ -183,7 +183,6 @@ func (s *Submitter) envelope(req *Request) *accept.Envelope {
 		Auth:     req.User.Name + "@" + s.Hostname,
 		FullName: req.FullName,
 		Local:    true,
-		Flags:    "b",
 		EnvID:    req.EnvID,
 		Ret:      req.Ret,
 		BodyType: req.BodyType,
