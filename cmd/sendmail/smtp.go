@@ -333,6 +333,9 @@ func (s *smtpService) serve(ctx context.Context, conn net.Conn, port conf.Daemon
 // smtpOnStdio is -bs: one SMTP session on standard input and output, for
 // the invoking user.
 func (a *app) smtpOnStdio() int {
+	if !canWriteQueue(a.cfg) {
+		return a.handOffSMTP()
+	}
 	st, code := a.openStore(true)
 	if st == nil {
 		return code

@@ -249,11 +249,25 @@ func scanHeader(buf []byte, local bool) (h headerBlock, ok bool) {
 // ParseMessage splits a complete message text into its header fields and
 // body, by the rules acceptance uses (local: drop a leading From_ line).
 func ParseMessage(raw []byte, local bool) ([]queue.Header, []byte) {
-	h, ok := scanHeader(raw, local)
+	h, ok := scanEnd(raw, local)
 	if !ok { // all header, no end of it
 		return parseHeaders(string(bytes.ReplaceAll(raw[h.start:], []byte("\r\n"), []byte("\n")))), nil
 	}
 	return parseHeaders(string(bytes.ReplaceAll(raw[h.start:h.end], []byte("\r\n"), []byte("\n")))), raw[h.bodyStart:]
+}
+
+// scanEnd is scanHeader for a whole message: a last line without a line
+// end that is not a header field starts the body (it is text, not a
+// field to invent).
+func scanEnd(buf []byte, local bool) (headerBlock, bool) {
+	h, ok := scanHeader(buf, local)
+	if ok || len(buf) == 0 || buf[len(buf)-1] == '\n' {
+		return h, ok
+	}
+	if h2, ok := scanHeader(append(buf[:len(buf):len(buf)], '\n'), local); ok && h2.bodyStart <= len(buf) {
+		return h2, true
+	}
+	return h, false
 }
 
 func (m *Message) finishHeader(block []byte) {
@@ -450,8 +464,16 @@ func (m *Message) build(env *Envelope) ([]*queue.Job, error) {
 	if m.err != nil {
 		return nil, m.err
 	}
-	if !m.inBody { // a message that is all header and no blank line
-		m.finishHeader(m.hdr)
+	if !m.inBody { // the text ended in the header block
+		if h, ok := scanEnd(m.hdr, m.local); ok { // on a last line that is text
+			rest := m.hdr[h.bodyStart:]
+			m.finishHeader(m.hdr[h.start:h.end])
+			if err := m.writeBody(rest); err != nil {
+				return nil, status.Wrap(err, 452, "4.3.1", "Insufficient disk space; try again later")
+			}
+		} else { // all header and no blank line
+			m.finishHeader(m.hdr)
+		}
 	}
 	if m.pendCR { // a lone CR at the very end is data, not half a CRLF
 		m.pendCR = false

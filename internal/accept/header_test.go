@@ -1,6 +1,8 @@
 package accept
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -73,6 +75,40 @@ func TestResentDefaults(t *testing.T) {
 	for _, h := range j.Headers {
 		if strings.HasPrefix(h.Name, "Resent-") {
 			t.Errorf("a plain message got %s", h.Name)
+		}
+	}
+}
+
+// TestLastLineWithoutLineEnd: a message whose text ends, without a line
+// end, on a line that is not a header field ("Subject: x\nhello") queued
+// that line as a bogus field "hello:" and lost it from the body.
+func TestLastLineWithoutLineEnd(t *testing.T) {
+	for _, tt := range []struct{ text, fields, body string }{
+		{"Subject: x\nhello, the body", "Subject", "hello, the body"},
+		{"Subject: x\n folded", "Subject", ""},
+		{"Subject: x", "Subject", ""},
+		{" 0", "", " 0"},
+		{"Subject: x\r\nnot: a\r\nbody line", "Subject,not", "body line"},
+	} {
+		a, dir := newAcceptor(t, nil)
+		j, id := accept(t, a, &Envelope{Sender: "<a@b>", Recipients: []Recipient{{Addr: "<x@remote.example>"}}}, tt.text, false)
+		var names []string
+		for _, h := range j.Headers {
+			if h.Cond == "" && h.Name != "Received" {
+				names = append(names, h.Name)
+			}
+		}
+		df, _ := os.ReadFile(filepath.Join(dir, "df"+id))
+		if strings.Join(names, ",") != tt.fields || string(df) != tt.body {
+			t.Errorf("%q: fields %q, df %q", tt.text, names, df)
+		}
+		hs, body := ParseMessage([]byte(tt.text), false)
+		names = nil
+		for _, h := range hs {
+			names = append(names, h.Name)
+		}
+		if strings.Join(names, ",") != tt.fields || strings.ReplaceAll(string(body), "\r\n", "\n") != tt.body {
+			t.Errorf("ParseMessage(%q): fields %q, body %q", tt.text, names, body)
 		}
 	}
 }

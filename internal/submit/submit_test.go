@@ -109,10 +109,14 @@ func TestReadHeaders(t *testing.T) {
 		t.Fatalf("res %+v errs %q", res, errs)
 	}
 	qf := readQF(t, dir, res.ID)
-	for _, want := range []string{"RPFD:alice\n", "RPFD:<someone@remote.example>\n", "RPFD:<carol@remote.example>\n", "H??Bcc: carol@remote.example\n", "Fbs\n"} {
+	for _, want := range []string{"RPFD:alice\n", "RPFD:<someone@remote.example>\n", "RPFD:<carol@remote.example>\n", "Fbs\n",
+		"H??To: alice@refhost.example.org, Someone <someone@remote.example>\nH??Cc: bob@refhost.example.org\nH??Subject: -t\n"} {
 		if !strings.Contains(qf, want) {
 			t.Errorf("qf lacks %q:\n%s", want, qf)
 		}
+	}
+	if strings.Contains(qf, "Bcc") || strings.Contains(qf, "H??carol") {
+		t.Errorf("the Bcc: field was queued:\n%s", qf)
 	}
 	if strings.Contains(qf, "RPFD:bob") {
 		t.Errorf("-t must suppress the argument bob:\n%s", qf)
