@@ -47,7 +47,7 @@ func (a *app) newHandoff() *submit.Handoff {
 
 // handOffSMTP is -bs for a user who may not write the queue: the SMTP
 // dialogue on stdin/stdout as sendmail's MSP speaks it (no EXPN, VRFY,
-// VERB or ETRN: PrivacyOptions goaway; no greeting pause, so scripted
+// VERB or ETRN, as its EHLO shows; no greeting pause, so scripted
 // input is answered as 06-sendmail-bs-pipelined-input-msp.txt shows), each
 // message handed to the MTA. The exit code is 67 or another sysexits code
 // when the MTA refused a recipient after the message was taken.
@@ -71,7 +71,7 @@ func (a *app) handOffSMTP() int {
 		MaxMessageSize: cfg.MaxMessageSize,
 		MaxRecipients:  cfg.MaxRecipientsPerMessage,
 		MaxHopCount:    cfg.MaxHopCount,
-		Privacy:        smtpd.ParsePrivacy(cfg.Values["PrivacyOptions"]) | smtpd.ParsePrivacy("goaway"),
+		Privacy:        smtpd.ParsePrivacy(cfg.Values["PrivacyOptions"]) | smtpd.NoExpn | smtpd.NoVrfy | smtpd.NoVerb | smtpd.NoEtrn,
 		Timeouts: smtpd.Timeouts{
 			Command:   cfg.Timeout("command"),
 			DataBlock: cfg.Timeout("datablock"),
