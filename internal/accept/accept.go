@@ -264,10 +264,18 @@ func scanEnd(buf []byte, local bool) (headerBlock, bool) {
 	if ok || len(buf) == 0 || buf[len(buf)-1] == '\n' {
 		return h, ok
 	}
-	if h2, ok := scanHeader(append(buf[:len(buf):len(buf)], '\n'), local); ok && h2.bodyStart <= len(buf) {
-		return h2, true
+	h2, ok := scanHeader(append(buf[:len(buf):len(buf)], '\n'), local)
+	switch {
+	case !ok && h2.start > len(buf): // nothing but a From_ line
+		n := len(buf)
+		return headerBlock{start: n, end: n, bodyStart: n}, true
+	case !ok:
+		return h, false
 	}
-	return h, false
+	if h2.bodyStart > len(buf) { // the last line is a lone CR: text, not the empty line
+		h2.bodyStart, h2.blank = h2.end, false
+	}
+	return h2, true
 }
 
 func (m *Message) finishHeader(block []byte) {

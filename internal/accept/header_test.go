@@ -89,6 +89,9 @@ func TestLastLineWithoutLineEnd(t *testing.T) {
 		{"Subject: x", "Subject", ""},
 		{" 0", "", " 0"},
 		{"Subject: x\r\nnot: a\r\nbody line", "Subject,not", "body line"},
+		{"Subject: x\n\r", "Subject", "\r"},
+		{"\r", "", "\r"},
+		{"From root  Wed Nov 25 04:29:09 2026", "", "From root  Wed Nov 25 04:29:09 2026"},
 	} {
 		a, dir := newAcceptor(t, nil)
 		j, id := accept(t, a, &Envelope{Sender: "<a@b>", Recipients: []Recipient{{Addr: "<x@remote.example>"}}}, tt.text, false)
@@ -110,5 +113,9 @@ func TestLastLineWithoutLineEnd(t *testing.T) {
 		if strings.Join(names, ",") != tt.fields || strings.ReplaceAll(string(body), "\r\n", "\n") != tt.body {
 			t.Errorf("ParseMessage(%q): fields %q, body %q", tt.text, names, body)
 		}
+	}
+	// a local submission that is nothing but an mbox From_ line
+	if hs, body := ParseMessage([]byte("From root  Wed Nov 25 04:29:09 2026"), true); len(hs) != 0 || len(body) != 0 {
+		t.Errorf("From_ line only: %v %q", hs, body)
 	}
 }

@@ -195,6 +195,7 @@ func (h *Handoff) composeSMTP(u User, from string, headers []queue.Header, body 
 	}
 	sub := h.submitter()
 	user := sub.clean(u.Name)
+	from = sub.clean(from) // an SMTP path has no line end; this keeps it so
 	env := &accept.Envelope{FromAddr: from, EditHeaders: sub.rewriter().Submission}
 	if strings.EqualFold(from, user+"@"+h.Hostname) {
 		env.FullName = strings.TrimSpace(sub.clean(u.FullName))

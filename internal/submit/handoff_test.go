@@ -225,5 +225,31 @@ func FuzzHandoffCompose(f *testing.F) {
 		if string(gotBody) != string(body) && string(gotBody) != string(body)+"\n" {
 			t.Fatalf("body %q, want %q", gotBody, body)
 		}
+
+		// the -bs hand-off: the same fields after smtpd's Received
+		bs := append([]byte("Received: from localclient (x@localhost)\n\tby h (v) with ESMTP id L;\n\td\n"), msg...)
+		headers, body = accept.ParseMessage(bs, false)
+		text = h.composeSMTP(User{Name: user, FullName: gecos}, sender, headers, body)
+		want = []string{"Received"}
+		if !header.Has(headers[1:], "From") {
+			want = append(want, "From")
+		}
+		if user != "root" {
+			want = append(want, "X-Authentication-Warning")
+		}
+		for _, hd := range env.EditHeaders(headers[1:]) {
+			want = append(want, hd.Name)
+		}
+		got, gotBody = accept.ParseMessage(text, false)
+		names = nil
+		for _, hd := range got {
+			names = append(names, hd.Name)
+		}
+		if strings.Join(names, "\x00") != strings.Join(want, "\x00") {
+			t.Fatalf("-bs: fields %q, want %q in:\n%q", names, want, text)
+		}
+		if string(gotBody) != string(body) && string(gotBody) != string(body)+"\n" {
+			t.Fatalf("-bs: body %q, want %q", gotBody, body)
+		}
 	})
 }

@@ -68,3 +68,28 @@ func TestBccNotDelivered(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRenderHeader renders a typical header block (two address
+// fields rewritten) for the local and an SMTP mailer.
+func BenchmarkRenderHeader(b *testing.B) {
+	j := &queue.Job{ID: "6AP4Qe0a001878", Sender: "<sender@client.example>", Flags: "bs", Headers: []queue.Header{
+		{HasCond: true, Cond: "P", Name: "Return-Path", Value: " <\x81g>"},
+		{HasCond: true, Name: "Received", Value: " from client.example (localhost [127.0.0.1])\n\tby refhost.example.org (posthorn) with ESMTP id 6AP4Qe0a001878;\n\tWed, 25 Nov 2026 04:26:40 GMT"},
+		{HasCond: true, Name: "Date", Value: " Wed, 25 Nov 2026 04:26:40 GMT"},
+		{HasCond: true, Name: "Message-Id", Value: " <202611250426.6AP4Qe0a001878@refhost.example.org>"},
+		{HasCond: true, Name: "From", Value: " Sender <sender@client.example>"},
+		{HasCond: true, Name: "To", Value: " staff@localhost, incl-list@localhost, carol@refhost.example.org"},
+		{HasCond: true, Name: "Subject", Value: " alias expansion test"},
+	}}
+	m := &macros{job: j, hostname: "refhost.example.org", sender: envelopeSender(j, "refhost.example.org"),
+		rewrite: &header.Rewriter{Hostname: "refhost.example.org", Self: header.HostNames("refhost.example.org", "refhost", nil)}}
+	for _, mailer := range []string{"local", "esmtp"} {
+		b.Run(mailer, func(b *testing.B) {
+			b.ReportAllocs()
+			var buf []byte
+			for b.Loop() {
+				buf = renderHeader(buf[:0], j, defaultMailerFlags[mailer], m)
+			}
+		})
+	}
+}
