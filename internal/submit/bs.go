@@ -36,10 +36,10 @@ import (
 // session's messages in its Received header and log lines, as the MSP's
 // own queue IDs do; the 250 reply carries the MTA's.
 type SMTPBackend struct {
-	Handoff *Handoff
-	User    User
-	IDs     *queue.IDGen
-	Errors  io.Writer // refusals that came after the 250 (stderr)
+	Handoff *Handoff     // required
+	User    User         // the invoking user
+	IDs     *queue.IDGen // required
+	Errors  io.Writer    // refusals that came after the 250 (stderr); nil discards
 
 	mu   sync.Mutex
 	exit int
@@ -124,6 +124,10 @@ func (b *SMTPBackend) Enqueue(ctx context.Context, env *smtpd.Envelope, r io.Rea
 // taken: on Errors, in Exit, and to the sender in a DSN.
 func (b *SMTPBackend) refused(env *smtpd.Envelope, t *Transfer, out *Outcome, text []byte) {
 	h := b.Handoff
+	errw := b.Errors
+	if errw == nil {
+		errw = io.Discard
+	}
 	var rcpts []dsn.Recipient
 	var transcript []string
 	for i, e := range out.Refused {
@@ -132,7 +136,7 @@ func (b *SMTPBackend) refused(env *smtpd.Envelope, t *Transfer, out *Outcome, te
 		}
 		se := status.From(e)
 		rc := env.Rcpts[i]
-		fmt.Fprintln(b.Errors, se.Text)
+		fmt.Fprintln(errw, se.Text)
 		b.mu.Lock()
 		if code := se.Exit(); b.exit == sysexits.OK || code == sysexits.NoUser {
 			b.exit = code
@@ -171,7 +175,7 @@ func (b *SMTPBackend) refused(env *smtpd.Envelope, t *Transfer, out *Outcome, te
 	}
 	report := &Transfer{Rcpts: []accept.Recipient{{Addr: rcptAddress(msg.Recipient, h.Hostname), Notify: "NEVER"}}, Text: finish(&b2, msg.Body)}
 	if o, err := h.Transfer(report); err != nil || o.ID == "" {
-		fmt.Fprintf(b.Errors, "%s... cannot return the message: %v\n", t.From, err)
+		fmt.Fprintf(errw, "%s... cannot return the message: %v\n", t.From, err)
 	}
 }
 

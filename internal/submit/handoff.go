@@ -28,7 +28,7 @@ type Handoff struct {
 	Version  string // for the Received header
 	Trusted  func(user string) bool
 	// HostNames are this host's own names, made $j in header addresses
-	// (header.HostNames); nil: only $j itself.
+	// (header.HostNames); nil: localhost and $j.
 	HostNames func(domain string) bool
 	// OldStyleHeaders: "To: a b" names two recipients.
 	OldStyleHeaders bool

@@ -83,7 +83,7 @@ type Submitter struct {
 	Version  string          // for the Received header: "posthorn 0.1.0"
 	Trusted  func(user string) bool
 	// HostNames are this host's own names, made $j in header addresses
-	// (header.HostNames); nil: only $j itself.
+	// (header.HostNames); nil: localhost and $j.
 	HostNames func(domain string) bool
 	// Log receives sendmail's "POSSIBLE ATTACK" notices; nil discards.
 	Log *maillog.Logger
@@ -259,7 +259,7 @@ func (s *Submitter) clean(v string) string {
 func (s *Submitter) rewriter() *header.Rewriter {
 	self := s.HostNames
 	if self == nil {
-		self = func(d string) bool { return strings.EqualFold(strings.TrimSuffix(d, "."), s.Hostname) }
+		self = header.HostNames(s.Hostname, "", nil)
 	}
 	return &header.Rewriter{Hostname: s.Hostname, Self: self}
 }
