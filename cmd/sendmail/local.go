@@ -14,13 +14,10 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/posthorn/posthorn/aliases"
 	"github.com/posthorn/posthorn/conf"
 	"github.com/posthorn/posthorn/internal/accept"
 	"github.com/posthorn/posthorn/internal/maillog"
-	"github.com/posthorn/posthorn/internal/rfcdate"
 	"github.com/posthorn/posthorn/internal/submit"
 	"github.com/posthorn/posthorn/internal/sysexits"
 	"github.com/posthorn/posthorn/queue"
@@ -29,7 +26,7 @@ import (
 // submitMessage is -bm (the default) and -t: queue the message from stdin,
 // then deliver it as DeliveryMode says.
 func (a *app) submitMessage() int {
-	if os.Geteuid() != 0 && unix.Access(a.cfg.QueueDirectory, unix.W_OK) != nil {
+	if !canWriteQueue(a.cfg) {
 		return a.handOff()
 	}
 	st, code := a.openStore(true)
@@ -73,10 +70,7 @@ func (a *app) submitMessage() int {
 // handOff is submission by a user who may not write the queue: the message
 // goes to the local MTA over SMTP, as sendmail's MSP does.
 func (a *app) handOff() int {
-	h := &submit.Handoff{
-		Addr: mtaAddress(a.cfg), Hostname: a.cfg.Macros["j"], Version: "posthorn " + conf.Version,
-		Trusted: func(u string) bool { return trusted(a.cfg, u) }, OldStyleHeaders: true, Date: rfcdate.Format,
-	}
+	h := a.newHandoff()
 	req := a.submitRequest()
 	start := time.Now()
 	res, err := h.Submit(req, a.stdin, a.stderr)

@@ -40,6 +40,7 @@ func (a *app) newRunner(cfg *conf.Config, st *queue.Store, acc *accept.Acceptor)
 		MaxQueueChildren:    cfg.MaxQueueChildren,
 		MaxRunnersPerQueue:  cfg.MaxRunnersPerQueue,
 		Hostname:            cfg.Macros["j"],
+		HostNames:           hostNames(cfg),
 		Version:             "posthorn " + conf.Version,
 		DoubleBounceAddress: cfg.DoubleBounceAddress,
 		ExpandReport: func(ctx context.Context, addr string) ([]queue.Recipient, error) {

@@ -113,7 +113,6 @@ func (b *smtpBackend) Enqueue(ctx context.Context, env *smtpd.Envelope, r io.Rea
 		BodyType: env.Body,
 		Auth:     env.Auth,
 		Received: received,
-		Flags:    "b",
 		Macros: []queue.Macro{
 			{Name: "_", Value: env.Client.Relay()},
 			{Name: "r", Value: protocol(env.Client)},
@@ -337,6 +336,9 @@ func (s *smtpService) serve(ctx context.Context, conn net.Conn, port conf.Daemon
 // smtpOnStdio is -bs: one SMTP session on standard input and output, for
 // the invoking user.
 func (a *app) smtpOnStdio() int {
+	if !canWriteQueue(a.cfg) {
+		return a.handOffSMTP()
+	}
 	st, code := a.openStore(true)
 	if st == nil {
 		return code

@@ -217,6 +217,7 @@ func newSubmitter(cfg *conf.Config, acc *accept.Acceptor, exp accept.Expander) *
 		Acceptor: acc, Expander: exp, Hostname: cfg.Macros["j"], Version: "posthorn " + conf.Version,
 		Trusted:         func(u string) bool { return trusted(cfg, u) },
 		OldStyleHeaders: true, Date: rfcdate.Format,
+		HostNames: hostNames(cfg), Log: acc.Log,
 	}
 }
 

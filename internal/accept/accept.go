@@ -13,11 +13,18 @@
 //
 //     H?P?Return-Path: <\x81g>        always (mailers with the P flag show it)
 //     H??Received: …                  the entry point's trace header
+//     H?D?Resent-Date: <arrival date> a resent message without Resent-Date:
 //     H?D?Date: <arrival date>        when the message has no Date:
+//     H?F?Resent-From: …              a resent message without Resent-From:
 //     H?F?From: <full name> <sender>  when the message has no From:
 //     H?x?Full-Name: <full name>      when a full name is known and no Full-Name:
+//     H?M?Resent-Message-Id: …        a resent message without one
 //     H?M?Message-Id: <YYYYMMDDhhmm.ID@$j>  when the message has no Message-Id:
 //     H??X-Authentication-Warning: …  and other headers the entry point adds
+//
+//     A resent message has a Resent- field (package header). The qf flag
+//     b (delete Bcc at delivery) is set when the header has To, Cc or
+//     Apparently-To.
 //
 //   - Every recipient is expanded (aliases, :include:, ~/.forward) through
 //     the Expander at this point, as sendmail does at RCPT time, so the qf
@@ -38,6 +45,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posthorn/posthorn/internal/header"
 	"github.com/posthorn/posthorn/internal/maillog"
 	"github.com/posthorn/posthorn/internal/status"
 	"github.com/posthorn/posthorn/queue"
@@ -85,9 +93,14 @@ type Envelope struct {
 	FromAddr   string // $g as it appears in an added From: ("alice@host", or "root")
 	// Local marks a local submission: a leading "From " line is dropped.
 	Local bool
-	// Flags are envelope flags to set besides the ones derived here (e.g.
-	// 'b' delete Bcc).
+	// Flags are envelope flags to set besides the ones derived here ('b',
+	// delete Bcc, is set when the queued header has To, Cc or
+	// Apparently-To, as sendmail's collect does).
 	Flags string
+	// EditHeaders, when set, gives the message's own header fields as they
+	// are queued (local submission: the MSP's address qualification and
+	// Bcc removal, package header). It must not change its argument.
+	EditHeaders func([]queue.Header) []queue.Header
 	// Extra headers go after the configured ones and before the message's
 	// own (sendmail's X-Authentication-Warning).
 	Extra []queue.Header
@@ -236,11 +249,33 @@ func scanHeader(buf []byte, local bool) (h headerBlock, ok bool) {
 // ParseMessage splits a complete message text into its header fields and
 // body, by the rules acceptance uses (local: drop a leading From_ line).
 func ParseMessage(raw []byte, local bool) ([]queue.Header, []byte) {
-	h, ok := scanHeader(raw, local)
+	h, ok := scanEnd(raw, local)
 	if !ok { // all header, no end of it
 		return parseHeaders(string(bytes.ReplaceAll(raw[h.start:], []byte("\r\n"), []byte("\n")))), nil
 	}
 	return parseHeaders(string(bytes.ReplaceAll(raw[h.start:h.end], []byte("\r\n"), []byte("\n")))), raw[h.bodyStart:]
+}
+
+// scanEnd is scanHeader for a whole message: a last line without a line
+// end that is not a header field starts the body (it is text, not a
+// field to invent).
+func scanEnd(buf []byte, local bool) (headerBlock, bool) {
+	h, ok := scanHeader(buf, local)
+	if ok || len(buf) == 0 || buf[len(buf)-1] == '\n' {
+		return h, ok
+	}
+	h2, ok := scanHeader(append(buf[:len(buf):len(buf)], '\n'), local)
+	switch {
+	case !ok && h2.start > len(buf): // nothing but a From_ line
+		n := len(buf)
+		return headerBlock{start: n, end: n, bodyStart: n}, true
+	case !ok:
+		return h, false
+	}
+	if h2.bodyStart > len(buf) { // the last line is a lone CR: text, not the empty line
+		h2.bodyStart, h2.blank = h2.end, false
+	}
+	return h2, true
 }
 
 func (m *Message) finishHeader(block []byte) {
@@ -437,8 +472,16 @@ func (m *Message) build(env *Envelope) ([]*queue.Job, error) {
 	if m.err != nil {
 		return nil, m.err
 	}
-	if !m.inBody { // a message that is all header and no blank line
-		m.finishHeader(m.hdr)
+	if !m.inBody { // the text ended in the header block
+		if h, ok := scanEnd(m.hdr, m.local); ok { // on a last line that is text
+			rest := m.hdr[h.bodyStart:]
+			m.finishHeader(m.hdr[h.start:h.end])
+			if err := m.writeBody(rest); err != nil {
+				return nil, status.Wrap(err, 452, "4.3.1", "Insufficient disk space; try again later")
+			}
+		} else { // all header and no blank line
+			m.finishHeader(m.hdr)
+		}
 	}
 	if m.pendCR { // a lone CR at the very end is data, not half a CRLF
 		m.pendCR = false
@@ -453,10 +496,15 @@ func (m *Message) build(env *Envelope) ([]*queue.Job, error) {
 	if len(groups) == 0 {
 		return nil, status.New(554, "5.5.1", "No valid recipients")
 	}
-	headers := m.jobHeaders(env)
+	own := m.headers
+	if env.EditHeaders != nil {
+		own = env.EditHeaders(own)
+	}
+	headers := m.jobHeaders(env, own)
 	jobs := make([]*queue.Job, 0, len(groups))
 	for _, g := range groups {
 		j := m.newJob(env, headers, g.rcpts)
+		j.SetFlag(queue.FlagDelBcc, j.HasFlag(queue.FlagDelBcc) || header.DeleteBcc(own))
 		if g.owner != "" {
 			j.Sender = "<" + m.a.qualify(g.owner) + ">"
 		}
@@ -496,43 +544,50 @@ func (m *Message) newJob(env *Envelope, headers []queue.Header, rcpts []queue.Re
 	return j
 }
 
-// jobHeaders puts sendmail's configured headers before the message's own.
-func (m *Message) jobHeaders(env *Envelope) []queue.Header {
-	has := func(name string) bool {
-		for _, h := range m.headers {
-			if strings.EqualFold(h.Name, name) {
-				return true
-			}
-		}
-		return false
-	}
+// jobHeaders puts sendmail's configured headers before the message's own
+// (own: the message's fields as they are queued). A resent message also
+// gets Resent-Date, Resent-From and Resent-Message-Id when it lacks them,
+// each before its plain counterpart, as sendmail.cf defines them.
+func (m *Message) jobHeaders(env *Envelope, own []queue.Header) []queue.Header {
+	has := func(name string) bool { return header.Has(own, name) }
+	resent := header.Resent(own)
 	hs := []queue.Header{{Cond: "P", HasCond: true, Name: "Return-Path", Value: " <\x81g>"}}
 	if env.Received != "" {
 		hs = append(hs, queue.Header{HasCond: true, Name: "Received", Value: " " + env.Received})
 	}
+	date := " " + m.a.Date(m.arrival)
+	if resent && !has("Resent-Date") {
+		hs = append(hs, queue.Header{Cond: "D", HasCond: true, Name: "Resent-Date", Value: date})
+	}
 	if !has("Date") {
-		hs = append(hs, queue.Header{Cond: "D", HasCond: true, Name: "Date", Value: " " + m.a.Date(m.arrival)})
+		hs = append(hs, queue.Header{Cond: "D", HasCond: true, Name: "Date", Value: date})
 	}
 	fullName := env.FullName
 	if fullName == "" {
 		fullName = phraseOf(m.headers)
 	}
+	from := env.FromAddr
+	if fullName != "" {
+		from = fullName + " <" + env.FromAddr + ">"
+	}
+	if resent && !has("Resent-From") {
+		hs = append(hs, queue.Header{Cond: "F", HasCond: true, Name: "Resent-From", Value: " " + from})
+	}
 	if !has("From") {
-		from := env.FromAddr
-		if fullName != "" {
-			from = fullName + " <" + env.FromAddr + ">"
-		}
 		hs = append(hs, queue.Header{Cond: "F", HasCond: true, Name: "From", Value: " " + from})
 	}
 	if fullName != "" && !has("Full-Name") {
 		hs = append(hs, queue.Header{Cond: "x", HasCond: true, Name: "Full-Name", Value: " " + fullName})
 	}
+	id := fmt.Sprintf(" <%s.%s@%s>", m.arrival.UTC().Format("200601021504"), m.ID(), m.a.Hostname)
+	if resent && !has("Resent-Message-Id") {
+		hs = append(hs, queue.Header{Cond: "M", HasCond: true, Name: "Resent-Message-Id", Value: id})
+	}
 	if !has("Message-Id") {
-		id := fmt.Sprintf("<%s.%s@%s>", m.arrival.UTC().Format("200601021504"), m.ID(), m.a.Hostname)
-		hs = append(hs, queue.Header{Cond: "M", HasCond: true, Name: "Message-Id", Value: " " + id})
+		hs = append(hs, queue.Header{Cond: "M", HasCond: true, Name: "Message-Id", Value: id})
 	}
 	hs = append(hs, env.Extra...)
-	return append(hs, m.headers...)
+	return append(hs, own...)
 }
 
 // phraseOf returns the display name of the From: header ("Alice Example"

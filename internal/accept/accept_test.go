@@ -68,7 +68,6 @@ func TestReferenceSMTPJob(t *testing.T) {
 		Macros: []queue.Macro{{Name: "_", Value: "localhost [127.0.0.1]"}, {Name: "r", Value: "ESMTP"},
 			{Name: "s", Value: "client.example"}, {Name: "{daemon_flags}", Value: ""}},
 		Received: "from client.example (localhost [127.0.0.1])\n\tby refhost.example.org (8.17.1.9/8.17.1.9/Debian-2+deb12u2) with ESMTP id ID\n\tfor <someone@remote.example>; Wed, 25 Nov 2026 04:29:09 GMT",
-		Flags:    "b",
 	}
 	text := "From: Alice Example <alice@refhost.example.org>\r\nTo: someone@remote.example\r\nSubject: this one will be deferred\r\n\r\nNobody listens at the MX of remote.example.\r\n"
 	_, id := accept(t, a, env, text, false)

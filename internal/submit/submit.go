@@ -1,14 +1,25 @@
 // Package submit is local submission: what `sendmail [-t] [-i] [-f from]
-// [rcpt…] < message` does, for MUAs (mailx, mutt), cron and scripts.
+// [-F name] [rcpt…] < message` does, for MUAs (mailx, mutt), cron and
+// scripts, and `sendmail -bs` for users who may not write the queue.
 //
 // The message is read from standard input. Without -i (-oi) a line holding
-// only "." ends it, as in sendmail. Recipients are the arguments, or with -t
-// the addresses in To:, Cc: and Bcc: (Resent-To/Cc/Bcc when the message has
-// any), minus the arguments, which -t suppresses; Bcc: is removed at
-// delivery (the envelope flag b). Each recipient is parsed and expanded
-// (aliases, ~/.forward) before the message is queued; a bad one is reported
-// on stderr in sendmail's words ("nosuchuser... User unknown") and the exit
-// code says so (67), while the good ones are still queued.
+// only "." ends it, as in sendmail; a longer line is never cut, wherever
+// it falls in the read buffer. Recipients are the arguments, or with -t the
+// addresses in To:, Cc:, Bcc: and Apparently-To: (in a resent message only
+// Resent-To/Cc/Bcc), minus the arguments, which -t suppresses. Each
+// recipient is parsed and expanded (aliases, ~/.forward) before the message
+// is queued; a bad one is reported on stderr in sendmail's words
+// ("nosuchuser... User unknown") and the exit code says so (67), while the
+// good ones are still queued.
+//
+// Both paths, root's direct one into the queue (Submitter) and a user's
+// hand-off to the local MTA over SMTP (Handoff), give the MTA the message
+// as sendmail's MSP relays it: the addresses of address fields (From, To,
+// Cc, Reply-To, Sender, Resent-*, ...) qualified with $j and this host's
+// own names (localhost, [127.0.0.1], $w) made $j, display names and
+// comments kept; Bcc: and Resent-Bcc: left out when the message has To:
+// or Cc:, else kept empty (package header). Their addresses are still
+// recipients with -t.
 //
 // The envelope sender is the invoking user qualified with $j, or the -f
 // address; a user who is not trusted (root, TrustedUser, T lines) and uses
@@ -16,6 +27,13 @@
 // using -f" header. Missing Date:, From: (with the full name from -F or the
 // GECOS field) and Message-Id: are added by package accept, which also
 // makes the job durable before Submit returns.
+//
+// Values from the command line and the password file that become header
+// text (-f, -F, the GECOS name) pass through header.Clean first: a CR, LF
+// or NUL in them becomes a space and is logged as sendmail logs it
+// ("POSSIBLE ATTACK from [UNKNOWN]: newline in string ..."), so they can
+// never start a header line of their own; a -F name with specials is
+// quoted, as sendmail does.
 package submit
 
 import (
@@ -29,6 +47,8 @@ import (
 
 	"github.com/posthorn/posthorn/internal/accept"
 	"github.com/posthorn/posthorn/internal/addr"
+	"github.com/posthorn/posthorn/internal/header"
+	"github.com/posthorn/posthorn/internal/maillog"
 	"github.com/posthorn/posthorn/internal/status"
 	"github.com/posthorn/posthorn/internal/sysexits"
 	"github.com/posthorn/posthorn/queue"
@@ -62,6 +82,11 @@ type Submitter struct {
 	Hostname string          // $j
 	Version  string          // for the Received header: "posthorn 0.1.0"
 	Trusted  func(user string) bool
+	// HostNames are this host's own names, made $j in header addresses
+	// (header.HostNames); nil: localhost and $j.
+	HostNames func(domain string) bool
+	// Log receives sendmail's "POSSIBLE ATTACK" notices; nil discards.
+	Log *maillog.Logger
 	// OldStyleHeaders: "To: a b" names two recipients (sendmail.cf option).
 	OldStyleHeaders bool
 	Date            func(time.Time) string
@@ -176,23 +201,30 @@ func (s *Submitter) check(rcpt string) error {
 	return err
 }
 
+// envelope is the submission's envelope and the header text it adds. Every
+// value from the command line or the password file goes through clean.
 func (s *Submitter) envelope(req *Request) *accept.Envelope {
-	sender := req.User.Name + "@" + s.Hostname
+	user := s.clean(req.User.Name)
+	sender := user + "@" + s.Hostname
 	env := &accept.Envelope{
-		Macros:   []queue.Macro{{Name: "_", Value: req.User.Name + "@localhost"}, {Name: "{daemon_flags}", Value: "c u"}},
-		Auth:     req.User.Name + "@" + s.Hostname,
-		FullName: req.FullName,
+		Macros:   []queue.Macro{{Name: "_", Value: user + "@localhost"}, {Name: "{daemon_flags}", Value: "c u"}},
+		Auth:     user + "@" + s.Hostname,
 		Local:    true,
-		Flags:    "b",
-		EnvID:    req.EnvID,
+		EnvID:    s.clean(req.EnvID),
 		Ret:      req.Ret,
 		BodyType: req.BodyType,
+		// the MSP's rewriting of the message's own fields
+		EditHeaders: s.rewriter().Submission,
 	}
-	if env.FullName == "" {
-		env.FullName = req.User.FullName
+	fullName := strings.TrimSpace(s.clean(req.FullName))
+	if fullName != "" {
+		env.FullName = header.QuoteName(fullName)
+	} else {
+		env.FullName = strings.TrimSpace(s.clean(req.User.FullName))
 	}
 	if req.Sender != "" {
-		a, err := addr.Parse(req.Sender)
+		given := s.clean(req.Sender)
+		a, err := addr.Parse(given)
 		if err == nil && !a.Null {
 			sender = a.String()
 			if a.Domain == "" {
@@ -203,9 +235,9 @@ func (s *Submitter) envelope(req *Request) *accept.Envelope {
 		}
 		if s.Trusted == nil || !s.Trusted(req.User.Name) {
 			env.Extra = append(env.Extra, queue.Header{HasCond: true, Name: "X-Authentication-Warning",
-				Value: fmt.Sprintf(" %s: %s set sender to %s using -f", s.Hostname, req.User.Name, req.Sender)})
+				Value: fmt.Sprintf(" %s: %s set sender to %s using -f", s.Hostname, user, given)})
 		}
-		if req.FullName == "" {
+		if fullName == "" {
 			env.FullName = "" // the GECOS name belongs to the user, not to the -f address
 		}
 	}
@@ -214,15 +246,30 @@ func (s *Submitter) envelope(req *Request) *accept.Envelope {
 	return env
 }
 
-// headerRecipients collects -t recipients, less the suppressed arguments.
-func (s *Submitter) headerRecipients(headers []queue.Header, suppressed []string, errw io.Writer) []string {
-	names := []string{"to", "cc", "bcc"}
-	for _, h := range headers {
-		if strings.HasPrefix(strings.ToLower(h.Name), "resent-") {
-			names = []string{"resent-to", "resent-cc", "resent-bcc"}
-			break
-		}
+// clean is header.Clean with sendmail's notice when it changed anything.
+func (s *Submitter) clean(v string) string {
+	c, changed := header.Clean(v)
+	if changed {
+		s.Log.Noticef("", "POSSIBLE ATTACK from [UNKNOWN]: newline in string \"%s\"", addr.Shorten(c))
 	}
+	return c
+}
+
+// rewriter is the header address rewriting of this host.
+func (s *Submitter) rewriter() *header.Rewriter {
+	self := s.HostNames
+	if self == nil {
+		self = header.HostNames(s.Hostname, "", nil)
+	}
+	return &header.Rewriter{Hostname: s.Hostname, Self: self}
+}
+
+// headerRecipients collects -t recipients, less the suppressed arguments:
+// from To, Cc, Bcc and Apparently-To, or in a resent message (one with any
+// Resent- field) from Resent-To, Resent-Cc and Resent-Bcc only, as
+// sendmail's eatheader does.
+func (s *Submitter) headerRecipients(headers []queue.Header, suppressed []string, errw io.Writer) []string {
+	resent := header.Resent(headers)
 	skip := map[string]bool{}
 	for _, r := range suppressed {
 		if a, err := addr.Parse(r); err == nil {
@@ -233,8 +280,7 @@ func (s *Submitter) headerRecipients(headers []queue.Header, suppressed []string
 	var out []string
 	seen := map[string]bool{}
 	for _, h := range headers {
-		name := strings.ToLower(h.Name)
-		if !contains(names, name) {
+		if !header.IsRecipient(h.Name, resent) {
 			continue
 		}
 		list, err := p.Parse(strings.ReplaceAll(h.Value, "\n", " "))
@@ -262,19 +308,19 @@ func unjoin(err error) []error {
 	return []error{err}
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
+// readMessage copies the message into m, stopping at a line holding only
+// "." (".\n", ".\r\n", or "." / ".\r" at the very end) unless ignoreDots;
+// it also keeps a copy for dead.letter in case no recipient is valid. Line
+// ends are normalised by package accept.
+func readMessage(in io.Reader, ignoreDots bool, m io.Writer) ([]byte, error) {
+	return readMessageSize(in, ignoreDots, m, 64<<10)
 }
 
-// readMessage copies the message into m, stopping at a lone "." unless
-// ignoreDots; it also keeps a copy for dead.letter in case no recipient is
-// valid. Line ends are normalised by package accept.
-func readMessage(in io.Reader, ignoreDots bool, m io.Writer) ([]byte, error) {
+// readMessageSize is readMessage with a line buffer of size bytes. A line
+// longer than the buffer arrives in pieces; only the piece that starts a
+// line can be the terminating dot, so a long line that happens to end in
+// "." at a buffer boundary is data like any other.
+func readMessageSize(in io.Reader, ignoreDots bool, m io.Writer, size int) ([]byte, error) {
 	var copyBuf bytes.Buffer
 	w := io.MultiWriter(m, &copyBuf)
 	if ignoreDots {
@@ -283,16 +329,18 @@ func readMessage(in io.Reader, ignoreDots bool, m io.Writer) ([]byte, error) {
 		}
 		return copyBuf.Bytes(), nil
 	}
-	r := bufio.NewReaderSize(in, 64<<10)
+	r := bufio.NewReaderSize(in, size)
+	bol := true // the next piece starts a line
 	for {
 		line, err := r.ReadSlice('\n')
+		if bol && isDotLine(line, err) {
+			return copyBuf.Bytes(), nil
+		}
 		if len(line) > 0 {
-			if t := bytes.TrimRight(line, "\r\n"); len(t) == 1 && t[0] == '.' {
-				return copyBuf.Bytes(), nil
-			}
 			if _, werr := w.Write(line); werr != nil {
 				return nil, werr
 			}
+			bol = line[len(line)-1] == '\n'
 		}
 		switch {
 		case err == nil, errors.Is(err, bufio.ErrBufferFull):
@@ -302,6 +350,19 @@ func readMessage(in io.Reader, ignoreDots bool, m io.Writer) ([]byte, error) {
 			return nil, readError(err)
 		}
 	}
+}
+
+// isDotLine reports whether a whole line ends the message: "." with LF or
+// CRLF, or with nothing or a lone CR at the end of the input (sendmail's
+// collect drops those too).
+func isDotLine(line []byte, err error) bool {
+	switch string(line) {
+	case ".\n", ".\r\n":
+		return err == nil
+	case ".", ".\r":
+		return errors.Is(err, io.EOF)
+	}
+	return false
 }
 
 func readError(err error) error {

@@ -74,7 +74,7 @@ func TestPlainSendmail(t *testing.T) {
 	if res.Exit != 0 || errs != "" || res.ID == "" {
 		t.Fatalf("res %+v errs %q", res, errs)
 	}
-	want := "V8\nT1795580780\nK0\nN0\nP30044\nFbs\n$_bob@localhost\n${daemon_flags}c u\nS<bob@refhost.example.org>\nAbob@refhost.example.org\n" +
+	want := "V8\nT1795580780\nK0\nN0\nP30044\nFs\n$_bob@localhost\n${daemon_flags}c u\nS<bob@refhost.example.org>\nAbob@refhost.example.org\n" +
 		"rRFC822; alice@refhost.example.org\nRPFD:alice\n" +
 		"H?P?Return-Path: <\x81g>\n" +
 		"H??Received: (from bob@localhost)\n\tby refhost.example.org (posthorn 0.1.0) id ID\n\tfor alice; Wed, 25 Nov 2026 04:26:20 GMT\n" +
@@ -109,10 +109,14 @@ func TestReadHeaders(t *testing.T) {
 		t.Fatalf("res %+v errs %q", res, errs)
 	}
 	qf := readQF(t, dir, res.ID)
-	for _, want := range []string{"RPFD:alice\n", "RPFD:<someone@remote.example>\n", "RPFD:<carol@remote.example>\n", "H??Bcc: carol@remote.example\n", "Fbs\n"} {
+	for _, want := range []string{"RPFD:alice\n", "RPFD:<someone@remote.example>\n", "RPFD:<carol@remote.example>\n", "Fbs\n",
+		"H??To: alice@refhost.example.org, Someone <someone@remote.example>\nH??Cc: bob@refhost.example.org\nH??Subject: -t\n"} {
 		if !strings.Contains(qf, want) {
 			t.Errorf("qf lacks %q:\n%s", want, qf)
 		}
+	}
+	if strings.Contains(qf, "Bcc") || strings.Contains(qf, "H??carol") {
+		t.Errorf("the Bcc: field was queued:\n%s", qf)
 	}
 	if strings.Contains(qf, "RPFD:bob") {
 		t.Errorf("-t must suppress the argument bob:\n%s", qf)

@@ -3,6 +3,7 @@ package runner
 import (
 	"strings"
 
+	"github.com/posthorn/posthorn/internal/header"
 	"github.com/posthorn/posthorn/internal/rfcdate"
 	"github.com/posthorn/posthorn/queue"
 )
@@ -36,6 +37,7 @@ type macros struct {
 	sender   string // $g: the envelope sender, qualified
 	host     string // $h
 	user     string // $u
+	rewrite  *header.Rewriter
 }
 
 func (m *macros) get(name string) (string, bool) {
@@ -87,15 +89,36 @@ func envelopeSender(j *queue.Job, hostname string) string {
 // header with a ?flags? condition only when the mailer has one of those
 // flags, one with a ?$x? condition only when the macro is set, and the
 // 0x81 macro bytes expanded. Lines end in LF; no blank line follows.
+//
+// Addresses are rewritten as sendmail's rulesets do at delivery (package
+// header): in every address field this host's own names become $j
+// ("To: staff@localhost" arrives as "staff@refhost.example.org", reference
+// 02-mbox-alice.txt), and for a mailer without F=l (the SMTP mailers,
+// whose HdrFromSMTP and MasqSMTP rulesets qualify) an unqualified address
+// also gets "@$j". A Bcc: or Resent-Bcc: field never shows its addresses:
+// it is left out when the job has the b flag (the message has To: or
+// Cc:), else written empty, as sendmail's putheader does.
 func renderHeader(b []byte, j *queue.Job, mailerFlags string, m *macros) []byte {
+	qualify := !strings.ContainsRune(mailerFlags, 'l')
 	for i := range j.Headers {
 		h := &j.Headers[i]
 		if h.HasCond && h.Cond != "" && !condHolds(h.Cond, mailerFlags, m) {
 			continue
 		}
+		if header.IsBcc(h.Name) {
+			if !j.HasFlag(queue.FlagDelBcc) {
+				b = append(b, h.Name...)
+				b = append(b, ":\n"...)
+			}
+			continue
+		}
 		b = append(b, h.Name...)
 		b = append(b, ':')
-		b = expand(b, h.Value, m)
+		if header.IsAddress(h.Name) {
+			b = append(b, m.rewrite.Value(h.Name, string(expand(nil, h.Value, m)), qualify)...)
+		} else {
+			b = expand(b, h.Value, m)
+		}
 		b = append(b, '\n')
 	}
 	return b
@@ -140,5 +163,14 @@ func expand(b []byte, v string, m *macros) []byte {
 // newMacros returns the macros for delivering j now.
 func (r *Runner) newMacros(j *queue.Job) *macros {
 	return &macros{job: j, hostname: r.cfg.Hostname, version: r.cfg.Version,
-		date: rfcdate.Format(r.now()), sender: envelopeSender(j, r.cfg.Hostname)}
+		date: rfcdate.Format(r.now()), sender: envelopeSender(j, r.cfg.Hostname),
+		rewrite: &header.Rewriter{Hostname: r.cfg.Hostname, Self: r.hostNames()}}
+}
+
+// hostNames is Config.HostNames, or $j and localhost when it is not set.
+func (r *Runner) hostNames() func(string) bool {
+	if r.cfg.HostNames != nil {
+		return r.cfg.HostNames
+	}
+	return header.HostNames(r.cfg.Hostname, "", nil)
 }

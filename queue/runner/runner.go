@@ -139,6 +139,12 @@ type Config struct {
 
 	Hostname string // $j: DSN Reporting-MTA, $g qualification
 	Version  string // "$v/$Z" for the DSN's Received header
+
+	// HostNames are this host's own names (header.HostNames), which header
+	// addresses are rewritten from to $j at delivery; nil: localhost and
+	// $j.
+	HostNames func(domain string) bool
+
 	// ExpandReport, when set, expands the recipient of a report the runner
 	// queues (the original sender, or the postmaster) as acceptance does
 	// (aliases, ~/.forward) into final qf recipients with their C lines
