@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -59,10 +58,7 @@ func (a *app) handOffSMTP() int {
 	cfg := a.cfg
 	// Not smtpConfig: the MSP reads no TLS key, auth file or access map
 	// (a user could not read them), and a local client may relay.
-	pol := &policy.Policy{LocalDomains: map[string]bool{}}
-	for _, w := range cfg.Class("w") {
-		pol.LocalDomains[strings.ToLower(w)] = true
-	}
+	pol := &policy.Policy{Router: newRouter(cfg, a.log)}
 	srv, err := smtpd.New(smtpd.Config{
 		Hostname:       cfg.Macros["j"],
 		Greeting:       cfg.Expand(cfg.SmtpGreetingMessage, map[string]string{"b": "$b", "daemon_name": "MSP"}),

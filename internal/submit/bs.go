@@ -9,9 +9,9 @@ import (
 	"sync"
 
 	"github.com/posthorn/posthorn/internal/accept"
-	"github.com/posthorn/posthorn/internal/addr"
 	"github.com/posthorn/posthorn/internal/dsn"
 	"github.com/posthorn/posthorn/internal/header"
+	"github.com/posthorn/posthorn/internal/route"
 	"github.com/posthorn/posthorn/internal/smtpd"
 	"github.com/posthorn/posthorn/internal/status"
 	"github.com/posthorn/posthorn/internal/sysexits"
@@ -56,12 +56,8 @@ func (b *SMTPBackend) CheckSender(ctx context.Context, c *smtpd.Client, from smt
 }
 
 // CheckRecipient takes any address that parses; the MTA decides later.
-func (b *SMTPBackend) CheckRecipient(ctx context.Context, c *smtpd.Client, env *smtpd.Envelope, rcpt smtpd.Path) (string, error) {
-	a, err := addr.Parse(rcpt.Addr)
-	if err != nil {
-		return "", err
-	}
-	return strings.ToLower(rcptAddress(a.String(), b.Handoff.Hostname)), nil
+func (b *SMTPBackend) CheckRecipient(ctx context.Context, c *smtpd.Client, env *smtpd.Envelope, rcpt smtpd.Path, t route.Triple) error {
+	return nil
 }
 
 // Verify is refused as sendmail's MSP refuses it (PrivacyOptions novrfy).
