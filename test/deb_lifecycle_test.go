@@ -195,6 +195,14 @@ func TestDebChrootless(t *testing.T) {
 			}
 		}
 	}
+	// An upgrade (here the same version again) keeps the admin's
+	// changes to the conffile without asking.
+	edited := r.read(t, "etc/mail/sendmail.cf") + "O MaxHopCount=30\n"
+	r.write(t, "etc/mail/sendmail.cf", edited)
+	r.dpkg(t, "--force-script-chrootless", "--install", deb)
+	if got := r.read(t, "etc/mail/sendmail.cf"); got != edited {
+		t.Errorf("upgrade lost the change to sendmail.cf:\n%s", got)
+	}
 	r.dpkg(t, "--force-script-chrootless", "--purge", "posthorn")
 	for _, gone := range []string{"etc/systemd/system/multi-user.target.wants/posthorn.service", "etc/mail/sendmail.cf", "var/spool/mqueue"} {
 		if r.exists(gone) {

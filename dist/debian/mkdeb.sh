@@ -22,6 +22,8 @@ mkdir -p "$r"
 
 # The programs: one binary, the other names link to it.
 install -D -m 0755 "$BIN" "$r/usr/sbin/sendmail"
+# What dh_strip removes besides the symbols (the Go linker drops those).
+strip --remove-section=.comment --remove-section=.note "$r/usr/sbin/sendmail"
 install -d -m 0755 "$r/usr/bin" "$r/usr/lib" "$r/usr/libexec/posthorn"
 for n in mailq newaliases hoststat purgestat; do
 	ln -s ../sbin/sendmail "$r/usr/bin/$n"
