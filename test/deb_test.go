@@ -319,3 +319,17 @@ func requireRootAndDpkg(t *testing.T) {
 		}
 	}
 }
+
+// The build's version is the VERSION file's release, with the commit
+// after it when the tree is not at the release tag, in a form dpkg sorts.
+func TestVersionScript(t *testing.T) {
+	base, err := os.ReadFile("../VERSION")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := strings.TrimSpace(output(t, "sh", "../dist/version.sh"))
+	re := `^` + regexp.QuoteMeta(strings.TrimSpace(string(base))) + `(\+git[0-9]+\.g[0-9a-f]{7,})?(\.dirty)?$`
+	if !regexp.MustCompile(re).MatchString(v) {
+		t.Errorf("dist/version.sh printed %q, want %s", v, re)
+	}
+}
