@@ -10,13 +10,29 @@ GOFILES   := $(shell find . -name '*.go' -not -path './var/*' 2>/dev/null)
 FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
 DEV_USER  := $(shell id -un)
+# The version built into the binary ($v, the greeting, Received, -d0.1) and
+# the package: VERSION, plus the commit when not at the release tag.
+POSTHORN_VERSION := $(shell sh dist/version.sh)
+LDFLAGS   := -X github.com/posthorn/posthorn/conf.Version=$(POSTHORN_VERSION)
+# Dates in the pages and the package: the last commit's, for reproducible builds.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+export SOURCE_DATE_EPOCH
+DEB_ARCH  := $(shell dpkg --print-architecture 2>/dev/null || $(GO) env GOARCH)
+DEB       ?= posthorn_$(POSTHORN_VERSION)_$(DEB_ARCH).deb
+BUILDDIR  ?= build
+DEB_MAINTAINER ?= posthorn maintainers <maintainers@users.noreply.github.com>
 
-.PHONY: build run test unit blackbox bench fuzz lint install clean
+.PHONY: build run test unit blackbox bench fuzz lint install install-man man deb lintian clean FORCE
 
 build: $(BIN)
 
-$(BIN): $(GOFILES) go.mod go.sum
-	$(GO) build -trimpath -o $(BIN) ./cmd/sendmail
+$(BIN): $(GOFILES) go.mod go.sum bin/.version
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sendmail
+
+# Rewritten only when the version changes, so that a new commit rebuilds
+# the binary even when no Go file changed.
+bin/.version: FORCE
+	@mkdir -p bin; echo '$(POSTHORN_VERSION)' | cmp -s - $@ || echo '$(POSTHORN_VERSION)' > $@
 
 # The daemon in the foreground on conf/dev.cf: SMTP on 127.0.0.1:2525,
 # state under ./var, a queue run every minute.
@@ -59,5 +75,27 @@ install: build
 	install -D -m 0644 dist/posthorn.service $(DESTDIR)$(UNITDIR)/posthorn.service
 	install -d -m 0700 $(DESTDIR)/var/spool/mqueue
 
+# Manual pages (scdoc sources in man/, expanded by cmd/mangen) into $(BUILDDIR)/man.
+man:
+	rm -rf $(BUILDDIR)/man
+	$(GO) run ./cmd/mangen -out $(BUILDDIR)/man -version '$(POSTHORN_VERSION)' man/*.scd
+
+install-man: man
+	for p in $(BUILDDIR)/man/*.[1-8]; do install -D -m 0644 $$p $(DESTDIR)$(PREFIX)/share/man/man$${p##*.}/$${p##*/}; done
+	ln -sf hoststat.8 $(DESTDIR)$(PREFIX)/share/man/man8/purgestat.8
+
+# The Debian package: posthorn_<version>_<arch>.deb (dist/debian/mkdeb.sh).
+# The binary is built as Debian builds: position-independent, full RELRO,
+# without symbol tables.
+deb: man
+	CGO_ENABLED=1 $(GO) build -trimpath -buildmode=pie \
+	  -ldflags '$(LDFLAGS) -s -w -linkmode=external -extldflags "-Wl,-z,relro,-z,now"' \
+	  -o $(BUILDDIR)/deb/sendmail ./cmd/sendmail
+	VERSION='$(POSTHORN_VERSION)' BIN=$(BUILDDIR)/deb/sendmail MANDIR=$(BUILDDIR)/man STAGE=$(BUILDDIR)/deb/stage \
+	  OUT='$(DEB)' MAINTAINER='$(DEB_MAINTAINER)' sh dist/debian/mkdeb.sh
+
+lintian: deb
+	lintian --fail-on error --info $(DEB)
+
 clean:
-	rm -rf bin
+	rm -rf bin build posthorn_*.deb

@@ -63,8 +63,12 @@ import (
 // DefaultPath is where sendmail keeps its configuration.
 const DefaultPath = "/etc/mail/sendmail.cf"
 
-// Version is posthorn's version, the $v macro.
-const Version = "0.1.0"
+// Version is posthorn's version: the $v and $Z macros, the greeting, the
+// Received header and `-d0.1`. The Makefile sets it from the build
+// (dist/version.sh: the VERSION file, plus the commit when the tree is not
+// at the release tag) with -ldflags -X; a plain `go build` or `go test`
+// gets the release in the VERSION file, which a test keeps equal to this.
+var Version = "0.1.0"
 
 // DeliveryMode is sendmail's DeliveryMode option.
 type DeliveryMode byte
