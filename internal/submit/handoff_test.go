@@ -3,6 +3,7 @@ package submit
 import (
 	"bytes"
 	"context"
+	"github.com/posthorn/posthorn/internal/policy"
 	"net"
 	"strings"
 	"testing"
@@ -19,7 +20,8 @@ import (
 func fakeMTA(t *testing.T) (*smtpdtest.Backend, string) {
 	t.Helper()
 	be := smtpdtest.Reference()
-	srv, err := smtpd.New(smtpd.Config{Hostname: "refhost.example.org", Backend: be})
+	srv, err := smtpd.New(smtpd.Config{Hostname: "refhost.example.org", Backend: be,
+		Policy: &policy.Policy{RelayHosts: policy.DefaultRelayHosts(), Router: be.Router()}})
 	if err != nil {
 		t.Fatal(err)
 	}
