@@ -279,16 +279,3 @@ func classify(p parsedAddr, rt *route.Router) target {
 	}
 	return target{mailer: t.Mailer, host: t.Host, user: t.User}
 }
-
-// LocalSet returns an IsLocal function for a list of host names ($=w):
-// case-insensitive, a trailing dot ignored. Address literals are listed
-// with their brackets ("[127.0.0.1]").
-func LocalSet(names ...string) func(domain string) bool {
-	set := make(map[string]bool, len(names))
-	for _, n := range names {
-		set[strings.TrimSuffix(strings.ToLower(strings.TrimSpace(n)), ".")] = true
-	}
-	return func(d string) bool {
-		return set[strings.TrimSuffix(strings.ToLower(d), ".")]
-	}
-}
