@@ -29,6 +29,16 @@ type Resolver interface {
 	Addrs(ctx context.Context, host string) ([]netip.Addr, error)
 }
 
+// HostStatus is the host status table the client reads and records:
+// *hoststat.Table satisfies it. Lookup returns a status only while it is
+// younger than Timeout.hoststatus.
+type HostStatus interface {
+	Lookup(host string) (hoststat.Status, bool)
+	Record(s hoststat.Status) error
+}
+
+var _ HostStatus = (*hoststat.Table)(nil)
+
 // Timeouts are sendmail's Timeout.* options for the client side. A zero
 // field takes sendmail's default (in parentheses).
 type Timeouts struct {
@@ -120,7 +130,9 @@ const (
 type Config struct {
 	Hostname   string          // $j: the EHLO name and the loop check
 	Resolver   Resolver        // MX and address lookups; nil: only address literals work
-	HostStatus *hoststat.Table // outcome of each host; nil keeps none
+	// HostStatus keeps the outcome of each host (*hoststat.Table); hosts
+	// it says are down are skipped. nil keeps none.
+	HostStatus HostStatus
 	// TLS is the template of the client TLS settings (RootCAs, client
 	// certificate, versions); nil: Go's defaults. Certificates are
 	// checked only to log verify=OK/FAIL unless TLSPolicy says TLSVerify.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -33,12 +34,14 @@ type sink struct {
 	strict    bool
 	silent    bool   // accept TCP, never answer
 	dropData  bool   // close the connection after a few DATA lines
+	hangFinal chan struct{} // closed on the final dot, which is never answered
 	startTLS  *tls.Config
 	badTLS    bool   // say 220 to STARTTLS, then talk garbage
 	hostname  string // in the EHLO reply; "" for mx.sink.test
 
 	ln    net.Listener
 	mu    sync.Mutex
+	open  []net.Conn
 	log   strings.Builder
 	msgs  []sinkMsg
 	conns int
@@ -64,6 +67,9 @@ func (s *sink) start(t *testing.T, ip string) *sink {
 			if err != nil {
 				return
 			}
+			s.mu.Lock()
+			s.open = append(s.open, c)
+			s.mu.Unlock()
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
@@ -71,7 +77,15 @@ func (s *sink) start(t *testing.T, ip string) *sink {
 			}()
 		}
 	}()
-	t.Cleanup(func() { ln.Close(); s.wg.Wait() })
+	t.Cleanup(func() {
+		ln.Close()
+		s.mu.Lock()
+		for _, c := range s.open {
+			c.Close()
+		}
+		s.mu.Unlock()
+		s.wg.Wait()
+	})
 	return s
 }
 
@@ -117,8 +131,8 @@ func (s *sink) serve(nc net.Conn) {
 	var c net.Conn = nc
 	r := bufio.NewReader(c)
 	send := func(line string) {
+		s.logf("S: %s\n", line) // before the client can read it
 		c.Write([]byte(line + "\r\n"))
-		s.logf("S: %s\n", line)
 	}
 	greet := s.greeting
 	if greet == "" {
@@ -159,6 +173,11 @@ func (s *sink) serve(nc net.Conn) {
 		}
 		l := strings.TrimRight(raw, "\r\n")
 		if inData {
+			if l == "." && s.hangFinal != nil {
+				close(s.hangFinal)
+				io.Copy(io.Discard, r)
+				return
+			}
 			if l == "." {
 				inData = false
 				s.mu.Lock()
@@ -195,8 +214,8 @@ func (s *sink) serve(nc net.Conn) {
 				}
 				b.WriteString("250" + sep + x + "\r\n")
 			}
-			c.Write([]byte(b.String()))
 			s.logf("S: 250-%s\n", strings.Join(lines, " / "))
+			c.Write([]byte(b.String()))
 		case strings.HasPrefix(u, "HELO"):
 			send("250 " + name)
 		case u == "STARTTLS":
@@ -337,4 +356,67 @@ func addrs(s ...string) []netip.Addr {
 		out = append(out, netip.MustParseAddr(x))
 	}
 	return out
+}
+
+// holdSink offers PIPELINING and answers the RCPTs only once it has read
+// the DATA that follows them.
+type holdSink struct {
+	ln net.Listener
+}
+
+func (h *holdSink) start(t *testing.T, ip string) {
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.ln = ln
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go h.serve(c)
+		}
+	}()
+}
+
+func (h *holdSink) serve(c net.Conn) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	c.Write([]byte("220 mx.hold.example ESMTP\r\n"))
+	held := 0
+	for {
+		l, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		u := strings.ToUpper(strings.TrimRight(l, "\r\n"))
+		switch {
+		case strings.HasPrefix(u, "EHLO"):
+			c.Write([]byte("250-mx.hold.example\r\n250 PIPELINING\r\n"))
+		case strings.HasPrefix(u, "MAIL"):
+			c.Write([]byte("250 2.1.0 Ok\r\n"))
+		case strings.HasPrefix(u, "RCPT"):
+			held++
+		case u == "DATA":
+			c.Write([]byte(strings.Repeat("250 2.1.5 Ok\r\n", held) + "354 go ahead\r\n"))
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" {
+					break
+				}
+			}
+			c.Write([]byte("250 2.0.0 Ok: queued\r\n"))
+		case u == "QUIT":
+			c.Write([]byte("221 2.0.0 Bye\r\n"))
+			return
+		default:
+			c.Write([]byte("250 Ok\r\n"))
+		}
+	}
 }

@@ -23,7 +23,7 @@ type world struct {
 	t      *testing.T
 	dns    *fakeDNS
 	net    *netmap
-	hs     *hoststat.Table
+	hs     *memStatus
 	logBuf *syncBuffer
 	client *Client
 	clock  *clock
@@ -69,7 +69,7 @@ func newWorld(t *testing.T, mod func(*Config)) *world {
 	t.Helper()
 	w := &world{t: t, dns: &fakeDNS{mx: map[string][]resolve.MX{}, mxErr: map[string]error{}, a: map[string][]netip.Addr{}},
 		net: &netmap{}, logBuf: &syncBuffer{}, clock: &clock{now: time.Now().Truncate(time.Second)}}
-	w.hs = hoststat.Open("", 30*time.Minute, w.clock.Now)
+	w.hs = &memStatus{m: map[string]hoststat.Status{}, expire: 30 * time.Minute, now: w.clock.Now}
 	cfg := Config{
 		Hostname:            "refhost.example.org",
 		Resolver:            w.dns,
@@ -139,4 +139,30 @@ func (w *world) deliver(m *msg) []runner.Result {
 		w.t.Fatalf("%d results for %d recipients", len(res), len(m.d.Rcpts))
 	}
 	return res
+}
+
+// memStatus is an in-memory host status table with sendmail's expiry
+// (the tests do not depend on the hoststat package's store).
+type memStatus struct {
+	mu     sync.Mutex
+	m      map[string]hoststat.Status
+	expire time.Duration
+	now    func() time.Time
+}
+
+func (s *memStatus) Lookup(host string) (hoststat.Status, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.m[host]
+	if !ok || s.now().Sub(st.Updated) >= s.expire {
+		return hoststat.Status{}, false
+	}
+	return st, true
+}
+
+func (s *memStatus) Record(st hoststat.Status) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[st.Host] = st
+	return nil
 }
