@@ -118,7 +118,9 @@ func (w *deadlineWriter) Write(p []byte) (int, error) {
 }
 
 // relay is the log's relay= value for this connection.
-func (c *conn) relay() string { return relayName(c.name, addrText(c.addr, c.addr.Is6() && !c.addr.Is4In6())) }
+func (c *conn) relay() string {
+	return relayName(c.name, addrText(c.addr, c.addr.Is6() && !c.addr.Is4In6()))
+}
 
 // use binds the connection to one delivery: its writers and context. A
 // context that ends sets a deadline in the past, so that any blocked read

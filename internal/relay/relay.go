@@ -128,8 +128,8 @@ const (
 
 // Config configures a Client.
 type Config struct {
-	Hostname   string          // $j: the EHLO name and the loop check
-	Resolver   Resolver        // MX and address lookups; nil: only address literals work
+	Hostname string   // $j: the EHLO name and the loop check
+	Resolver Resolver // MX and address lookups; nil: only address literals work
 	// HostStatus keeps the outcome of each host (*hoststat.Table); hosts
 	// it says are down are skipped. nil keeps none.
 	HostStatus HostStatus

@@ -29,11 +29,11 @@ type sink struct {
 	ehloLines []string // extension lines; nil for the capture's sink
 	ehloReply string   // a reply to EHLO instead of the extensions
 	rcpt      func(n int, addr string) string
-	data      string           // reply to DATA; "" for 354 (554 when strict and no RCPT)
+	data      string             // reply to DATA; "" for 354 (554 when strict and no RCPT)
 	final     func(n int) string // reply to the final dot
 	strict    bool
-	silent    bool   // accept TCP, never answer
-	dropData  bool   // close the connection after a few DATA lines
+	silent    bool          // accept TCP, never answer
+	dropData  bool          // close the connection after a few DATA lines
 	hangFinal chan struct{} // closed on the final dot, which is never answered
 	startTLS  *tls.Config
 	badTLS    bool   // say 220 to STARTTLS, then talk garbage

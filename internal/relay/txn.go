@@ -26,11 +26,11 @@ type txn struct {
 	sc      *conn
 	t       target
 	pending []int
-	okIdx   []int            // recipients the peer accepted
-	replies map[int]*reply   // each recipient's RCPT reply
-	retry   []int            // temporarily failed recipients
-	last    *reply           // the last reply of the transaction, for the host status
-	lastDSN string           // its enhanced code
+	okIdx   []int          // recipients the peer accepted
+	replies map[int]*reply // each recipient's RCPT reply
+	retry   []int          // temporarily failed recipients
+	last    *reply         // the last reply of the transaction, for the host status
+	lastDSN string         // its enhanced code
 }
 
 // transact runs MAIL, RCPT (pipelined when offered), DATA and the message
