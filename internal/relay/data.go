@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 )
 
 // Line limits of the mailers (L= in sendmail.cf): 990 for the SMTP
@@ -95,9 +96,15 @@ func writeHeader(lw *lineWriter, header []byte, skip string) {
 	}
 }
 
+// bodyReaders are the buffers copyBody reads through, reused across
+// messages.
+var bodyReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
+
 // copyBody writes a body as it is (LF or CRLF line ends in, CRLF out).
 func copyBody(lw *lineWriter, body io.Reader) error {
-	br := bufio.NewReaderSize(body, 64<<10)
+	br := bodyReaders.Get().(*bufio.Reader)
+	br.Reset(body)
+	defer func() { br.Reset(nil); bodyReaders.Put(br) }()
 	open := false // a line has been started and not ended
 	for lw.err == nil {
 		chunk, err := br.ReadSlice('\n')

@@ -57,6 +57,17 @@ type Timeouts struct {
 	StartTLS  time.Duration // Timeout.starttls: STARTTLS and the handshake (1h)
 }
 
+// TimeoutsFrom reads the Timeout.<name> options through get (as
+// conf.Config.Timeout does; zero for an option not set).
+func TimeoutsFrom(get func(name string) time.Duration) Timeouts {
+	return Timeouts{
+		Connect: get("connect"), IConnect: get("iconnect"), Initial: get("initial"), Helo: get("helo"),
+		Mail: get("mail"), Rcpt: get("rcpt"), DataInit: get("datainit"), DataBlock: get("datablock"),
+		DataFinal: get("datafinal"), Rset: get("rset"), Quit: get("quit"), Misc: get("misc"),
+		StartTLS: get("starttls"),
+	}
+}
+
 func (t Timeouts) withDefaults() Timeouts {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {

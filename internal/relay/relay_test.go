@@ -609,3 +609,54 @@ func TestManyRecipients(t *testing.T) {
 }
 
 var _ = queue.FlagRetParam
+
+// ConnectionCacheSize=1: the second host's connection pushes the first
+// out ("Closing connection to", QUIT, on the -v of the delivery that
+// pushed it); Close says QUIT to what is left.
+func TestCacheEvictionAndClose(t *testing.T) {
+	w := newWorld(t, func(c *Config) { c.ConnectionCacheSize = 1 })
+	a := w.host("mx.a.example", "127.0.0.45", &sink{})
+	b := w.host("mx.b.example", "127.0.0.46", &sink{})
+	w.mx("a.example", "mx.a.example")
+	w.mx("b.example", "mx.b.example")
+	w.deliver(newMsg("a.example", simpleHeader, "x\n", "<u@a.example>"))
+	mb := newMsg("b.example", simpleHeader, "x\n", "<u@b.example>")
+	w.deliver(mb)
+	if !strings.HasSuffix(mb.verbose.String(), "<u@b.example>... Closing connection to mx.a.example.\n>>> QUIT\n221 2.0.0 Bye\n") {
+		t.Errorf("-v:\n%s", mb.verbose.String())
+	}
+	if !strings.HasSuffix(a.transcript(), "C: QUIT<CRLF>\nS: 221 2.0.0 Bye\n") || strings.Contains(b.transcript(), "QUIT") {
+		t.Errorf("a:\n%s\nb:\n%s", a.transcript(), b.transcript())
+	}
+	w.client.Close()
+	if !strings.HasSuffix(b.transcript(), "C: QUIT<CRLF>\nS: 221 2.0.0 Bye\n") {
+		t.Errorf("b after Close:\n%s", b.transcript())
+	}
+	if !strings.HasSuffix(mb.verbose.String(), "Closing connection to mx.b.example.\n>>> QUIT\n221 2.0.0 Bye\n") {
+		t.Errorf("-v after Close:\n%s", mb.verbose.String())
+	}
+	// After Close a delivery still works, without caching.
+	wantSent(t, w.deliver(newMsg("a.example", simpleHeader, "x\n", "<u@a.example>"))[0], "mx.a.example. [127.0.0.45]")
+}
+
+// MaxPerDestination bounds concurrent deliveries to one destination.
+func TestPerDestinationLimit(t *testing.T) {
+	w := newWorld(t, func(c *Config) { c.MaxPerDestination = 1 })
+	gotDot := make(chan struct{})
+	w.host("mx.slow.example", "127.0.0.47", &sink{hangFinal: gotDot})
+	w.mx("slow.example", "mx.slow.example")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan []runner.Result)
+	go func() {
+		done <- w.client.Deliver(ctx, newMsg("slow.example", simpleHeader, "x\n", "<a@slow.example>").d)
+	}()
+	<-gotDot
+	// The first delivery holds the only slot: the second waits, and gives
+	// up when its context ends.
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel2()
+	res := w.client.Deliver(ctx2, newMsg("slow.example", simpleHeader, "x\n", "<b@slow.example>").d)
+	wantDeferred(t, res[0], "Delivery interrupted (context deadline exceeded)")
+	cancel()
+	<-done
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/posthorn/posthorn/internal/hoststat"
 	"github.com/posthorn/posthorn/queue"
@@ -236,5 +237,14 @@ func TestParseEightBitMode(t *testing.T) {
 	}
 	if _, err := ParseEightBitMode(""); err == nil {
 		t.Error("empty accepted")
+	}
+}
+
+func TestTimeoutsFrom(t *testing.T) {
+	set := map[string]time.Duration{"initial": time.Second, "datablock": 2 * time.Second, "starttls": 3 * time.Second}
+	to := TimeoutsFrom(func(n string) time.Duration { return set[n] }).withDefaults()
+	if to.Initial != time.Second || to.DataBlock != 2*time.Second || to.StartTLS != 3*time.Second ||
+		to.Mail != 10*time.Minute || to.IConnect != to.Connect || to.Quit != 2*time.Minute {
+		t.Errorf("%+v", to)
 	}
 }
