@@ -193,41 +193,11 @@ func (cv *converter) leaf(cte, cteVal string, passThrough bool) (int, int, error
 	}
 }
 
-// scan counts the octets of the part ahead and those with the high bit
-// set, stopping early once 4K read are more than a quarter 8-bit (then
-// base64 is the answer anyway).
-func (cv *converter) scan() (size, high int, err error) {
-	atStart := true
-	for {
-		piece, eol, err := cv.in.next()
-		if err == io.EOF {
-			return size, high, nil
-		}
-		if err != nil {
-			return size, high, err
-		}
-		if atStart {
-			if bt, _ := cv.boundary(piece, eol); bt != btNotSep {
-				return size, high, nil
-			}
-		}
-		atStart = eol
-		size += len(piece)
-		for _, c := range piece {
-			if c >= 0x80 {
-				high++
-			}
-		}
-		if size >= 4096 && high > size/4 {
-			return size, high, nil
-		}
-	}
-}
-
-// copyUntilBoundary copies lines as they are until a line that is one of
-// the pending boundaries (returned, not written) or the end of the input.
-// strip clears the high bit (prologue and epilogue, as sendmail).
-func (cv *converter) copyUntilBoundary(strip bool) (int, int, error) {
+// eachLine calls fn with each line (or piece of a long line) of the part
+// ahead, up to a line that is one of the pending boundaries: it returns
+// that boundary and its level, btFinal and -1 at the end of the input,
+// btNotSep when fn stops it early by returning false.
+func (cv *converter) eachLine(fn func(piece []byte, eol bool) bool) (int, int, error) {
 	atStart := true
 	for {
 		piece, eol, err := cv.in.next()
@@ -243,6 +213,33 @@ func (cv *converter) copyUntilBoundary(strip bool) (int, int, error) {
 			}
 		}
 		atStart = eol
+		if !fn(piece, eol) {
+			return btNotSep, -1, nil
+		}
+	}
+}
+
+// scan counts the octets of the part ahead and those with the high bit
+// set, stopping early once 4K read are more than a quarter 8-bit (then
+// base64 is the answer anyway).
+func (cv *converter) scan() (size, high int, err error) {
+	_, _, err = cv.eachLine(func(piece []byte, _ bool) bool {
+		size += len(piece)
+		for _, c := range piece {
+			if c >= 0x80 {
+				high++
+			}
+		}
+		return size < 4096 || high <= size/4
+	})
+	return size, high, err
+}
+
+// copyUntilBoundary copies lines as they are until a line that is one of
+// the pending boundaries (returned, not written) or the end of the input.
+// strip clears the high bit (prologue and epilogue, as sendmail).
+func (cv *converter) copyUntilBoundary(strip bool) (int, int, error) {
+	bt, lvl, err := cv.eachLine(func(piece []byte, eol bool) bool {
 		if strip {
 			piece = bytes.Clone(piece)
 			for i := range piece {
@@ -251,15 +248,16 @@ func (cv *converter) copyUntilBoundary(strip bool) (int, int, error) {
 		}
 		if eol {
 			cv.lw.line(trimEOL(piece))
-			cv.open = false
 		} else {
 			cv.lw.write(piece)
-			cv.open = true
 		}
-		if cv.lw.err != nil {
-			return btFinal, -1, cv.lw.err
-		}
+		cv.open = !eol
+		return cv.lw.err == nil
+	})
+	if cv.lw.err != nil {
+		return btFinal, -1, cv.lw.err
 	}
+	return bt, lvl, err
 }
 
 // content feeds the octets of a leaf to an encoder: its lines joined by
@@ -270,38 +268,24 @@ func (cv *converter) content(feed func([]byte), crlf bool) (int, int, error) {
 	if crlf {
 		nl = []byte("\r\n")
 	}
-	atStart, pendingNL := true, false
-	for {
-		piece, eol, err := cv.in.next()
-		if err == io.EOF {
-			if pendingNL {
-				feed(nl)
-			}
-			return btFinal, -1, nil
-		}
-		if err != nil {
-			return btFinal, -1, err
-		}
-		if atStart {
-			if bt, lvl := cv.boundary(piece, eol); bt != btNotSep {
-				return bt, lvl, nil
-			}
-		}
-		atStart = eol
+	pendingNL := false
+	bt, lvl, err := cv.eachLine(func(piece []byte, eol bool) bool {
 		if pendingNL {
 			feed(nl)
-			pendingNL = false
 		}
-		if eol {
-			feed(piece[:len(piece)-1])
-			pendingNL = true
-		} else {
-			feed(piece)
+		if pendingNL = eol; eol {
+			piece = piece[:len(piece)-1]
 		}
-		if cv.lw.err != nil {
-			return btFinal, -1, cv.lw.err
-		}
+		feed(piece)
+		return cv.lw.err == nil
+	})
+	switch {
+	case cv.lw.err != nil:
+		return btFinal, -1, cv.lw.err
+	case err == nil && lvl < 0 && pendingNL:
+		feed(nl) // the end of the input: the last line end is content
 	}
+	return bt, lvl, err
 }
 
 // boundary reports whether a line is "--b" or "--b--" for one of the
