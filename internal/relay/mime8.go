@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -368,37 +367,73 @@ func trimEOL(b []byte) []byte {
 }
 
 // posReader reads lines of a body at known offsets, so that a part can be
-// scanned and read again.
+// scanned and read again. It keeps a window of the body: going back to a
+// place still in it (a small part scanned, a header line given back) costs
+// nothing, and further back one read.
 type posReader struct {
 	ra   io.ReaderAt
 	size int64
-	pos  int64
-	br   *bufio.Reader
+	buf  []byte
+	base int64 // offset of buf[0]
+	r, w int   // next byte, end of the valid bytes
+	pos  int64 // base + r
 }
 
 func newPosReader(ra io.ReaderAt, size int64) *posReader {
-	p := &posReader{ra: ra, size: size}
-	p.br = bufio.NewReaderSize(io.NewSectionReader(ra, 0, size), 16<<10)
-	return p
+	return &posReader{ra: ra, size: size, buf: make([]byte, 16<<10)}
 }
 
 func (p *posReader) seek(off int64) {
+	if off >= p.base && off <= p.base+int64(p.w) {
+		p.r = int(off - p.base)
+	} else {
+		p.base, p.r, p.w = off, 0, 0
+	}
 	p.pos = off
-	p.br.Reset(io.NewSectionReader(p.ra, off, p.size-off))
 }
 
 // next returns the next line with its LF (eol), or a piece of a line too
-// long for the buffer, or the last bytes before the end without an LF.
+// long for the window, or the last bytes before the end without an LF.
+// The slice is valid until the next call.
 func (p *posReader) next() ([]byte, bool, error) {
-	b, err := p.br.ReadSlice('\n')
-	p.pos += int64(len(b))
-	switch {
-	case err == nil:
-		return b, true, nil
-	case err == bufio.ErrBufferFull, len(b) > 0 && err == io.EOF:
-		return b, false, nil
+	for {
+		if i := bytes.IndexByte(p.buf[p.r:p.w], '\n'); i >= 0 {
+			return p.take(i+1), true, nil
+		}
+		if p.w-p.r == len(p.buf) {
+			return p.take(p.w-p.r), false, nil
+		}
+		// Keep what is left, read more after it.
+		n := copy(p.buf, p.buf[p.r:p.w])
+		p.base += int64(p.r)
+		p.r, p.w = 0, n
+		end := p.base + int64(p.w)
+		if end >= p.size {
+			if p.w > 0 {
+				return p.take(p.w), false, nil
+			}
+			return nil, false, io.EOF
+		}
+		want := len(p.buf) - p.w
+		if rest := p.size - end; rest < int64(want) {
+			want = int(rest)
+		}
+		m, err := p.ra.ReadAt(p.buf[p.w:p.w+want], end)
+		p.w += m
+		if m == 0 && err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF // shorter than its size
+			}
+			return nil, false, err
+		}
 	}
-	return nil, false, err
+}
+
+func (p *posReader) take(n int) []byte {
+	b := p.buf[p.r : p.r+n]
+	p.r += n
+	p.pos += int64(n)
+	return b
 }
 
 // qpEncoder is sendmail's quoted-printable encoder, octet by octet.

@@ -193,3 +193,34 @@ func FuzzConvert8to7(f *testing.F) {
 		}
 	})
 }
+
+// Many tiny parts: each is scanned and read again from the reader's
+// window, not from the file.
+func BenchmarkConvertTinyParts(b *testing.B) {
+	header := "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n"
+	body := strings.Repeat("--b\n\n\xe9\n", 8000) + "--b--\n"
+	b.SetBytes(int64(len(body)))
+	for i := 0; i < b.N; i++ {
+		convert(b, header, body)
+	}
+}
+
+func TestPosReader(t *testing.T) {
+	body := strings.Repeat("x", 20000) + "\nshort\nend"
+	p := newPosReader(strings.NewReader(body), int64(len(body)))
+	var got []string
+	for {
+		b, eol, err := p.next()
+		if err != nil {
+			break
+		}
+		got = append(got, strings.TrimSuffix(string(b), "\n")+map[bool]string{true: "$", false: "|"}[eol])
+	}
+	if len(got) != 4 || len(got[0]) != 16<<10+1 || got[2] != "short$" || got[3] != "end|" || p.pos != int64(len(body)) {
+		t.Errorf("%d pieces: %q...", len(got), got[2:])
+	}
+	p.seek(20001)
+	if b, eol, _ := p.next(); string(b) != "short\n" || !eol {
+		t.Errorf("after seek: %q", b)
+	}
+}

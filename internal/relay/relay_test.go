@@ -340,13 +340,9 @@ func TestPipelining(t *testing.T) {
 	w.dns.a["mx.hold.example"] = addrs("127.0.0.33")
 	w.net.add("127.0.0.33:2526", held.ln.Addr())
 	w.mx("hold.example", "mx.hold.example")
-	start := time.Now()
 	res := w.deliver(newMsg("hold.example", simpleHeader, "x\n", "<a@hold.example>", "<b@hold.example>"))
 	for _, r := range res {
-		wantSent(t, r, "mx.hold.example. [127.0.0.33]")
-	}
-	if time.Since(start) > 4*time.Second {
-		t.Error("waited for RCPT replies")
+		wantSent(t, r, "mx.hold.example. [127.0.0.33]") // else Timeout.rcpt had expired
 	}
 	// Without PIPELINING (HELO peer) one command at a time.
 	s := w.host("mx.old.example", "127.0.0.34", &sink{ehloReply: "502 5.5.2 Error: command not recognized"})
