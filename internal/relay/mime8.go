@@ -398,10 +398,10 @@ func (p *posReader) seek(off int64) {
 func (p *posReader) next() ([]byte, bool, error) {
 	for {
 		if i := bytes.IndexByte(p.buf[p.r:p.w], '\n'); i >= 0 {
-			return p.take(i+1), true, nil
+			return p.take(i + 1), true, nil
 		}
 		if p.w-p.r == len(p.buf) {
-			return p.take(p.w-p.r), false, nil
+			return p.take(p.w - p.r), false, nil
 		}
 		// Keep what is left, read more after it.
 		n := copy(p.buf, p.buf[p.r:p.w])
