@@ -43,6 +43,7 @@ type failure struct {
 	reply  string // the remote reply that decided, if one did
 	diag   string // Diagnostic-Code when no reply was received
 	errno  int
+	herrno int // resolver error (h_errno): 1 HOST_NOT_FOUND
 	exit   int
 	stick  bool // recorded as host status (sendmail's non-NOTSTICKY errors)
 }
@@ -56,7 +57,7 @@ func (f *failure) result() runner.Result {
 
 // hostStatus is what is recorded about host key after the failure.
 func (f *failure) hostStatus(key string) hoststat.Status {
-	s := hoststat.Status{Host: key, Errno: f.errno, Exit: f.exit, DSN: f.st.Enhanced, Reply: f.reply}
+	s := hoststat.Status{Host: key, Errno: f.errno, Herrno: f.herrno, Exit: f.exit, DSN: f.st.Enhanced, Reply: f.reply}
 	if f.exit == exitOK {
 		s.Exit = exitTempFail
 	}
@@ -152,7 +153,7 @@ func unavailable(r *reply, dsn, name, relay string) *failure {
 // x: host not found)", diagnostic "550 Host unknown" as sendmail's DSN.
 func hostUnknown(err error, name, relay, remote string) *failure {
 	return &failure{st: status.Wrap(err, 550, "5.1.2", "Host unknown (Name server: %s: host not found)", name),
-		relay: relay, remote: remote, diag: "550 Host unknown", exit: exitNoHost, stick: true}
+		relay: relay, remote: remote, diag: "550 Host unknown", herrno: 1, exit: exitNoHost, stick: true}
 }
 
 // lookupFailure is a temporary resolver failure.
