@@ -1,14 +1,12 @@
 package relay
 
 import (
-	"bytes"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/posthorn/posthorn/queue"
-	"github.com/posthorn/posthorn/queue/runner"
 )
 
 // The golden tests replay what sendmail 8.17 sent to the capture's test
@@ -263,6 +261,3 @@ func TestPlainReaderBody(t *testing.T) {
 		}
 	}
 }
-
-var _ = bytes.NewReader
-var _ runner.Result

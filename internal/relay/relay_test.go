@@ -13,7 +13,6 @@ import (
 
 	"github.com/posthorn/posthorn/internal/resolve"
 	"github.com/posthorn/posthorn/internal/status"
-	"github.com/posthorn/posthorn/queue"
 	"github.com/posthorn/posthorn/queue/runner"
 )
 
@@ -603,8 +602,6 @@ func TestManyRecipients(t *testing.T) {
 		t.Errorf("server got %d messages", len(msgs))
 	}
 }
-
-var _ = queue.FlagRetParam
 
 // ConnectionCacheSize=1: the second host's connection pushes the first
 // out ("Closing connection to", QUIT, on the -v of the delivery that
