@@ -71,7 +71,7 @@ func (r *Runner) deliver(ctx context.Context, l *queue.Locked, first bool, v io.
 	if v == nil {
 		v = io.Discard
 	}
-	outs := r.attempt(ctx, &j, df, now, out, v)
+	outs := r.attempt(ctx, &j, df, now, &tr, out, v)
 
 	var deferred, failed, receipts []*outcome
 	lastDefer := ""
@@ -80,7 +80,7 @@ func (r *Runner) deliver(ctx context.Context, l *queue.Locked, first bool, v io.
 		switch {
 		case o.sent():
 			st.Sent++
-			if o.res.Delivered && o.rcpt.HasFlag(queue.RcptSuccess) {
+			if (o.res.Delivered || o.res.Relayed) && o.rcpt.HasFlag(queue.RcptSuccess) {
 				receipts = append(receipts, o)
 			}
 		case o.temporary():
@@ -182,9 +182,9 @@ func (r *Runner) deliver(ctx context.Context, l *queue.Locked, first bool, v io.
 // attempt routes every recipient and calls the mailers, one call per
 // mailer and host, in the order the recipients first name them.
 //
-// out receives the transcript (kept for DSNs, and shown with -v), v the
-// lines shown only with -v.
-func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *os.File, now time.Time, out, v io.Writer) []outcome {
+// out receives the transcript (kept for DSNs, and shown with -v), tr the
+// lines for the DSNs alone, v the lines shown only with -v.
+func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *os.File, now time.Time, tr, out, v io.Writer) []outcome {
 	outs := make([]outcome, len(j.Recipients))
 	type group struct {
 		mailer, host string
@@ -228,7 +228,7 @@ func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *os.File, now tim
 			}
 		} else {
 			d := &Delivery{Job: j, Sender: m.sender, Null: dsn.IsNull(j.Sender), Mailer: g.mailer, Host: g.host,
-				Transcript: out, Verbose: v}
+				Transcript: out, Verbose: v, TranscriptOnly: tr}
 			for _, i := range g.idx {
 				d.Rcpts = append(d.Rcpts, Rcpt{Route: outs[i].route, Recipient: outs[i].rcpt})
 			}

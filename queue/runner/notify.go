@@ -86,7 +86,12 @@ func (r *Runner) report(j *queue.Job, df *os.File, k dsn.Kind, os []*outcome, tr
 			if q.Diagnostic == "" {
 				q.Diagnostic = o.res.Diagnostic
 			}
-			rep.Transcript = append(rep.Transcript, o.rcpt.Addr+"... Successfully delivered")
+			if o.res.Relayed && !o.res.Delivered {
+				q.Action = dsn.Relayed
+				rep.Transcript = append(rep.Transcript, o.rcpt.Addr+"... relayed; expect no further notifications")
+			} else {
+				rep.Transcript = append(rep.Transcript, o.rcpt.Addr+"... Successfully delivered")
+			}
 		case k == dsn.Delay:
 			q.Action = dsn.Delayed
 			q.Status = o.st.Enhanced

@@ -68,6 +68,11 @@ type Delivery struct {
 	// Verbose receives lines shown only with -v ("<a@b>... Connecting to
 	// mx.example. port 25 via esmtp...", the LMTP dialogue). Never nil.
 	Verbose io.Writer
+	// TranscriptOnly receives the lines of the DSN's transcript that -v
+	// does not show (sendmail's xf file alone): the remote dialogue of a
+	// failure ("... while talking to mx.example.:", ">>> DATA", "<<< 550
+	// ..."). nil: write them to Transcript.
+	TranscriptOnly io.Writer
 }
 
 // Result is the outcome for one recipient of a Delivery.
@@ -100,6 +105,10 @@ type Result struct {
 	// file, program), so that NOTIFY=SUCCESS gets a return receipt; a
 	// relay to a DSN-aware host leaves the receipt to that host.
 	Delivered bool
+	// Relayed is set when the message went to a host that does not offer
+	// DSN: a recipient with NOTIFY=SUCCESS then gets sendmail's "relayed"
+	// receipt (Action: relayed), as no further notice will come.
+	Relayed bool
 }
 
 // Mailer delivers one Delivery and returns one Result per recipient, in
