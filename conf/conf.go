@@ -156,20 +156,27 @@ type Config struct {
 	DeliveryMode            DeliveryMode
 	ErrorMode               byte
 	MinQueueAge             time.Duration
-	Timeouts                map[string]time.Duration // by name without "Timeout."
-	PrivacyOptions          map[string]bool
-	DefaultUser             string
-	TrustedUser             string
-	SafeFileEnvironment     string
-	QueueFileMode           uint32
-	MeToo                   bool
-	IgnoreDots              bool
-	DontProbeInterfaces     bool
-	QueueSortOrder          string
-	DoubleBounceAddress     string
-	HelpFile                string
-	ServerCertFile          string
-	ServerKeyFile           string
+	// The relay client's: idle connections kept (option k) and for how
+	// long (K); EightBitMode (8: pass8, mimefy, strict) and the charset
+	// of Content-Type headers it adds.
+	ConnectionCacheSize    int
+	ConnectionCacheTimeout time.Duration
+	EightBitMode           string
+	DefaultCharSet         string
+	Timeouts               map[string]time.Duration // by name without "Timeout."
+	PrivacyOptions         map[string]bool
+	DefaultUser            string
+	TrustedUser            string
+	SafeFileEnvironment    string
+	QueueFileMode          uint32
+	MeToo                  bool
+	IgnoreDots             bool
+	DontProbeInterfaces    bool
+	QueueSortOrder         string
+	DoubleBounceAddress    string
+	HelpFile               string
+	ServerCertFile         string
+	ServerKeyFile          string
 
 	MailSpoolDirectory string
 	ResolverServers    []string

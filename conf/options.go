@@ -28,6 +28,10 @@ var defaults = [][2]string{
 	{"MaxHopCount", "25"},
 	{"DeliveryMode", "background"},
 	{"MinQueueAge", "0"},
+	{"ConnectionCacheSize", "2"},
+	{"ConnectionCacheTimeout", "5m"},
+	{"EightBitMode", "pass8"},
+	{"DefaultCharSet", "unknown-8bit"},
 	{"PrivacyOptions", "authwarnings"},
 	{"DefaultUser", "mail:mail"},
 	{"TrustedUser", "root"},
@@ -95,6 +99,10 @@ var honoured = map[string]setter{
 	"LogLevel":                intSetter(func(c *Config, n int64) { c.LogLevel = int(n) }),
 	"DeliveryMode":            setDeliveryMode,
 	"MinQueueAge":             durationSetter(func(c *Config, d time.Duration) { c.MinQueueAge = d }),
+	"ConnectionCacheSize":     intSetter(func(c *Config, n int64) { c.ConnectionCacheSize = int(n) }),
+	"ConnectionCacheTimeout":  durationSetter(func(c *Config, d time.Duration) { c.ConnectionCacheTimeout = d }),
+	"EightBitMode":            eightBitSetter,
+	"DefaultCharSet":          func(c *Config, v string) error { c.DefaultCharSet = v; return nil },
 	"PrivacyOptions":          setPrivacy,
 	"DefaultUser":             func(c *Config, v string) error { c.DefaultUser = v; return nil },
 	"TrustedUser":             func(c *Config, v string) error { c.TrustedUser = v; return nil },
@@ -392,6 +400,22 @@ func setTimeoutList(c *Config, v string) error {
 			return err
 		}
 		c.Timeouts[strings.TrimPrefix(canon, "Timeout.")] = d
+	}
+	return nil
+}
+
+// eightBitSetter takes sendmail's EightBitMode values (option 8): pass8,
+// mimefy, strict, or their first letters.
+func eightBitSetter(c *Config, v string) error {
+	switch strings.ToLower(strings.TrimSpace(v) + " ")[0] {
+	case 'p':
+		c.EightBitMode = "pass8"
+	case 'm':
+		c.EightBitMode = "mimefy"
+	case 's':
+		c.EightBitMode = "strict"
+	default:
+		return fmt.Errorf("unknown 8-bit mode %s", v)
 	}
 	return nil
 }

@@ -248,7 +248,7 @@ func TestMakeInstall(t *testing.T) {
 	}
 	// The installed default configuration must load.
 	got := run(t, filepath.Join(dest, "usr/sbin/sendmail"), "", "-C", filepath.Join(dest, "etc/mail/sendmail.cf"), "-d0.1", "-bt")
-	if got.code != 0 || !strings.Contains(got.stdout, "O DaemonPortOptions=Name=MTA, Port=smtp; Name=MSA, Port=submission, M=Ea") {
+	if got.code != 0 || !strings.Contains(got.stdout, "O DaemonPortOptions=Name=MTA-v4, Family=inet, Port=smtp, Addr=127.0.0.1; Name=MSA-v4, Family=inet, Port=submission, M=Ea, Addr=127.0.0.1") {
 		t.Errorf("installed sendmail.cf: exit %d\n%s%s", got.code, got.stdout, got.stderr)
 	}
 }

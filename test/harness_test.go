@@ -105,6 +105,10 @@ func newRoot(t testing.TB, extra ...string) *root {
 		"O AuthFile=" + filepath.Join(dir, "etc/auth"),
 		"O SmrshDirectory=" + filepath.Join(dir, "etc/smrsh"),
 		"Dj" + "posthorn.test",
+		// No test asks the machine's resolver: a port where nothing
+		// listens, so remote domains are a temporary DNS failure unless
+		// a test starts its own DNS server and sets ResolverServers.
+		fmt.Sprintf("O ResolverServers=127.0.0.1:%d", freePort(t)),
 	}
 	lines = append(lines, extra...)
 	r.cf = filepath.Join(dir, "etc/sendmail.cf")

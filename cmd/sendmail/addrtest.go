@@ -4,7 +4,6 @@ import (
 	"github.com/posthorn/posthorn/aliases"
 	"github.com/posthorn/posthorn/internal/addrtest"
 	"github.com/posthorn/posthorn/internal/policy"
-	"github.com/posthorn/posthorn/internal/resolve"
 	"github.com/posthorn/posthorn/internal/sysexits"
 	"github.com/posthorn/posthorn/queue/runner"
 )
@@ -18,7 +17,7 @@ func (a *app) addressTest() int {
 		Macros:   a.cfg.Macros,
 		Classes:  a.cfg.Classes,
 		Expand:   a.cfg.Expand,
-		Resolver: resolve.New(resolve.Config{Servers: a.cfg.ResolverServers, IsLocal: rt.IsLocal}),
+		Resolver: newDNS(a.cfg, rt),
 	}
 	if mt != nil {
 		env.Mailer = mt.Get

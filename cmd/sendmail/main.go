@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/posthorn/posthorn/aliases"
@@ -17,6 +18,7 @@ import (
 	"github.com/posthorn/posthorn/deliver"
 	"github.com/posthorn/posthorn/internal/cli"
 	"github.com/posthorn/posthorn/internal/maillog"
+	"github.com/posthorn/posthorn/internal/relay"
 	"github.com/posthorn/posthorn/internal/sysexits"
 	"github.com/posthorn/posthorn/queue"
 )
@@ -50,6 +52,9 @@ type app struct {
 	live   atomic.Pointer[liveState]
 	store  *queue.Store
 	runner delivery
+
+	relayOnce sync.Once
+	relay     *relay.Client
 }
 
 // liveState is one configuration's SMTP side.
@@ -88,6 +93,7 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 
 	code := a.dispatch()
+	a.closeRelay()
 	if code == sysexits.OK && len(inv.Warnings) > 0 {
 		code = sysexits.Usage
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/posthorn/posthorn/conf"
 	"github.com/posthorn/posthorn/deliver"
 	"github.com/posthorn/posthorn/internal/accept"
+	"github.com/posthorn/posthorn/internal/route"
 	"github.com/posthorn/posthorn/internal/sysexits"
 	"github.com/posthorn/posthorn/queue"
 	"github.com/posthorn/posthorn/queue/runner"
@@ -27,10 +28,16 @@ func (a *app) newRunner(cfg *conf.Config, st *queue.Store, acc *accept.Acceptor)
 		return nil, err
 	}
 	lm := &localMailers{agent: agent}
+	rt := newRouter(cfg, a.log)
+	mailers := map[string]runner.Mailer{"local": lm, "*file*": lm, "prog": lm}
+	rc := a.relayClient(cfg, rt)
+	for _, m := range []string{route.ESMTP, route.SMTP, route.SMTP8, route.DSMTP, route.Relay} {
+		mailers[m] = rc
+	}
 	return runner.New(runner.Config{
 		Store:   st,
-		Router:  router{rt: newRouter(cfg, a.log)},
-		Mailers: map[string]runner.Mailer{"local": lm, "*file*": lm, "prog": lm},
+		Router:  router{rt: rt},
+		Mailers: mailers,
 		Schedule: queue.Schedule{
 			MinQueueAge: cfg.MinQueueAge,
 			Interval:    a.inv.QueueInterval,

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"io"
+
+	"github.com/posthorn/posthorn/conf"
+	"github.com/posthorn/posthorn/internal/hoststat"
+	"github.com/posthorn/posthorn/internal/relay"
+	"github.com/posthorn/posthorn/internal/resolve"
+	"github.com/posthorn/posthorn/internal/route"
+)
+
+// newDNS is the DNS client of the relay client, -bt and the sender
+// check: ResolverServers or resolv.conf, sendmail's resolver timeouts.
+func newDNS(cfg *conf.Config, rt *route.Router) *resolve.Resolver {
+	return resolve.New(resolve.Config{
+		Servers: cfg.ResolverServers,
+		IsLocal: rt.IsLocal,
+		Timeout: cfg.Timeout("resolver.retrans"),
+		Retries: cfg.ResolverRetry,
+	})
+}
+
+// relayClient is the one SMTP client of this process (the esmtp, smtp,
+// smtp8, dsmtp and relay mailers): made on first use, so that its cached
+// connections serve every queue run, and closed (QUIT) when the process
+// ends.
+func (a *app) relayClient(cfg *conf.Config, rt *route.Router) *relay.Client {
+	a.relayOnce.Do(func() {
+		eight, _ := relay.ParseEightBitMode(cfg.EightBitMode) // conf checked the value
+		rc := relay.Config{
+			Hostname:               cfg.Macros["j"],
+			Resolver:               newDNS(cfg, rt),
+			Timeouts:               relay.TimeoutsFrom(cfg.Timeout),
+			ConnectionCacheSize:    cfg.ConnectionCacheSize,
+			ConnectionCacheTimeout: cfg.ConnectionCacheTimeout,
+			MaxHopCount:            cfg.MaxHopCount,
+			EightBitMode:           eight,
+			DefaultCharSet:         cfg.DefaultCharSet,
+			IsLocal:                rt.IsLocal,
+			Logger:                 a.log,
+		}
+		if dir := hostStatusDir(cfg, io.Discard); dir != "" {
+			rc.HostStatus = hoststat.Open(dir, cfg.Timeout("hoststatus"), nil)
+		}
+		a.relay = relay.New(rc)
+	})
+	return a.relay
+}
+
+// closeRelay says QUIT to the hosts whose connections are cached.
+func (a *app) closeRelay() {
+	if a.relay != nil {
+		a.relay.Close()
+	}
+}
