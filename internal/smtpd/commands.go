@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posthorn/posthorn/internal/addr"
 	"github.com/posthorn/posthorn/internal/maillog"
 )
 
@@ -90,7 +91,7 @@ func (s *session) handle(line string) {
 		if s.tooManyBad() {
 			return
 		}
-		s.reply(500, "5.5.1", "Command unrecognized: \"%s\"", shorten(line))
+		s.reply(500, "5.5.1", "Command unrecognized: \"%s\"", addr.Shorten(line))
 		return
 	}
 	if s.nullserver != "" && !cmd.nullOK {
@@ -239,7 +240,7 @@ func (s *session) verb(string) {
 }
 
 func (s *session) notImplemented(string) {
-	s.reply(502, "5.5.1", "Command not implemented: \"%s\"", shorten(s.curLine))
+	s.reply(502, "5.5.1", "Command not implemented: \"%s\"", addr.Shorten(s.curLine))
 }
 
 func (s *session) vrfy(arg string) { s.verify(arg, false) }
@@ -256,7 +257,7 @@ func (s *session) verify(arg string, expand bool) {
 		return
 	}
 	s.issued = true
-	s.log().Infof(s.id, "%s: %s %s", s.c.Relay(), name, shorten(arg))
+	s.log().Infof(s.id, "%s: %s %s", s.c.Relay(), name, addr.Shorten(arg))
 	if s.cfg.Privacy&deny != 0 {
 		if expand {
 			s.reply(502, "5.7.0", "Sorry, we do not allow this operation")
@@ -269,12 +270,12 @@ func (s *session) verify(arg string, expand bool) {
 		s.reply(501, "5.5.2", "Argument required")
 		return
 	}
-	p, _, err := parsePath(arg)
+	p, _, err := addr.ParsePath(arg, addr.Sender)
 	if err != nil {
 		s.replyErr(err)
 		return
 	}
-	if p.Addr == "" {
+	if p.Null {
 		s.reply(550, "5.1.1", "%s... User unknown", p.Raw)
 		return
 	}
@@ -310,7 +311,7 @@ func (s *session) etrn(arg string) {
 		return
 	}
 	s.issued = true
-	s.log().Infof(s.id, "%s: ETRN %s", s.c.Relay(), shorten(arg))
+	s.log().Infof(s.id, "%s: ETRN %s", s.c.Relay(), addr.Shorten(arg))
 	if q, ok := strings.CutPrefix(arg, "#"); ok {
 		s.reply(459, "4.5.4", "Queue %s unknown", q)
 		return

@@ -282,12 +282,3 @@ func rfc822Date(t time.Time) string {
 	}
 	return t.Format("Mon, 2 Jan 2006 15:04:05 -0700")
 }
-
-// shorten cuts s as sendmail's shortenstring(s, 203) does: the first and
-// last 100 bytes around "...".
-func shorten(s string) string {
-	if len(s) <= 203 {
-		return s
-	}
-	return s[:100] + "..." + s[len(s)-100:]
-}

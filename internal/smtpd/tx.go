@@ -1,8 +1,10 @@
 package smtpd
 
 import (
+	"errors"
 	"time"
 
+	"github.com/posthorn/posthorn/internal/addr"
 	"github.com/posthorn/posthorn/internal/policy"
 	"github.com/posthorn/posthorn/internal/status"
 )
@@ -96,14 +98,14 @@ func (s *session) rcpt(arg string) {
 
 func (s *session) checkRcpt(env *Envelope, arg string) (Recipient, error) {
 	path, params, err := parseCommandPath(arg, "TO")
-	if err != nil {
+	switch {
+	case errors.Is(err, addr.ErrNoUser):
+		// sendmail's check_rcpt refuses the null path
+		s.log().Noticef(env.ID, "ruleset=check_rcpt, arg1=%s, relay=%s, reject=%s", path.Raw, s.c.Relay(), err.Error())
+		return Recipient{}, err
+	case err != nil:
 		s.log().Infof(env.ID, "%s", status.From(err).Text)
 		return Recipient{}, err
-	}
-	if path.Addr == "" {
-		e := status.New(553, "5.0.0", "%s... User address required", path.Raw)
-		s.log().Noticef(env.ID, "ruleset=check_rcpt, arg1=%s, relay=%s, reject=%s", path.Raw, s.c.Relay(), e.Error())
-		return Recipient{}, e
 	}
 	r := Recipient{Path: path}
 	if err := rcptParams(&r, params); err != nil {
