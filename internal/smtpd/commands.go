@@ -70,10 +70,18 @@ func lookupCommand(word string) *command {
 	return nil
 }
 
-// splitCommand separates the command word from its argument.
+// splitCommand separates the command word from its argument at the
+// first white space (sendmail: any isspace, so "HELO\tname" is HELO).
 func splitCommand(line string) (word, arg string) {
-	word, arg, _ = strings.Cut(line, " ")
-	return word, strings.TrimLeft(arg, " \t")
+	i := 0
+	for i < len(line) && !isSpace(line[i]) {
+		i++
+	}
+	arg = line[i:]
+	for len(arg) > 0 && isSpace(arg[0]) {
+		arg = arg[1:]
+	}
+	return line[:i], arg
 }
 
 // handle dispatches one command line.
@@ -157,11 +165,12 @@ func (s *session) greeting(arg string, esmtp bool) {
 		name = "EHLO"
 	}
 	if arg == "" {
-		s.reply(501, "5.0.0", "%s requires domain address", name)
+		typed, _ := splitCommand(s.curLine)
+		s.reply(501, "5.0.0", "%s requires domain address", typed)
 		return
 	}
-	arg, _, _ = strings.Cut(arg, " ") // sendmail ignores what follows the name
-	if !validHelo(arg) {
+	arg, ok := heloName(arg)
+	if !ok {
 		s.reply(501, "5.0.0", "Invalid domain name")
 		return
 	}
@@ -205,17 +214,40 @@ func (s *session) greeting(arg string, esmtp bool) {
 	s.replyLines(250, "", lines)
 }
 
-// validHelo accepts what sendmail does in a HELO name: letters, digits
-// and "[].-_#:". This also keeps the Received header well-formed.
-func validHelo(name string) bool {
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("[].-_#:", c) >= 0) {
-			return false
+// maxHeloName is sendmail's MAXNAME: a longer HELO argument (trailing
+// white space included) is refused, as it would hide the Received line's
+// client part.
+const maxHeloName = 256
+
+// heloName checks a HELO/EHLO argument as sendmail 8.17's srvrsmtp.c
+// does (without AllowBogusHELO) and returns the name: ASCII letters,
+// digits and "[].-_#:" only, so "[IPv6:::1]", "[1.2.3.4", "host." and
+// "a..b" pass; white space may follow the name but nothing after it;
+// anything else (other punctuation, 8-bit bytes, a second word, more
+// than 256 bytes) is "501 5.0.0 Invalid domain name". This also keeps
+// the Received header well-formed.
+func heloName(arg string) (string, bool) {
+	if len(arg) > maxHeloName {
+		return "", false
+	}
+	for i := 0; i < len(arg); i++ {
+		c := arg[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', strings.IndexByte("[].-_#:", c) >= 0:
+		case isSpace(c):
+			if strings.TrimLeft(arg[i:], " \t\n\v\f\r") != "" {
+				return "", false
+			}
+			return arg[:i], true
+		default:
+			return "", false
 		}
 	}
-	return true
+	return arg, true
 }
+
+// isSpace is C's isspace in the C locale.
+func isSpace(c byte) bool { return c == ' ' || c >= '\t' && c <= '\r' }
 
 func (s *session) rset(string) {
 	s.endTransaction()
@@ -329,7 +361,7 @@ func (s *session) endTransaction() {
 	if s.env != nil {
 		s.logFrom(s.env, 0, "")
 	}
-	s.env, s.seen, s.nqueue, s.badRcpts = nil, nil, 0, 0
+	s.env, s.seen, s.badRcpts = nil, nil, 0
 	s.txDiscard = false
 }
 

@@ -37,16 +37,18 @@
 //
 // # Message handed to the backend
 //
-// Backend.Enqueue gets the message with LF line ends, led by the Received
-// header sendmail would write:
+// Backend.Enqueue reads the client's text with LF line ends, and gets the
+// Received header sendmail would write as Envelope.Received:
 //
 //	Received: from <helo> (<ptr> [<ip>])
 //		by <$j> (<Version>) with ESMTP id <ID>
 //		for <rcpt>; <date>
 //
-// ("for" only with exactly one recipient; "([ip])" without PTR, "(may be
-// forged)" after the bracket when the PTR does not resolve back; "(user@localhost)"
-// for -bs; with ESMTPS/ESMTPA/ESMTPSA and a TLS line after STARTTLS/AUTH).
+// ("for" only when the envelope has exactly one recipient: refused RCPTs
+// do not count, RCPTs with the same canonical form are one; "([ip])"
+// without PTR, "(may be forged)" after the bracket when the PTR does not
+// resolve back; "(user@localhost)" for -bs; with ESMTPS/ESMTPA/ESMTPSA and
+// a TLS line after STARTTLS/AUTH).
 package smtpd
 
 import (

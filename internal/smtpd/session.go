@@ -39,7 +39,6 @@ type session struct {
 	id        string // session queue ID for log lines outside a transaction
 	env       *Envelope
 	seen      map[string]int // canonical recipient -> index in env.Rcpts
-	nqueue    int            // recipients sendmail would hold: accepted + unknown users
 	badRcpts  int
 	discard   bool // Connect: DISCARD: accept every message and drop it
 	txDiscard bool // From:/To: DISCARD for this transaction

@@ -29,7 +29,7 @@ func (s *session) mail(arg string) {
 		s.replyErr(err)
 		return
 	}
-	env := &Envelope{ID: s.cfg.Backend.NewID(), From: path, Client: s.c, Received: s.cfg.Now()}
+	env := &Envelope{ID: s.cfg.Backend.NewID(), From: path, Client: s.c, MailTime: s.cfg.Now()}
 	if err := s.checkMail(env, params); err != nil {
 		// sendmail has taken the sender before it looks at the
 		// parameters, so the transaction is logged.
@@ -92,7 +92,6 @@ func (s *session) rcpt(arg string) {
 	}
 	s.seen[r.Canonical] = len(env.Rcpts)
 	env.Rcpts = append(env.Rcpts, r)
-	s.nqueue++
 	s.reply(250, "2.1.5", "<%s>... Recipient ok", r.Addr)
 }
 
@@ -126,9 +125,6 @@ func (s *session) checkRcpt(env *Envelope, arg string) (Recipient, error) {
 	}
 	canon, err := s.cfg.Backend.CheckRecipient(s.ctx, s.c, env, path)
 	if err != nil {
-		// sendmail keeps a recipient it could parse but not deliver
-		// to in its list, which matters for the Received "for" clause.
-		s.nqueue++
 		s.log().Infof(env.ID, "%s", status.From(err).Text)
 		return r, err
 	}
