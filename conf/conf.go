@@ -127,6 +127,7 @@ type Config struct {
 	UnixFromLine            string
 	MaxMessageSize          int64
 	MaxRecipientsPerMessage int
+	MinFreeBlocks           int64 // blocks of the queue file system kept free (MinFreeBlocks, short b)
 	MaxDaemonChildren       int
 	ConnectionRateThrottle  int
 	MaxHopCount             int
@@ -160,6 +161,8 @@ type Config struct {
 	RelayHosts         []netip.Prefix
 	AuthFile           string
 	SmrshDirectory     string
+	MaxSessionTime     time.Duration // an SMTP session ends after this long (0: no limit)
+	MaxSessionCommands int           // ... or after this many commands (0: no limit)
 
 	daemonsFromDefault bool
 	reported           map[string]bool

@@ -49,6 +49,10 @@ type smtpBackend struct {
 
 func (b *smtpBackend) NewID() string { return b.store.NewID() }
 
+// EnoughSpace is smtpd.SpaceChecker: SIZE= (or MinFreeBlocks alone) against
+// the queue's free space at MAIL.
+func (b *smtpBackend) EnoughSpace(size int64) bool { return b.acc.CheckSpace(size) == nil }
+
 // CheckSender accepts every sender: syntax, size, AUTH ownership and the
 // access file's From: entries are checked by smtpd and policy before this
 // call. sendmail's remaining check, that the sender's domain exists in DNS

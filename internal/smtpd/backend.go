@@ -136,8 +136,11 @@ type Expansion struct {
 	Addr     string // "alice@refhost.example.org", "|/bin/prog", "/var/tmp/f"
 }
 
-// SpaceChecker is optionally implemented by a Backend: SIZE= values it
-// refuses get "452 4.4.5 Insufficient disk space; try again later".
+// SpaceChecker is optionally implemented by a Backend. The server asks it
+// at every MAIL with the SIZE= value (0 when none was given), after the
+// MaxMessageSize check; false is answered "452 4.4.5 Insufficient disk
+// space; try again later", as sendmail's enoughdiskspace (SIZE= plus
+// MinFreeBlocks against the queue's file system).
 type SpaceChecker interface {
 	EnoughSpace(size int64) bool
 }
