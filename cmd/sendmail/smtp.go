@@ -205,6 +205,7 @@ func (a *app) smtpConfig(cfg *conf.Config, port conf.DaemonPort, backend smtpd.B
 		Resolver: newResolver(cfg),
 		Log:      a.log,
 	}
+	sc.MaxSessionTime, sc.MaxSessionCommands = cfg.MaxSessionTime, cfg.MaxSessionCommands
 	if cfg.ServerCertFile != "" && cfg.ServerKeyFile != "" {
 		t, err := smtpd.LoadTLS(cfg.ServerCertFile, cfg.ServerKeyFile)
 		if err != nil {

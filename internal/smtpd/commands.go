@@ -361,7 +361,7 @@ func (s *session) endTransaction() {
 	if s.env != nil {
 		s.logFrom(s.env, 0, "")
 	}
-	s.env, s.seen, s.badRcpts = nil, nil, 0
+	s.env, s.seen, s.badRcpts, s.rcptsFull = nil, nil, 0, false
 	s.txDiscard = false
 }
 

@@ -96,8 +96,19 @@ type Config struct {
 	RequireAuth bool
 	// MaxMessageSize in bytes; 0 means no limit.
 	MaxMessageSize int64
-	// MaxRecipients is MaxRecipientsPerMessage; 0 means no limit.
+	// MaxRecipients is MaxRecipientsPerMessage: further RCPTs get "452
+	// 4.5.3 Too many recipients"; 0 means no limit (posthorn's conf
+	// default is 1000).
 	MaxRecipients int
+	// MaxSessionTime and MaxSessionCommands bound a whole session
+	// (posthorn's options; sendmail has no such limit): once the session
+	// is that old, or has sent that many commands, the server answers
+	// "421 4.7.0 <host> Session too long; closing connection" or "421
+	// 4.7.0 <host> Too many commands; closing connection" instead of
+	// reading another command. A message in DATA is not cut short (it
+	// has Timeouts.Data). 0 means no limit.
+	MaxSessionTime     time.Duration
+	MaxSessionCommands int
 	// MaxHopCount: a message with more Received headers is refused
 	// (554 5.4.6 Too many hops). Default 25.
 	MaxHopCount int

@@ -39,6 +39,7 @@ func (s *session) mail(arg string) {
 	}
 	s.env = env
 	s.seen = map[string]int{}
+	s.badRcpts, s.rcptsFull = 0, false // sendmail resets n_badrcpts at MAIL
 	s.reply(250, "2.1.0", "%s... Sender ok", path.Raw)
 }
 
@@ -96,6 +97,14 @@ func (s *session) rcpt(arg string) {
 }
 
 func (s *session) checkRcpt(env *Envelope, arg string) (Recipient, error) {
+	// sendmail counts before it parses: flooding costs no parsing
+	if max := s.cfg.MaxRecipients; max > 0 && len(env.Rcpts) >= max {
+		if !s.rcptsFull {
+			s.rcptsFull = true // log once per transaction, not per RCPT of a flood
+			s.log().Noticef(env.ID, "%s: too many recipients (MaxRecipientsPerMessage=%d)", s.c.Relay(), max)
+		}
+		return Recipient{}, status.New(452, "4.5.3", "Too many recipients")
+	}
 	path, params, err := parseCommandPath(arg, "TO")
 	switch {
 	case errors.Is(err, addr.ErrNoUser):
@@ -110,10 +119,6 @@ func (s *session) checkRcpt(env *Envelope, arg string) (Recipient, error) {
 	if err := rcptParams(&r, params); err != nil {
 		s.log().Infof(env.ID, "%s", status.From(err).Text)
 		return r, err
-	}
-	if max := s.cfg.MaxRecipients; max > 0 && len(env.Rcpts) >= max {
-		s.log().Noticef(env.ID, "too many recipients")
-		return r, status.New(452, "4.5.3", "Too many recipients")
 	}
 	d, perr := s.cfg.Policy.CheckRecipient(s.policyClient(), path.Addr)
 	if perr != nil {
