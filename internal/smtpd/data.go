@@ -106,6 +106,11 @@ func (d *dataReader) next(keep bool) {
 		d.bol = false
 		out = line
 	case err != nil:
+		// the connection ended before the final ".": for the backend
+		// that is an error, never the io.EOF of a complete message
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
 		d.fatal = err
 		return
 	case d.crPending:

@@ -17,8 +17,8 @@ func TestMaxSessionCommands(t *testing.T) {
 	if n := strings.Count(strings.Join(got, "\n"), "250 2.0.0 Reset state"); n != 4 || !contains(got, want) || contains(got, "250 2.0.0 OK") {
 		t.Errorf("5 commands allowed, then %q; got\n%s", want, strings.Join(got, "\n"))
 	}
-	if !strings.Contains(h.log.String(), "localhost [127.0.0.1]: session limit reached: MaxSessionCommands=5") {
-		t.Errorf("log:\n%s", h.log)
+	if !strings.Contains(h.logged(), "localhost [127.0.0.1]: session limit reached: MaxSessionCommands=5") {
+		t.Errorf("log:\n%s", h.logged())
 	}
 }
 
@@ -52,8 +52,8 @@ func TestMaxSessionTime(t *testing.T) {
 	if _, err := br.ReadString('\n'); err == nil {
 		t.Error("connection still open after the 421")
 	}
-	if !strings.Contains(h.log.String(), "localhost [127.0.0.1]: session limit reached: MaxSessionTime=300ms") {
-		t.Errorf("log:\n%s", h.log)
+	if !strings.Contains(h.logged(), "localhost [127.0.0.1]: session limit reached: MaxSessionTime=300ms") {
+		t.Errorf("log:\n%s", h.logged())
 	}
 }
 
@@ -72,7 +72,7 @@ func TestMaxRecipients(t *testing.T) {
 	if len(msgs) != 1 || len(msgs[0].Env.Rcpts) != 2 {
 		t.Fatalf("stored %+v", msgs)
 	}
-	if n := strings.Count(h.log.String(), "too many recipients (MaxRecipientsPerMessage=2)"); n != 1 {
-		t.Errorf("logged %d times:\n%s", n, h.log)
+	if n := strings.Count(h.logged(), "too many recipients (MaxRecipientsPerMessage=2)"); n != 1 {
+		t.Errorf("logged %d times:\n%s", n, h.logged())
 	}
 }

@@ -26,7 +26,15 @@ type harness struct {
 	be   *smtpdtest.Backend
 	sl   *sleeps
 	log  *bytes.Buffer
+	lw   *lockedWriter
 	addr string
+}
+
+// logged is the log so far, read under the writer's lock.
+func (h *harness) logged() string {
+	h.lw.mu.Lock()
+	defer h.lw.mu.Unlock()
+	return h.log.String()
 }
 
 // start runs a reference-configured server; tweak may change the config.
@@ -34,7 +42,8 @@ func start(t *testing.T, tweak func(*smtpd.Config)) *harness {
 	h := &harness{be: smtpdtest.Reference(), sl: &sleeps{}, log: &bytes.Buffer{}}
 	cfg := referenceConfig(t, h.be, h.sl)
 	cfg.Now = func() time.Time { return refTime }
-	cfg.Log = maillog.New(&lockedWriter{w: h.log}, "sm-mta")
+	h.lw = &lockedWriter{w: h.log}
+	cfg.Log = maillog.New(h.lw, "sm-mta")
 	if tweak != nil {
 		tweak(&cfg)
 	}
@@ -83,7 +92,7 @@ const helloMail = "> EHLO client.example\n> MAIL FROM:<sender@client.example>\n"
 
 func TestMessageAsStored(t *testing.T) {
 	h := start(t, nil)
-	script := readFile("testdata/reference/01-smtp-data-accepted.script")
+	script := readFile(refScripts + "01-smtp-data-accepted.script")
 	h.run(t, "", script)
 	msgs := h.be.Stored()
 	if len(msgs) != 1 {
@@ -223,7 +232,7 @@ func TestTarpits(t *testing.T) {
 		{"VRFY", "", "> EHLO c\n" + strings.Repeat("> VRFY alice\n", 9), []time.Duration{1, 2, 4, 8}},
 		{"VRFY and EXPN share", "", "> EHLO c\n" + strings.Repeat("> VRFY alice\n> EXPN alice\n", 3), []time.Duration{1}},
 		{"HELO", "", "> EHLO c\n> HELO c\n> EHLO c\n> EHLO c\n", []time.Duration{1, 2}},
-		{"bad RCPT", "127.0.0.67", readFile("testdata/reference/01-smtp-rcpt-relay-denied-named.script"), []time.Duration{1, 1, 1}},
+		{"bad RCPT", "127.0.0.67", readFile(refScripts + "01-smtp-rcpt-relay-denied-named.script"), []time.Duration{1, 1, 1}},
 		{"ETRN", "", "> EHLO c\n" + strings.Repeat("> ETRN remote.example\n", 9), []time.Duration{1, 2}},
 	}
 	for _, tt := range tests {
@@ -327,7 +336,7 @@ func TestRelayDeniedTricks(t *testing.T) {
 // greeting is refused, without (the MSP) the EHLO is; either way the
 // rest is rejected and nothing is stored.
 func TestStdioPipelined(t *testing.T) {
-	input := strings.ReplaceAll(readFile("testdata/reference/bs-session.txt"), "\n", "\r\n")
+	input := strings.ReplaceAll(readFile(refDir+"scripts/bs-session.txt"), "\n", "\r\n")
 	for _, tt := range []struct {
 		name  string
 		pause time.Duration
@@ -349,7 +358,7 @@ func TestStdioPipelined(t *testing.T) {
 			var out bytes.Buffer
 			_ = srv.ServeStdio(t.Context(), stdin, &out, "root")
 			got := strings.ReplaceAll(out.String(), "\r\n", "\n")
-			want := strings.ReplaceAll(readFile("testdata/reference/"+tt.ref), "\r\n", "\n")
+			want := strings.ReplaceAll(readFile(refDir+tt.ref), "\r\n", "\n")
 			want = want[strings.IndexByte(want, '\n')+1:]
 			want = strings.TrimSuffix(want, "# exit status: 0\n")
 			norm := func(s string) string {
@@ -441,5 +450,27 @@ func TestStdioReceived(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "250-refhost.example.org Hello root@localhost, pleased to meet you\r\n") {
 		t.Errorf("EHLO reply:\n%s", out.String())
+	}
+}
+
+// TestClientGoneInData: a client that disconnects in the middle of DATA
+// (after a complete line, after a partial one, or right after the 354)
+// has nothing stored: the backend sees an error, not the end of a message.
+func TestClientGoneInData(t *testing.T) {
+	for _, tail := range []string{"", "Subject: cut\r\n\r\nfirst line\r\n", "Subject: cut\r\n\r\npartial"} {
+		h := start(t, nil)
+		c := dialFrom(t, "", h.addr)
+		replay(c, helloMail+"> RCPT TO:<alice>\n> DATA\n")
+		_, _ = c.Write([]byte(tail))
+		c.(*net.TCPConn).CloseWrite()
+		_ = c.SetReadDeadline(time.Time{})
+		_, _ = io.ReadAll(c) // until the server closes: the session is over
+		c.Close()
+		if n := len(h.be.Stored()); n != 0 || h.be.Aborts() != 1 {
+			t.Errorf("after %q: %d stored, %d aborted", tail, n, h.be.Aborts())
+		}
+		if !strings.Contains(h.logged(), "collect: relay=localhost, from=<sender@client.example>, info=unexpected close") {
+			t.Errorf("log:\n%s", h.logged())
+		}
 	}
 }
