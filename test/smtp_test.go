@@ -26,8 +26,18 @@ func transcript(t *testing.T, script string, target ...string) string {
 	if err != nil {
 		t.Fatalf("smtpc: %v\n%s", err, out)
 	}
-	s := regexp.MustCompile(`[A-Z][a-z][a-z], \d+ [A-Z][a-z][a-z] \d{4} \d\d:\d\d:\d\d (GMT|[-+]\d{4})`).ReplaceAllString(string(out), "DATE")
-	s = regexp.MustCompile(`\b[0-9A-Za-z]{8}\d{6,}\b`).ReplaceAllString(s, "QID")
+	return normaliseTranscript(string(out))
+}
+
+var (
+	reDate = regexp.MustCompile(`[A-Z][a-z][a-z], \d+ [A-Z][a-z][a-z] \d{4} \d\d:\d\d:\d\d (GMT|[-+]\d{4})`)
+	reQID  = regexp.MustCompile(`\b[0-9A-Za-z]{8}\d{6,}\b`)
+)
+
+// normaliseTranscript keeps the S:/C: lines of an smtpc transcript, with
+// dates and queue IDs replaced.
+func normaliseTranscript(s string) string {
+	s = reQID.ReplaceAllString(reDate.ReplaceAllString(s, "DATE"), "QID")
 	var keep []string
 	for _, l := range strings.Split(s, "\n") {
 		if strings.HasPrefix(l, "S: ") || strings.HasPrefix(l, "C: ") {
