@@ -33,7 +33,7 @@ type session struct {
 	rdl  readDeadliner
 	r    io.Reader
 	w    io.Writer
-	br   *bufio.Reader
+	br   *inbuf
 	out  []byte // replies not yet written
 
 	start     time.Time // when the session began (real clock, for MaxSessionTime)
@@ -64,7 +64,7 @@ func newSession(ctx context.Context, srv *Server, c *Client, r io.Reader, w io.W
 	if d, ok := r.(readDeadliner); ok {
 		s.rdl = d
 	}
-	s.br = bufio.NewReaderSize(r, maxLine)
+	s.br = newInbuf(r)
 	s.id = s.cfg.Backend.NewID()
 	return s
 }
@@ -80,6 +80,7 @@ func (s *session) serve() error {
 			if err := s.flush(); err != nil {
 				return err
 			}
+			s.br.idle() // waiting for the client: hold no input buffer
 		}
 		timeout, ok := s.commandTimeout()
 		if !ok {
@@ -282,11 +283,7 @@ func (s *session) flush() error {
 		_ = s.conn.SetWriteDeadline(time.Now().Add(s.cfg.Timeouts.Write))
 	}
 	_, err := s.w.Write(s.out)
-	if cap(s.out) > 4096 {
-		s.out = nil // do not keep a big buffer for an idle session
-	} else {
-		s.out = s.out[:0]
-	}
+	s.out = nil // flush precedes waiting for the client: keep no buffer idle
 	if err != nil {
 		s.closing = true
 	}
