@@ -34,6 +34,11 @@
 // HELO/EHLO (3), VRFY/EXPN (6), ETRN (8) and NOOP/VERB (20) commands are
 // delayed 1, 2, 4 ... seconds (at most 240) each, and after
 // BadRcptThrottle rejected recipients every further RCPT waits a second.
+// The HELO/EHLO argument is checked as srvrsmtp.c does (heloName). Beyond
+// sendmail, a session ends after MaxSessionTime or MaxSessionCommands,
+// and a client that sends nothing for Timeouts.Command gets "421 4.4.1
+// <host> Lost input channel from <client>". An idle session holds no
+// input buffer (inbuf).
 //
 // # Message handed to the backend
 //
