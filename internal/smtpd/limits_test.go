@@ -2,12 +2,15 @@ package smtpd_test
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/posthorn/posthorn/internal/smtpd"
+	"github.com/posthorn/posthorn/internal/smtpd/smtpdtest"
 )
 
 func TestMaxSessionCommands(t *testing.T) {
@@ -74,5 +77,44 @@ func TestMaxRecipients(t *testing.T) {
 	}
 	if n := strings.Count(h.logged(), "too many recipients (MaxRecipientsPerMessage=2)"); n != 1 {
 		t.Errorf("logged %d times:\n%s", n, h.logged())
+	}
+}
+
+// fullDisk is a backend whose queue has no room at all.
+type fullDisk struct {
+	*smtpdtest.Backend
+	mu    sync.Mutex
+	asked []int64
+}
+
+func (f *fullDisk) EnoughSpace(size int64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked = append(f.asked, size)
+	return false
+}
+
+// Below MinFreeBlocks every MAIL is refused, with or without SIZE=, as
+// sendmail's daemon does; a declared size too big for MaxMessageSize is
+// answered first.
+func TestNoDiskSpace(t *testing.T) {
+	be := &fullDisk{Backend: smtpdtest.Reference()}
+	cfg := referenceConfig(t, be, nil)
+	cfg.MaxMessageSize = 1000
+	srv, err := smtpd.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dialFrom(t, "", serveTCP(t, srv, false))
+	defer c.Close()
+	out := replay(c, "> EHLO c\n> MAIL FROM:<a@b.example>\n> MAIL FROM:<a@b.example> SIZE=500\n> MAIL FROM:<a@b.example> SIZE=5000\n")
+	full := "S: 452 4.4.5 Insufficient disk space; try again later\n"
+	if strings.Count(out, full) != 2 || !strings.Contains(out, "S: 552 5.2.3 Message size exceeds fixed maximum message size (1000)\n") {
+		t.Errorf("transcript:\n%s", out)
+	}
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	if fmt.Sprint(be.asked) != "[0 500]" {
+		t.Errorf("EnoughSpace asked for %v", be.asked)
 	}
 }
