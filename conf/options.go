@@ -10,7 +10,9 @@ import (
 
 // defaults are the effective values when neither the cf file nor the command
 // line sets an option: sendmail 8's own defaults, except where the contract
-// says otherwise (posthorn options, the greeting, the pid file location).
+// says otherwise (posthorn options, the greeting, the pid file location) and
+// where posthorn is safer by design (MaxRecipientsPerMessage, MinFreeBlocks,
+// Timeout.command; README "Security").
 // They are applied through the same setters as the file, so there is exactly
 // one parser per option.
 var defaults = [][2]string{
