@@ -145,6 +145,7 @@ type Config struct {
 	UnixFromLine            string
 	MaxMessageSize          int64
 	MaxRecipientsPerMessage int
+	MinFreeBlocks           int64 // blocks of the queue file system kept free (MinFreeBlocks, short b)
 	MaxDaemonChildren       int
 	ConnectionRateThrottle  int
 	MaxHopCount             int
@@ -191,7 +192,9 @@ type Config struct {
 	AcceptUnresolvableDomains bool
 	// ResolverRetry is Timeout.resolver.retry (and .normal): rounds over
 	// the DNS servers; 0 leaves resolv.conf's attempts.
-	ResolverRetry int
+	ResolverRetry      int
+	MaxSessionTime     time.Duration // an SMTP session ends after this long (0: no limit)
+	MaxSessionCommands int           // ... or after this many commands (0: no limit)
 
 	daemonsFromDefault bool
 	reported           map[string]bool

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -318,4 +319,45 @@ func FuzzParse(f *testing.F) {
 		c.settleIdentity(&Identity{Hostname: "h"})
 		c.Expand(string(data), nil)
 	})
+}
+
+// MinFreeBlocks and its short form b take "blocks" or "blocks/maxsize"
+// (sendmail's readcf case 'b'); the session limits are posthorn options.
+func TestSMTPLimits(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		cf        string
+		overrides []Override
+		blocks    int64
+		size      int64
+	}{
+		{"O LogLevel=9\n", nil, 100, 0},
+		{"O MinFreeBlocks=250\n", nil, 250, 0},
+		{"O MinFreeBlocks=250/5000\n", nil, 250, 5000},
+		{"Ob4000/12345\n", nil, 4000, 12345},
+		{"O MaxMessageSize=7\n", []Override{{Name: "b", Short: true, Value: "0"}}, 0, 7},
+		{"O MaxMessageSize=7\n", []Override{{Name: "b", Short: true, Value: "10/8"}}, 10, 8},
+	}
+	for i, tt := range tests {
+		p := filepath.Join(dir, fmt.Sprintf("%d.cf", i))
+		if err := os.WriteFile(p, []byte(tt.cf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(LoadOptions{Path: p, Overrides: tt.overrides, Identity: refIdentity})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.MinFreeBlocks != tt.blocks || c.MaxMessageSize != tt.size {
+			t.Errorf("%q %v: MinFreeBlocks %d MaxMessageSize %d, want %d %d", tt.cf, tt.overrides, c.MinFreeBlocks, c.MaxMessageSize, tt.blocks, tt.size)
+		}
+		if i == 0 && (c.MaxRecipientsPerMessage != 1000 || c.Timeout("command") != 5*time.Minute ||
+			c.MaxSessionTime != time.Hour || c.MaxSessionCommands != 10000) {
+			t.Errorf("defaults: rcpts %d command %v session %v/%d", c.MaxRecipientsPerMessage, c.Timeout("command"), c.MaxSessionTime, c.MaxSessionCommands)
+		}
+	}
+	p := filepath.Join(dir, "bad.cf")
+	os.WriteFile(p, []byte("O MinFreeBlocks=10/lots\n"), 0o644)
+	if _, err := Load(LoadOptions{Path: p, Identity: refIdentity}); err == nil || !strings.Contains(err.Error(), `MinFreeBlocks: invalid number "lots"`) {
+		t.Errorf("bad MinFreeBlocks: %v", err)
+	}
 }

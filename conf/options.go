@@ -10,7 +10,9 @@ import (
 
 // defaults are the effective values when neither the cf file nor the command
 // line sets an option: sendmail 8's own defaults, except where the contract
-// says otherwise (posthorn options, the greeting, the pid file location).
+// says otherwise (posthorn options, the greeting, the pid file location) and
+// where posthorn is safer by design (MaxRecipientsPerMessage, MinFreeBlocks,
+// Timeout.command; README "Security").
 // They are applied through the same setters as the file, so there is exactly
 // one parser per option.
 var defaults = [][2]string{
@@ -22,7 +24,8 @@ var defaults = [][2]string{
 	{"SmtpGreetingMessage", "$j ESMTP posthorn $v; $b"},
 	{"UnixFromLine", "From $g $d"},
 	{"MaxMessageSize", "0"},
-	{"MaxRecipientsPerMessage", "0"},
+	{"MaxRecipientsPerMessage", "1000"}, // sendmail: 0 (no limit); Postfix's smtpd_recipient_limit
+	{"MinFreeBlocks", "100"},            // the sendmail binary: 0; every m4-built sendmail.cf: 100
 	{"MaxDaemonChildren", "0"},
 	{"ConnectionRateThrottle", "0"},
 	{"MaxHopCount", "25"},
@@ -53,6 +56,8 @@ var defaults = [][2]string{
 	{"RelayHosts", "127.0.0.0/8,::1"},
 	{"AuthFile", "/etc/mail/auth"},
 	{"SmrshDirectory", "/etc/mail/smrsh"},
+	{"MaxSessionTime", "1h"},
+	{"MaxSessionCommands", "10000"},
 	{"Timeout.initial", "5m"},
 	{"Timeout.helo", "5m"},
 	{"Timeout.mail", "10m"},
@@ -63,7 +68,7 @@ var defaults = [][2]string{
 	{"Timeout.rset", "5m"},
 	{"Timeout.quit", "2m"},
 	{"Timeout.misc", "2m"},
-	{"Timeout.command", "1h"},
+	{"Timeout.command", "5m"}, // RFC 5321 4.5.3.2.7; sendmail: 1h
 	{"Timeout.connect", "5m"},
 	{"Timeout.iconnect", "5m"},
 	{"Timeout.hoststatus", "30m"},
@@ -89,6 +94,7 @@ var honoured = map[string]setter{
 	"UnixFromLine":            func(c *Config, v string) error { c.UnixFromLine = v; return nil },
 	"MaxMessageSize":          intSetter(func(c *Config, n int64) { c.MaxMessageSize = n }),
 	"MaxRecipientsPerMessage": intSetter(func(c *Config, n int64) { c.MaxRecipientsPerMessage = int(n) }),
+	"MinFreeBlocks":           setMinFreeBlocks,
 	"MaxDaemonChildren":       intSetter(func(c *Config, n int64) { c.MaxDaemonChildren = int(n) }),
 	"ConnectionRateThrottle":  intSetter(func(c *Config, n int64) { c.ConnectionRateThrottle = int(n) }),
 	"MaxHopCount":             intSetter(func(c *Config, n int64) { c.MaxHopCount = int(n) }),
@@ -128,10 +134,13 @@ var honoured = map[string]setter{
 	"AuthFile":                  func(c *Config, v string) error { c.AuthFile = v; return nil },
 	"SmrshDirectory":            func(c *Config, v string) error { c.SmrshDirectory = v; return nil },
 	"AcceptUnresolvableDomains": boolSetter(func(c *Config, b bool) { c.AcceptUnresolvableDomains = b }),
+	"MaxSessionTime":            durationSetter(func(c *Config, d time.Duration) { c.MaxSessionTime = d }),
+	"MaxSessionCommands":        intSetter(func(c *Config, n int64) { c.MaxSessionCommands = int(n) }),
 }
 
 // posthornOptions are the names posthorn adds to sendmail's.
-var posthornOptions = []string{"MailSpoolDirectory", "ResolverServers", "AccessFile", "MailerTable", "VirtUserTable", "RelayHosts", "AuthFile", "SmrshDirectory", "AcceptUnresolvableDomains"}
+var posthornOptions = []string{"MailSpoolDirectory", "ResolverServers", "AccessFile", "MailerTable", "VirtUserTable", "RelayHosts", "AuthFile", "SmrshDirectory", "AcceptUnresolvableDomains",
+	"MaxSessionTime", "MaxSessionCommands"}
 
 // knownOptions is every option name sendmail 8.17 knows (readcf.c's table).
 // Names are matched case-insensitively, as sendmail does.
@@ -357,6 +366,26 @@ func setPrivacy(c *Config, v string) error {
 			c.PrivacyOptions[w] = true
 		}
 	}
+	return nil
+}
+
+// setMinFreeBlocks reads MinFreeBlocks (short option b): "minblocks", or
+// "minblocks/maxmsgsize", which also sets MaxMessageSize, as sendmail's
+// readcf does for both spellings.
+func setMinFreeBlocks(c *Config, v string) error {
+	blocks, size, hasSize := strings.Cut(v, "/")
+	if hasSize {
+		n, err := strconv.ParseInt(strings.TrimSpace(size), 10, 64)
+		if err != nil {
+			return fmt.Errorf("invalid number %q", size)
+		}
+		c.MaxMessageSize = n
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(blocks), 10, 64)
+	if err != nil {
+		return fmt.Errorf("invalid number %q", blocks)
+	}
+	c.MinFreeBlocks = n
 	return nil
 }
 

@@ -2,7 +2,6 @@ package test
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -10,14 +9,16 @@ import (
 	"testing"
 )
 
-const smtpc = "../../shared/reference/sendmail/scripts/smtpc.py"
+// smtpc is the reference's SMTP client script (a copy in testdata, as the
+// captures it made).
+const smtpc = "../testdata/reference/sendmail/scripts/smtpc.py"
 
 // transcript replays an smtpc.py script against argv (-bs) or host:port and
 // returns the S:/C: lines with dates and queue IDs normalised.
 func transcript(t *testing.T, script string, target ...string) string {
 	t.Helper()
-	if _, err := os.Stat(smtpc); err != nil {
-		t.Skip("smtpc.py not beside the repository")
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 not installed")
 	}
 	cmd := exec.Command("python3", append([]string{smtpc}, target...)...)
 	cmd.Stdin = strings.NewReader(script)
@@ -25,8 +26,18 @@ func transcript(t *testing.T, script string, target ...string) string {
 	if err != nil {
 		t.Fatalf("smtpc: %v\n%s", err, out)
 	}
-	s := regexp.MustCompile(`[A-Z][a-z][a-z], \d+ [A-Z][a-z][a-z] \d{4} \d\d:\d\d:\d\d (GMT|[-+]\d{4})`).ReplaceAllString(string(out), "DATE")
-	s = regexp.MustCompile(`\b[0-9A-Za-z]{8}\d{6,}\b`).ReplaceAllString(s, "QID")
+	return normaliseTranscript(string(out))
+}
+
+var (
+	reDate = regexp.MustCompile(`[A-Z][a-z][a-z], \d+ [A-Z][a-z][a-z] \d{4} \d\d:\d\d:\d\d (GMT|[-+]\d{4})`)
+	reQID  = regexp.MustCompile(`\b[0-9A-Za-z]{8}\d{6,}\b`)
+)
+
+// normaliseTranscript keeps the S:/C: lines of an smtpc transcript, with
+// dates and queue IDs replaced.
+func normaliseTranscript(s string) string {
+	s = reQID.ReplaceAllString(reDate.ReplaceAllString(s, "DATE"), "QID")
 	var keep []string
 	for _, l := range strings.Split(s, "\n") {
 		if strings.HasPrefix(l, "S: ") || strings.HasPrefix(l, "C: ") {

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -48,6 +48,10 @@ type smtpBackend struct {
 
 func (b *smtpBackend) NewID() string { return b.store.NewID() }
 
+// EnoughSpace is smtpd.SpaceChecker: SIZE= (or MinFreeBlocks alone) against
+// the queue's free space at MAIL.
+func (b *smtpBackend) EnoughSpace(size int64) bool { return b.acc.CheckSpace(size) == nil }
+
 // CheckSender accepts every sender: syntax, size, AUTH ownership and the
 // access file's From: entries are checked by smtpd and policy before this
 // call. sendmail's remaining check, that the sender's domain exists in DNS
@@ -90,19 +94,14 @@ func (b *smtpBackend) Verify(ctx context.Context, c *smtpd.Client, arg string, e
 }
 
 // Enqueue writes the message to the queue and returns once it is durable.
-// r starts with the Received header smtpd built; it goes to its place
-// after Return-Path, the rest is the client's text.
+// r is the client's text; smtpd's Received header (env.Received) goes to
+// its place after Return-Path.
 func (b *smtpBackend) Enqueue(ctx context.Context, env *smtpd.Envelope, r io.Reader) (string, error) {
-	br := bufio.NewReaderSize(r, 32<<10)
-	received, err := readFirstHeader(br, "Received")
-	if err != nil {
-		return "", err
-	}
 	m, err := b.acc.BeginID(env.ID, false)
 	if err != nil {
 		return "", err
 	}
-	if _, err := io.Copy(m, br); err != nil {
+	if _, err := io.Copy(m, r); err != nil {
 		m.Abort()
 		return "", err
 	}
@@ -112,7 +111,8 @@ func (b *smtpBackend) Enqueue(ctx context.Context, env *smtpd.Envelope, r io.Rea
 		Ret:      env.Ret,
 		BodyType: env.Body,
 		Auth:     env.Auth,
-		Received: received,
+		Received: env.Received,
+		FromAddr: cmp.Or(env.From.Addr, "<>"), // for a message without From: (sendmail's $g)
 		Macros: []queue.Macro{
 			{Name: "_", Value: env.Client.Relay()},
 			{Name: "r", Value: protocol(env.Client)},
@@ -172,32 +172,6 @@ func protocol(c *smtpd.Client) string {
 	return p
 }
 
-// readFirstHeader takes the first header field (with its continuation
-// lines) off r when it has the given name, and returns its value folded
-// with "\n\t" as the qf keeps it.
-func readFirstHeader(r *bufio.Reader, name string) (string, error) {
-	prefix, err := r.Peek(len(name) + 1)
-	if err != nil || !strings.EqualFold(string(prefix), name+":") {
-		return "", nil
-	}
-	var b strings.Builder
-	for first := true; ; first = false {
-		if !first {
-			next, err := r.Peek(1)
-			if err != nil || (next[0] != ' ' && next[0] != '\t') {
-				break
-			}
-			b.WriteByte('\n')
-		}
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return "", err
-		}
-		b.WriteString(strings.TrimRight(line, "\r\n"))
-	}
-	return strings.TrimSpace(strings.TrimPrefix(b.String(), name+":")), nil
-}
-
 // smtpConfig is smtpd's configuration for one listener.
 func (a *app) smtpConfig(cfg *conf.Config, port conf.DaemonPort, backend smtpd.Backend) (smtpd.Config, error) {
 	pol, err := a.newPolicy(cfg)
@@ -227,6 +201,7 @@ func (a *app) smtpConfig(cfg *conf.Config, port conf.DaemonPort, backend smtpd.B
 		Resolver: newResolver(cfg),
 		Log:      a.log,
 	}
+	sc.MaxSessionTime, sc.MaxSessionCommands = cfg.MaxSessionTime, cfg.MaxSessionCommands
 	if cfg.ServerCertFile != "" && cfg.ServerKeyFile != "" {
 		t, err := smtpd.LoadTLS(cfg.ServerCertFile, cfg.ServerKeyFile)
 		if err != nil {

@@ -208,7 +208,8 @@ func errorAddress(f aliases.Failure) string {
 
 // newAcceptor is package accept over the configured queue.
 func newAcceptor(cfg *conf.Config, st *queue.Store, exp accept.Expander, log *maillog.Logger) *accept.Acceptor {
-	return &accept.Acceptor{Store: st, Hostname: cfg.Macros["j"], Expander: exp, Date: rfcdate.Format, Now: time.Now, Log: log}
+	return &accept.Acceptor{Store: st, Hostname: cfg.Macros["j"], Expander: exp, Date: rfcdate.Format, Now: time.Now, Log: log,
+		MinFreeBlocks: cfg.MinFreeBlocks}
 }
 
 // newSubmitter is local submission.

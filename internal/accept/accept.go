@@ -117,6 +117,9 @@ type Acceptor struct {
 	Now  func() time.Time
 	// MaxHeaderBytes bounds the header block (0: 1 MiB).
 	MaxHeaderBytes int
+	// MinFreeBlocks is sendmail's option: no message is accepted when
+	// queueing it would leave fewer blocks free (see CheckSpace).
+	MinFreeBlocks int64
 	// Log receives "clone: owner=" lines; nil discards.
 	Log *maillog.Logger
 }
@@ -146,6 +149,9 @@ type Clone struct {
 // Begin starts a message and reserves its queue ID (call it at MAIL FROM or
 // when a local submission starts).
 func (a *Acceptor) Begin(local bool) (*Message, error) {
+	if err := a.CheckSpace(0); err != nil {
+		return nil, err
+	}
 	txn, err := a.Store.Begin()
 	if err != nil {
 		return nil, status.Wrap(err, 451, "4.3.0", "Temporary failure: cannot create queue file")
@@ -156,11 +162,35 @@ func (a *Acceptor) Begin(local bool) (*Message, error) {
 // BeginID is Begin with a queue ID the entry point already gave out
 // (Store.NewID at SMTP MAIL).
 func (a *Acceptor) BeginID(id string, local bool) (*Message, error) {
+	if err := a.CheckSpace(0); err != nil {
+		return nil, err
+	}
 	txn, err := a.Store.BeginID(id)
 	if err != nil {
 		return nil, status.Wrap(err, 451, "4.3.0", "Temporary failure: cannot create queue file")
 	}
 	return &Message{a: a, txn: txn, arrival: a.Now(), local: local}, nil
+}
+
+// CheckSpace refuses a message of size bytes (0 when not known yet) when
+// queueing it would leave fewer than MinFreeBlocks blocks free on the
+// queue's file system, as sendmail's enoughdiskspace does: "452 4.4.5
+// Insufficient disk space; try again later", logged as sendmail's "low on
+// space" alert. Begin checks with 0; the SMTP server checks SIZE= at MAIL.
+func (a *Acceptor) CheckSpace(size int64) error {
+	if size <= 0 && a.MinFreeBlocks <= 0 {
+		return nil
+	}
+	sp, err := a.Store.FreeSpace()
+	if err == nil && sp.Fits(size, a.MinFreeBlocks) {
+		return nil
+	}
+	if err != nil {
+		a.Log.Errf("", "low on space: %v", err)
+	} else {
+		a.Log.Errf("", "low on space (SMTP-DAEMON needs %d bytes + %d blocks in %s), max avail: %d", max(size, 0), a.MinFreeBlocks, sp.Dir, sp.Avail)
+	}
+	return status.Wrap(err, 452, "4.4.5", "Insufficient disk space; try again later")
 }
 
 // ID is the message's queue ID.

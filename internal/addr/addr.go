@@ -17,10 +17,12 @@
 //
 //	553 5.0.0 <addr... Unbalanced '<'      (also '>', '(', ')', '"')
 //	553 5.1.0 <addr>... prescan: token too long    (a token over 256 bytes)
-//	553 5.1.0 <addr>... prescan: too many tokens   (over 100 tokens)
+//	553 5.1.0 <addr>... prescan: too many tokens   (over 1000 tokens)
 //	553 5.1.1 <addr>... Address too long           (over 2043 bytes)
 //	553 5.0.0 <>... User address required          (an empty RCPT path)
 //	553 5.1.3 <@x>... Invalid route address        (a route without ':'; posthorn's wording, not captured)
+//	501 5.1.7 Syntax error in mailbox address "a?b@x" (non-printable character)
+//	                                               (SMTP paths: a control character outside quotes; 5.1.3 for RCPT)
 //
 // # Structure
 //

@@ -2,6 +2,7 @@ package addr
 
 import (
 	"bufio"
+	"errors"
 	"os"
 	"reflect"
 	"strings"
@@ -59,6 +60,13 @@ func TestParsePath(t *testing.T) {
 		{arg: "<a)@c>", err: "553 5.0.0 <a)@c>... Unbalanced ')'"},
 		{arg: "<@x>", err: "553 5.1.3 <@x>... Invalid route address"},
 		{arg: "<|/bin/sh>", kind: Recipient, want: "|/bin/sh", flags: Bracketed | Program},
+		// control characters (sendmail's hasctrlchar), shown as '?'
+		{arg: "<a\x01b@c>", err: `501 5.1.7 Syntax error in mailbox address "a?b@c" (non-printable character)`},
+		{arg: "<a@c\x7f>", kind: Recipient, err: `501 5.1.3 Syntax error in mailbox address "a@c?" (non-printable character)`},
+		{arg: "<a\x00b\x1f@c> SIZE=1", err: `501 5.1.7 Syntax error in mailbox address "a?b?@c" (non-printable character)`},
+		{arg: "<\"a\x01b\"@c>", want: "\"a\x01b\"@c", flags: Bracketed | QuotedLocal},
+		{arg: "<a\\\x01b@c>", want: "a\\\x01b@c", flags: Bracketed},
+		{arg: "<a\tb@c>", want: "a.b@c", flags: Bracketed}, // a tab is white space
 	}
 	for _, tt := range tests {
 		a, params, err := ParsePath(tt.arg, tt.kind)
@@ -76,6 +84,14 @@ func TestParsePath(t *testing.T) {
 	}
 	if _, _, err := ParsePath("  ", Sender); err != ErrNoPath {
 		t.Errorf("ParsePath(blank) = %v, want ErrNoPath", err)
+	}
+	for _, arg := range []string{"<>", "<@a:>"} {
+		if _, _, err := ParsePath(arg, Recipient); !errors.Is(err, ErrNoUser) {
+			t.Errorf("ParsePath(%q, Recipient) = %v, want ErrNoUser", arg, err)
+		}
+	}
+	if _, _, err := ParsePath("<a@b", Recipient); errors.Is(err, ErrNoUser) {
+		t.Errorf("an unbalanced path is not ErrNoUser")
 	}
 }
 
@@ -123,8 +139,12 @@ func TestTokenTooLong(t *testing.T) {
 	if _, _, err := ParsePath("<"+strings.Repeat("d", 257)+"@x>", Sender); err == nil {
 		t.Error("257-byte token accepted")
 	}
-	if _, _, err := ParsePath("<"+strings.Repeat("d.", 60)+"@x>", Sender); !strings.Contains(errText(err), "too many tokens") {
-		t.Errorf("121 tokens: %v", err)
+	// sendmail 8.17's MAXATOM: 1000 tokens pass (brackets count), 1002 do not.
+	if _, _, err := ParsePath("<"+strings.Repeat("d.", 498)+"@x>", Sender); err != nil {
+		t.Errorf("1000 tokens: %v", err)
+	}
+	if _, _, err := ParsePath("<"+strings.Repeat("d.", 499)+"@x>", Sender); !strings.Contains(errText(err), "prescan: too many tokens") {
+		t.Errorf("1002 tokens: %v", err)
 	}
 }
 

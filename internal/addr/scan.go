@@ -12,7 +12,7 @@ import (
 // "Address too long".
 const (
 	MaxToken   = 256  // MAXNAME
-	MaxTokens  = 100  // MAXATOM
+	MaxTokens  = 1000 // MAXATOM (8.17's conf.h; older versions had 100)
 	MaxAddress = 2043 // the prescan buffer less its reserve
 )
 

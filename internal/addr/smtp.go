@@ -22,6 +22,11 @@ const (
 // command word that this package does not see.
 var ErrNoPath = errors.New("addr: no address in path argument")
 
+// ErrNoUser is the cause (errors.Is) of the "553 5.0.0 <>... User address
+// required" that ParsePath gives a recipient path without a user: the SMTP
+// server logs that one as its check_rcpt ruleset would.
+var ErrNoUser = errors.New("addr: recipient path without a user")
+
 // ParsePath parses the argument of MAIL FROM: or RCPT TO: (the text after
 // the colon) as sendmail does: white space before the address is skipped,
 // and the address ends at the first space outside quotes, comments and
@@ -33,7 +38,13 @@ var ErrNoPath = errors.New("addr: no address in path argument")
 // params is the rest of the argument (the ESMTP parameters), with leading
 // white space removed. Errors are status errors in sendmail's wording:
 // "553 5.0.0 <x... Unbalanced '<'", "553 5.1.0 <...>... prescan: token too
-// long", and for a recipient "553 5.0.0 <>... User address required".
+// long", for a recipient "553 5.0.0 <>... User address required", and for a
+// control character outside quotes (sendmail's hasctrlchar)
+//
+//	501 5.1.7 Syntax error in mailbox address "a?b@x" (non-printable character)   MAIL
+//	501 5.1.3 Syntax error in mailbox address "a?b@x" (non-printable character)   RCPT
+//
+// naming the address (String) with each such character shown as '?'.
 func ParsePath(arg string, kind PathKind) (a Address, params string, err error) {
 	arg = strings.TrimLeft(arg, " \t")
 	if arg == "" {
@@ -50,7 +61,42 @@ func ParsePath(arg string, kind PathKind) (a Address, params string, err error) 
 		return a, params, err
 	}
 	if kind == Recipient && (a.Null || a.Local == "") {
-		return a, params, status.New(553, "5.0.0", "%s... User address required", Shorten(raw))
+		return a, params, status.Wrap(ErrNoUser, 553, "5.0.0", "%s... User address required", Shorten(raw))
+	}
+	if shown, bad := controlChars(a.String()); bad {
+		enh := "5.1.7"
+		if kind == Recipient {
+			enh = "5.1.3"
+		}
+		return a, params, status.New(501, enh, "Syntax error in mailbox address \"%s\" (non-printable character)", shown)
 	}
 	return a, params, nil
+}
+
+// controlChars reports whether s has a control character (below space, or
+// DEL) outside double quotes, and returns s with each one replaced by '?',
+// as sendmail shows it. White space never gets here: scan separates tokens
+// at it.
+func controlChars(s string) (string, bool) {
+	var b []byte
+	quoted := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\' && i+1 < len(s):
+			i++
+			continue
+		case c == '"':
+			quoted = !quoted
+		case !quoted && (c < ' ' || c == 0x7f):
+			if b == nil {
+				b = []byte(s)
+			}
+			b[i] = '?'
+		}
+	}
+	if b == nil {
+		return s, false
+	}
+	return string(b), true
 }

@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"strings"
+
+	"github.com/posthorn/posthorn/internal/status"
 )
 
 // starttls handles STARTTLS (RFC 3207).
@@ -79,12 +81,10 @@ func (s *session) auth(arg string) {
 		if !good {
 			return
 		}
-		parts := bytes.Split(resp, []byte{0})
-		if len(parts) != 3 || (len(parts[0]) > 0 && !bytes.Equal(parts[0], parts[1])) {
+		if user, pass, ok = plainCredentials(resp); !ok {
 			s.authFailed(mech, "")
 			return
 		}
-		user, pass, ok = string(parts[1]), string(parts[2]), true
 	case "LOGIN":
 		u, good := s.authResponse(initial, "VXNlcm5hbWU6") // "Username:"
 		if !good {
@@ -109,7 +109,7 @@ func (s *session) auth(arg string) {
 }
 
 func (s *session) authFailed(mech, user string) {
-	s.log().Noticef(s.id, "AUTH failure (%s): authentication failure, user=%s, relay=%s", mech, user, s.c.Relay())
+	s.log().Noticef(s.id, "AUTH failure (%s): authentication failure, user=%s, relay=%s", mech, logSafe(user), s.c.Relay())
 	s.reply(535, "5.7.0", "authentication failed")
 	s.tooManyBad()
 }
@@ -130,17 +130,54 @@ func (s *session) authResponse(initial, challenge string) ([]byte, bool) {
 		}
 		resp = line
 	}
-	if resp == "*" {
-		s.reply(501, "5.0.0", "AUTH aborted")
-		return nil, false
-	}
-	if resp == "=" {
-		return nil, true
-	}
-	b, err := base64.StdEncoding.DecodeString(resp)
+	b, err := decodeResponse(resp)
 	if err != nil {
-		s.reply(501, "5.5.4", "cannot decode AUTH parameter %.40s", resp)
+		s.replyErr(err)
 		return nil, false
 	}
 	return b, true
+}
+
+// decodeResponse decodes one client response of an AUTH exchange (RFC
+// 4954 4): "*" cancels, "=" is the empty response, anything else must be
+// base64.
+func decodeResponse(resp string) ([]byte, error) {
+	switch resp {
+	case "*":
+		return nil, status.New(501, "5.0.0", "AUTH aborted")
+	case "=":
+		return nil, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(resp)
+	if err != nil {
+		return nil, status.New(501, "5.5.4", "cannot decode AUTH parameter %.40s", resp)
+	}
+	return b, nil
+}
+
+// plainCredentials splits an AUTH PLAIN response, "authzid NUL authcid
+// NUL password" (RFC 4616). An authorization identity other than the
+// user's own is refused: posthorn lets nobody act for another user.
+func plainCredentials(resp []byte) (user, pass string, ok bool) {
+	parts := bytes.Split(resp, []byte{0})
+	if len(parts) != 3 || (len(parts[0]) > 0 && !bytes.Equal(parts[0], parts[1])) {
+		return "", "", false
+	}
+	return string(parts[1]), string(parts[2]), true
+}
+
+// logSafe is a client-chosen name as a log line may hold it: at most 64
+// bytes (sendmail's MAX_AUTH_LOG_LEN), control characters shown as '?',
+// so that a failed AUTH cannot forge log lines.
+func logSafe(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if c < ' ' || c == 0x7f {
+			b[i] = '?'
+		}
+	}
+	return string(b)
 }

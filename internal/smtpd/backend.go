@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/posthorn/posthorn/internal/addr"
 	"github.com/posthorn/posthorn/internal/route"
 )
 
@@ -54,6 +55,9 @@ func (c *Client) Relay() string {
 type Path struct {
 	Raw  string // as written after "FROM:"/"TO:", angle brackets included when given
 	Addr string // without the outer angle brackets: "alice@localhost", "" for <>
+	// Address is the parsed form the server judged (route, relay check):
+	// the one parse of the path.
+	Address addr.Address
 }
 
 // Recipient is one accepted RCPT.
@@ -77,7 +81,12 @@ type Envelope struct {
 	DeliverBy string // BY= as given
 	Rcpts     []Recipient
 	Client    *Client
-	Received  time.Time // when MAIL was given
+	MailTime  time.Time // when MAIL was given
+	// Received is the value of the Received header this server adds
+	// (without "Received:"), folded with "\n\t" as a qf H line keeps it:
+	// "from c.example (c.example [192.0.2.1])\n\tby ... id ID\n\tfor
+	// <alice@x>; <date>". Set before Enqueue.
+	Received string
 	// Transcript is non-nil after VERB: each line written to it is sent to
 	// the client at once as a "050 <line>" reply (the delivery transcript),
 	// and the backend should deliver before Enqueue returns. It must not
@@ -114,9 +123,9 @@ type Backend interface {
 	// the client typed it. Each Expansion becomes one reply line.
 	Verify(ctx context.Context, c *Client, arg string, expand bool) ([]Expansion, error)
 
-	// Enqueue stores the message. r yields the whole message with LF line
-	// ends: the Received header this server built, then the client's
-	// header and body (dot-unstuffing done). Enqueue must read r up to
+	// Enqueue stores the message. r yields the client's text with LF
+	// line ends, header and body (dot-unstuffing done); the Received
+	// header to put before it is env.Received. Enqueue must read r up to
 	// io.EOF and return the queue ID only once the message is durable
 	// (fsync). When r returns any other error the client broke the
 	// protocol or the connection: Enqueue must store nothing and return
@@ -134,8 +143,11 @@ type Expansion struct {
 	Addr     string // "alice@refhost.example.org", "|/bin/prog", "/var/tmp/f"
 }
 
-// SpaceChecker is optionally implemented by a Backend: SIZE= values it
-// refuses get "452 4.4.5 Insufficient disk space; try again later".
+// SpaceChecker is optionally implemented by a Backend. The server asks it
+// at every MAIL with the SIZE= value (0 when none was given), after the
+// MaxMessageSize check; false is answered "452 4.4.5 Insufficient disk
+// space; try again later", as sendmail's enoughdiskspace (SIZE= plus
+// MinFreeBlocks against the queue's file system).
 type SpaceChecker interface {
 	EnoughSpace(size int64) bool
 }

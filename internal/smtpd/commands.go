@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posthorn/posthorn/internal/addr"
 	"github.com/posthorn/posthorn/internal/maillog"
 )
 
@@ -69,10 +70,18 @@ func lookupCommand(word string) *command {
 	return nil
 }
 
-// splitCommand separates the command word from its argument.
+// splitCommand separates the command word from its argument at the
+// first white space (sendmail: any isspace, so "HELO\tname" is HELO).
 func splitCommand(line string) (word, arg string) {
-	word, arg, _ = strings.Cut(line, " ")
-	return word, strings.TrimLeft(arg, " \t")
+	i := 0
+	for i < len(line) && !isSpace(line[i]) {
+		i++
+	}
+	arg = line[i:]
+	for len(arg) > 0 && isSpace(arg[0]) {
+		arg = arg[1:]
+	}
+	return line[:i], arg
 }
 
 // handle dispatches one command line.
@@ -90,7 +99,7 @@ func (s *session) handle(line string) {
 		if s.tooManyBad() {
 			return
 		}
-		s.reply(500, "5.5.1", "Command unrecognized: \"%s\"", shorten(line))
+		s.reply(500, "5.5.1", "Command unrecognized: \"%s\"", addr.Shorten(line))
 		return
 	}
 	if s.nullserver != "" && !cmd.nullOK {
@@ -156,11 +165,12 @@ func (s *session) greeting(arg string, esmtp bool) {
 		name = "EHLO"
 	}
 	if arg == "" {
-		s.reply(501, "5.0.0", "%s requires domain address", name)
+		typed, _ := splitCommand(s.curLine)
+		s.reply(501, "5.0.0", "%s requires domain address", typed)
 		return
 	}
-	arg, _, _ = strings.Cut(arg, " ") // sendmail ignores what follows the name
-	if !validHelo(arg) {
+	arg, ok := heloName(arg)
+	if !ok {
 		s.reply(501, "5.0.0", "Invalid domain name")
 		return
 	}
@@ -204,17 +214,40 @@ func (s *session) greeting(arg string, esmtp bool) {
 	s.replyLines(250, "", lines)
 }
 
-// validHelo accepts what sendmail does in a HELO name: letters, digits
-// and "[].-_#:". This also keeps the Received header well-formed.
-func validHelo(name string) bool {
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("[].-_#:", c) >= 0) {
-			return false
+// maxHeloName is sendmail's MAXNAME: a longer HELO argument (trailing
+// white space included) is refused, as it would hide the Received line's
+// client part.
+const maxHeloName = 256
+
+// heloName checks a HELO/EHLO argument as sendmail 8.17's srvrsmtp.c
+// does (without AllowBogusHELO) and returns the name: ASCII letters,
+// digits and "[].-_#:" only, so "[IPv6:::1]", "[1.2.3.4", "host." and
+// "a..b" pass; white space may follow the name but nothing after it;
+// anything else (other punctuation, 8-bit bytes, a second word, more
+// than 256 bytes) is "501 5.0.0 Invalid domain name". This also keeps
+// the Received header well-formed.
+func heloName(arg string) (string, bool) {
+	if len(arg) > maxHeloName {
+		return "", false
+	}
+	for i := 0; i < len(arg); i++ {
+		c := arg[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', strings.IndexByte("[].-_#:", c) >= 0:
+		case isSpace(c):
+			if strings.TrimLeft(arg[i:], " \t\n\v\f\r") != "" {
+				return "", false
+			}
+			return arg[:i], true
+		default:
+			return "", false
 		}
 	}
-	return true
+	return arg, true
 }
+
+// isSpace is C's isspace in the C locale.
+func isSpace(c byte) bool { return c == ' ' || c >= '\t' && c <= '\r' }
 
 func (s *session) rset(string) {
 	s.endTransaction()
@@ -239,7 +272,7 @@ func (s *session) verb(string) {
 }
 
 func (s *session) notImplemented(string) {
-	s.reply(502, "5.5.1", "Command not implemented: \"%s\"", shorten(s.curLine))
+	s.reply(502, "5.5.1", "Command not implemented: \"%s\"", addr.Shorten(s.curLine))
 }
 
 func (s *session) vrfy(arg string) { s.verify(arg, false) }
@@ -256,7 +289,7 @@ func (s *session) verify(arg string, expand bool) {
 		return
 	}
 	s.issued = true
-	s.log().Infof(s.id, "%s: %s %s", s.c.Relay(), name, shorten(arg))
+	s.log().Infof(s.id, "%s: %s %s", s.c.Relay(), name, addr.Shorten(arg))
 	if s.cfg.Privacy&deny != 0 {
 		if expand {
 			s.reply(502, "5.7.0", "Sorry, we do not allow this operation")
@@ -269,12 +302,12 @@ func (s *session) verify(arg string, expand bool) {
 		s.reply(501, "5.5.2", "Argument required")
 		return
 	}
-	p, _, err := parsePath(arg)
+	p, _, err := addr.ParsePath(arg, addr.Sender)
 	if err != nil {
 		s.replyErr(err)
 		return
 	}
-	if p.Addr == "" {
+	if p.Null {
 		s.reply(550, "5.1.1", "%s... User unknown", p.Raw)
 		return
 	}
@@ -310,7 +343,7 @@ func (s *session) etrn(arg string) {
 		return
 	}
 	s.issued = true
-	s.log().Infof(s.id, "%s: ETRN %s", s.c.Relay(), shorten(arg))
+	s.log().Infof(s.id, "%s: ETRN %s", s.c.Relay(), addr.Shorten(arg))
 	if q, ok := strings.CutPrefix(arg, "#"); ok {
 		s.reply(459, "4.5.4", "Queue %s unknown", q)
 		return
@@ -328,7 +361,7 @@ func (s *session) endTransaction() {
 	if s.env != nil {
 		s.logFrom(s.env, 0, "")
 	}
-	s.env, s.seen, s.nqueue, s.badRcpts = nil, nil, 0, 0
+	s.env, s.seen, s.badRcpts, s.rcptsFull = nil, nil, 0, false
 	s.txDiscard = false
 }
 

@@ -106,6 +106,11 @@ func (d *dataReader) next(keep bool) {
 		d.bol = false
 		out = line
 	case err != nil:
+		// the connection ended before the final ".": for the backend
+		// that is an error, never the io.EOF of a complete message
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
 		d.fatal = err
 		return
 	case d.crPending:
@@ -174,7 +179,7 @@ func hasPrefixFold(b []byte, prefix string) bool {
 func (s *session) receive(env *Envelope) {
 	now := s.cfg.Now()
 	d := &dataReader{s: s, bol: true, inHeader: true, deadline: time.Now().Add(s.cfg.Timeouts.Data)}
-	d.pending = []byte(s.receivedHeader(env, now))
+	env.Received = s.receivedHeader(env, now)
 	if s.verbose {
 		env.Transcript = transcript{s}
 	}
@@ -250,10 +255,11 @@ func fromText(env *Envelope) string {
 	return env.From.Raw
 }
 
-// receivedHeader builds the Received header as sendmail does.
+// receivedHeader builds the value of the Received header as sendmail
+// does, folded with "\n\t".
 func (s *session) receivedHeader(env *Envelope, now time.Time) string {
 	var b strings.Builder
-	b.WriteString("Received: from ")
+	b.WriteString("from ")
 	if s.c.Helo != "" {
 		b.WriteString(s.c.Helo + " (" + s.c.Relay() + ")")
 	} else {
@@ -268,12 +274,24 @@ func (s *session) receivedHeader(env *Envelope, now time.Time) string {
 		fmt.Fprintf(&b, "\n\t(version=%s cipher=%s verify=NO)",
 			tlsVersionName(s.tlsState.Version), tls.CipherSuiteName(s.tlsState.CipherSuite))
 	}
-	if s.nqueue == 1 && len(env.Rcpts) == 1 {
-		fmt.Fprintf(&b, "\n\tfor <%s>; %s\n", env.Rcpts[0].Addr, rfc822Date(now))
+	if rcpt, ok := soleRecipient(env); ok {
+		fmt.Fprintf(&b, "\n\tfor <%s>; %s", rcpt, rfc822Date(now))
 	} else {
-		fmt.Fprintf(&b, ";\n\t%s\n", rfc822Date(now))
+		fmt.Fprintf(&b, ";\n\t%s", rfc822Date(now))
 	}
 	return b.String()
+}
+
+// soleRecipient returns the envelope's recipient when it has exactly one.
+// Refused RCPTs are not in env.Rcpts, and rcpt keeps one entry per
+// canonical form, so "alice@x" and "Alice@X" (one local user) are one
+// recipient, shown in its first spelling. Sendmail differs here (see
+// testdata/behaviour-notes.txt).
+func soleRecipient(env *Envelope) (string, bool) {
+	if len(env.Rcpts) != 1 {
+		return "", false
+	}
+	return env.Rcpts[0].Addr, true
 }
 
 func tlsVersionName(v uint16) string {

@@ -6,104 +6,19 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/posthorn/posthorn/internal/addr"
 	"github.com/posthorn/posthorn/internal/status"
 )
 
-// This file parses the arguments of MAIL, RCPT, VRFY and EXPN the way
-// sendmail's SMTP server does, in the small part that decides the reply:
+// This file reads the arguments of MAIL and RCPT: the command keyword
+// ("FROM:", "TO:") and the ESMTP parameters,
 //
-//	path    = "<" ... ">"      angle brackets may nest ("<<a@b>>") and the
-//	                           inside may hold spaces and quoted strings
-//	        | word             no brackets: up to the first space
+//	arg     = keyword ":" path [ SP params ]
 //	params  = *( SP keyword [ "=" value ] )
 //
-// The address itself (local part, domain, source route, % hack) is not
-// taken apart here: that is for the backend and package policy.
-
-// maxToken is sendmail's MAXNAME: a longer token in an address gets
-// "prescan: token too long".
-const maxToken = 255
-
-// parsePath reads a path at the start of s and returns the rest (the
-// parameters, leading spaces removed).
-func parsePath(s string) (Path, string, error) {
-	s = strings.TrimLeft(s, " \t")
-	end, err := pathEnd(s)
-	if err != nil {
-		return Path{}, "", err
-	}
-	raw := s[:end]
-	rest := strings.TrimLeft(s[end:], " \t")
-	addr := raw
-	for len(addr) >= 2 && addr[0] == '<' && addr[len(addr)-1] == '>' {
-		addr = strings.TrimSpace(addr[1 : len(addr)-1])
-	}
-	if err := checkAddr(raw, addr); err != nil {
-		return Path{}, "", err
-	}
-	return Path{Raw: raw, Addr: addr}, rest, nil
-}
-
-// pathEnd finds where the path at the start of s ends.
-func pathEnd(s string) (int, error) {
-	depth := 0
-	quoted := false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '\\' && i+1 < len(s):
-			i++
-		case c == '"':
-			quoted = !quoted
-		case quoted:
-		case c == '<':
-			depth++
-		case c == '>':
-			depth--
-			if depth < 0 {
-				return 0, status.New(553, "5.0.0", "%s... Unbalanced '>'", shorten(untilSpace(s)))
-			}
-			if depth == 0 && s[0] == '<' {
-				return i + 1, nil
-			}
-		case (c == ' ' || c == '\t') && depth == 0:
-			return i, nil
-		}
-	}
-	switch {
-	case quoted:
-		return 0, status.New(553, "5.0.0", "%s... Unbalanced '\"'", shorten(strings.TrimSpace(s)))
-	case depth > 0:
-		return 0, status.New(553, "5.0.0", "%s... Unbalanced '<'", shorten(strings.TrimSpace(s)))
-	}
-	return len(s), nil
-}
-
-func untilSpace(s string) string {
-	if i := strings.IndexAny(s, " \t"); i >= 0 {
-		return s[:i]
-	}
-	return s
-}
-
-// checkAddr refuses control characters and over-long tokens.
-func checkAddr(raw, addr string) error {
-	run := 0
-	for i := 0; i < len(addr); i++ {
-		c := addr[i]
-		if c < ' ' || c == 0x7f {
-			return status.New(553, "5.1.0", "%s... Address contained invalid control characters", shorten(raw))
-		}
-		if strings.IndexByte("@.,:;<>()[]\"\\ ", c) >= 0 {
-			run = 0
-			continue
-		}
-		if run++; run > maxToken {
-			return status.New(553, "5.1.0", "%s... prescan: token too long", shorten(raw))
-		}
-	}
-	return nil
-}
+// The path itself is parsed by addr.ParsePath, the one SMTP path parser,
+// which also gives sendmail's replies for a bad one ("553 5.0.0 <a...
+// Unbalanced '<'", "prescan: token too long", control characters).
 
 // parseCommandPath reads "FROM:<path> params" (keyword "FROM") or
 // "TO:<path> params".
@@ -114,20 +29,28 @@ func parseCommandPath(arg, keyword string) (Path, []param, error) {
 		i = len(p)
 	}
 	word := p[:i]
-	syntax := status.New(501, "5.5.2", "Syntax error in parameters scanning \"%s\"", shorten(word))
+	syntax := status.New(501, "5.5.2", "Syntax error in parameters scanning \"%s\"", addr.Shorten(word))
 	rest := strings.TrimLeft(p[i:], " \t")
 	if !strings.EqualFold(word, keyword) || !strings.HasPrefix(rest, ":") {
 		return Path{}, nil, syntax
 	}
-	rest = strings.TrimLeft(rest[1:], " \t")
-	if rest == "" {
+	kind := addr.Sender
+	if keyword == "TO" {
+		kind = addr.Recipient
+	}
+	a, tail, err := addr.ParsePath(rest[1:], kind)
+	switch {
+	case errors.Is(err, addr.ErrNoPath):
 		return Path{}, nil, syntax
+	case err != nil:
+		return Path{Raw: a.Raw}, nil, err
 	}
-	path, tail, err := parsePath(rest)
-	if err != nil {
-		return Path{}, nil, err
-	}
-	return path, parseParams(tail), nil
+	return pathOf(a), parseParams(tail), nil
+}
+
+// pathOf is the envelope address of a parsed path.
+func pathOf(a addr.Address) Path {
+	return Path{Raw: a.Raw, Addr: a.String(), Address: a}
 }
 
 // param is one ESMTP parameter.

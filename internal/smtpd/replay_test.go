@@ -201,6 +201,14 @@ func pyBytes(lit string) []byte {
 	return b
 }
 
+// refDir holds the sendmail 8.17 captures (testdata/reference/sendmail at
+// the top of the repository: copies of shared/reference/sendmail, so the
+// tests run on a clean clone), and refScripts their input scripts.
+const (
+	refDir     = "../../testdata/reference/sendmail/"
+	refScripts = refDir + "scripts/smtp/"
+)
+
 func readFile(path string) string {
 	b, err := os.ReadFile(path)
 	if err != nil {

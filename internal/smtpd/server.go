@@ -34,19 +34,26 @@
 // HELO/EHLO (3), VRFY/EXPN (6), ETRN (8) and NOOP/VERB (20) commands are
 // delayed 1, 2, 4 ... seconds (at most 240) each, and after
 // BadRcptThrottle rejected recipients every further RCPT waits a second.
+// The HELO/EHLO argument is checked as srvrsmtp.c does (heloName). Beyond
+// sendmail, a session ends after MaxSessionTime or MaxSessionCommands,
+// and a client that sends nothing for Timeouts.Command gets "421 4.4.1
+// <host> Lost input channel from <client>". An idle session holds no
+// input buffer (inbuf).
 //
 // # Message handed to the backend
 //
-// Backend.Enqueue gets the message with LF line ends, led by the Received
-// header sendmail would write:
+// Backend.Enqueue reads the client's text with LF line ends, and gets the
+// Received header sendmail would write as Envelope.Received:
 //
 //	Received: from <helo> (<ptr> [<ip>])
 //		by <$j> (<Version>) with ESMTP id <ID>
 //		for <rcpt>; <date>
 //
-// ("for" only with exactly one recipient; "([ip])" without PTR, "(may be
-// forged)" after the bracket when the PTR does not resolve back; "(user@localhost)"
-// for -bs; with ESMTPS/ESMTPA/ESMTPSA and a TLS line after STARTTLS/AUTH).
+// ("for" only when the envelope has exactly one recipient: refused RCPTs
+// do not count, RCPTs with the same canonical form are one; "([ip])"
+// without PTR, "(may be forged)" after the bracket when the PTR does not
+// resolve back; "(user@localhost)" for -bs; with ESMTPS/ESMTPA/ESMTPSA and
+// a TLS line after STARTTLS/AUTH).
 package smtpd
 
 import (
@@ -102,8 +109,19 @@ type Config struct {
 	RequireAuth bool
 	// MaxMessageSize in bytes; 0 means no limit.
 	MaxMessageSize int64
-	// MaxRecipients is MaxRecipientsPerMessage; 0 means no limit.
+	// MaxRecipients is MaxRecipientsPerMessage: further RCPTs get "452
+	// 4.5.3 Too many recipients"; 0 means no limit (posthorn's conf
+	// default is 1000).
 	MaxRecipients int
+	// MaxSessionTime and MaxSessionCommands bound a whole session
+	// (posthorn's options; sendmail has no such limit): once the session
+	// is that old, or has sent that many commands, the server answers
+	// "421 4.7.0 <host> Session too long; closing connection" or "421
+	// 4.7.0 <host> Too many commands; closing connection" instead of
+	// reading another command. A message in DATA is not cut short (it
+	// has Timeouts.Data). 0 means no limit.
+	MaxSessionTime     time.Duration
+	MaxSessionCommands int
 	// MaxHopCount: a message with more Received headers is refused
 	// (554 5.4.6 Too many hops). Default 25.
 	MaxHopCount int

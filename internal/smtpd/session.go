@@ -33,14 +33,15 @@ type session struct {
 	rdl  readDeadliner
 	r    io.Reader
 	w    io.Writer
-	br   *bufio.Reader
+	br   *inbuf
 	out  []byte // replies not yet written
 
-	id        string // session queue ID for log lines outside a transaction
+	start     time.Time // when the session began (real clock, for MaxSessionTime)
+	id        string    // session queue ID for log lines outside a transaction
 	env       *Envelope
 	seen      map[string]int // canonical recipient -> index in env.Rcpts
-	nqueue    int            // recipients sendmail would hold: accepted + unknown users
 	badRcpts  int
+	rcptsFull bool // MaxRecipients reached (logged) in this transaction
 	discard   bool // Connect: DISCARD: accept every message and drop it
 	txDiscard bool // From:/To: DISCARD for this transaction
 	curLine   string
@@ -59,11 +60,11 @@ type session struct {
 }
 
 func newSession(ctx context.Context, srv *Server, c *Client, r io.Reader, w io.Writer, conn net.Conn) *session {
-	s := &session{ctx: ctx, srv: srv, cfg: &srv.cfg, c: c, conn: conn, r: r, w: w}
+	s := &session{ctx: ctx, srv: srv, cfg: &srv.cfg, c: c, conn: conn, r: r, w: w, start: time.Now()}
 	if d, ok := r.(readDeadliner); ok {
 		s.rdl = d
 	}
-	s.br = bufio.NewReaderSize(r, maxLine)
+	s.br = newInbuf(r)
 	s.id = s.cfg.Backend.NewID()
 	return s
 }
@@ -79,8 +80,17 @@ func (s *session) serve() error {
 			if err := s.flush(); err != nil {
 				return err
 			}
+			s.br.idle() // waiting for the client: hold no input buffer
 		}
-		line, err := s.readLine(s.cfg.Timeouts.Command)
+		timeout, ok := s.commandTimeout()
+		if !ok {
+			return s.flush()
+		}
+		line, err := s.readLine(timeout)
+		if isTimeout(err) && s.sessionOver() {
+			s.sessionLimit()
+			return s.flush()
+		}
 		if errors.Is(err, errTooLong) {
 			s.log().Noticef(s.id, "%s: SMTP violation, input too long: %d", s.c.Relay(), s.tooLong)
 			s.reply(421, "4.7.0", "%s Command too long, possible attack %s", s.cfg.Hostname, s.c.Relay())
@@ -96,6 +106,42 @@ func (s *session) serve() error {
 	}
 	s.notIssued()
 	return s.flush()
+}
+
+// commandTimeout is how long the next command may take to arrive:
+// Timeout.command, or less when MaxSessionTime ends the session sooner.
+// It is false, after the 421, when a session limit is reached.
+func (s *session) commandTimeout() (time.Duration, bool) {
+	if s.sessionOver() {
+		s.sessionLimit()
+		return 0, false
+	}
+	d := s.cfg.Timeouts.Command
+	if max := s.cfg.MaxSessionTime; max > 0 {
+		d = min(d, max-time.Since(s.start))
+	}
+	return d, true
+}
+
+func (s *session) sessionOver() bool {
+	if max := s.cfg.MaxSessionCommands; max > 0 && s.nCommands >= max {
+		return true
+	}
+	return s.cfg.MaxSessionTime > 0 && time.Since(s.start) >= s.cfg.MaxSessionTime
+}
+
+// sessionLimit ends a session that reached MaxSessionCommands or
+// MaxSessionTime.
+func (s *session) sessionLimit() {
+	if max := s.cfg.MaxSessionCommands; max > 0 && s.nCommands >= max {
+		s.log().Noticef(s.id, "%s: session limit reached: MaxSessionCommands=%d", s.c.Relay(), max)
+		s.reply(421, "4.7.0", "%s Too many commands; closing connection", s.cfg.Hostname)
+	} else {
+		s.log().Noticef(s.id, "%s: session limit reached: MaxSessionTime=%s", s.c.Relay(), s.cfg.MaxSessionTime)
+		s.reply(421, "4.7.0", "%s Session too long; closing connection", s.cfg.Hostname)
+	}
+	s.notIssued()
+	s.closing = true
 }
 
 // greet sends the 220 banner, after GreetPause when one is configured.
@@ -237,11 +283,7 @@ func (s *session) flush() error {
 		_ = s.conn.SetWriteDeadline(time.Now().Add(s.cfg.Timeouts.Write))
 	}
 	_, err := s.w.Write(s.out)
-	if cap(s.out) > 4096 {
-		s.out = nil // do not keep a big buffer for an idle session
-	} else {
-		s.out = s.out[:0]
-	}
+	s.out = nil // flush precedes waiting for the client: keep no buffer idle
 	if err != nil {
 		s.closing = true
 	}
@@ -281,13 +323,4 @@ func rfc822Date(t time.Time) string {
 		return t.Format("Mon, 2 Jan 2006 15:04:05") + " GMT"
 	}
 	return t.Format("Mon, 2 Jan 2006 15:04:05 -0700")
-}
-
-// shorten cuts s as sendmail's shortenstring(s, 203) does: the first and
-// last 100 bytes around "...".
-func shorten(s string) string {
-	if len(s) <= 203 {
-		return s
-	}
-	return s[:100] + "..." + s[len(s)-100:]
 }

@@ -26,7 +26,15 @@ type harness struct {
 	be   *smtpdtest.Backend
 	sl   *sleeps
 	log  *bytes.Buffer
+	lw   *lockedWriter
 	addr string
+}
+
+// logged is the log so far, read under the writer's lock.
+func (h *harness) logged() string {
+	h.lw.mu.Lock()
+	defer h.lw.mu.Unlock()
+	return h.log.String()
 }
 
 // start runs a reference-configured server; tweak may change the config.
@@ -34,7 +42,8 @@ func start(t *testing.T, tweak func(*smtpd.Config)) *harness {
 	h := &harness{be: smtpdtest.Reference(), sl: &sleeps{}, log: &bytes.Buffer{}}
 	cfg := referenceConfig(t, h.be, h.sl)
 	cfg.Now = func() time.Time { return refTime }
-	cfg.Log = maillog.New(&lockedWriter{w: h.log}, "sm-mta")
+	h.lw = &lockedWriter{w: h.log}
+	cfg.Log = maillog.New(h.lw, "sm-mta")
 	if tweak != nil {
 		tweak(&cfg)
 	}
@@ -83,7 +92,7 @@ const helloMail = "> EHLO client.example\n> MAIL FROM:<sender@client.example>\n"
 
 func TestMessageAsStored(t *testing.T) {
 	h := start(t, nil)
-	script := readFile("testdata/reference/01-smtp-data-accepted.script")
+	script := readFile(refScripts + "01-smtp-data-accepted.script")
 	h.run(t, "", script)
 	msgs := h.be.Stored()
 	if len(msgs) != 1 {
@@ -99,6 +108,11 @@ func TestMessageAsStored(t *testing.T) {
 	env := msgs[0].Env
 	if env.From.Raw != "<sender@client.example>" || len(env.Rcpts) != 1 || env.Rcpts[0].Route.Mailer != "local" || env.Rcpts[0].Route.User != "alice" {
 		t.Errorf("envelope %+v", env)
+	}
+	// sendmail's header for this message (02-mbox-alice.txt), posthorn's version
+	want := "from client.example (localhost [127.0.0.1])\n\tby refhost.example.org (posthorn 0.1) with ESMTP id ID000002\n\tfor <alice@localhost>; Wed, 25 Nov 2026 04:25:50 GMT"
+	if env.Received != want {
+		t.Errorf("Received:\n%s\nwant:\n%s", env.Received, want)
 	}
 	if !strings.Contains(h.log.String(), "from=<sender@client.example>, size=235, class=0, nrcpts=1, proto=ESMTP, daemon=MTA-v4, relay=localhost [127.0.0.1]") {
 		t.Errorf("log lacks the from= line (size as sendmail's 235):\n%s", h.log)
@@ -123,8 +137,12 @@ func TestReceivedHeader(t *testing.T) {
 			"\tfor <alice@localhost>; "},
 		{"two recipients", "", helloMail + "> RCPT TO:<alice@localhost>\n> RCPT TO:<bob@localhost>\n",
 			"with ESMTP id ID000002;\n\tWed, 25 Nov 2026 04:25:50 GMT\n"},
-		{"unknown user still counts", "", helloMail + "> RCPT TO:<alice@localhost>\n> RCPT TO:<nosuchuser@localhost>\n",
-			"with ESMTP id ID000002;\n\tWed, 25 Nov 2026 04:25:50 GMT\n"},
+		{"refused RCPTs do not count", "", helloMail + "> RCPT TO:<nosuchuser@localhost>\n> RCPT TO:<alice@localhost>\n> RCPT TO:<someone@remote.example> NOTIFY=BOGUS\n",
+			"\tfor <alice@localhost>; "},
+		{"duplicates in another case are one", "", helloMail + "> RCPT TO:<nosuchuser@localhost>\n> RCPT TO:<alice@localhost>\n> RCPT TO:<ALICE@LocalHost>\n",
+			"\tfor <alice@localhost>; "},
+		{"an unknown user does not count", "", helloMail + "> RCPT TO:<alice@localhost>\n> RCPT TO:<nosuchuser@localhost>\n",
+			"\tfor <alice@localhost>; "},
 		{"syntax error does not count", "", helloMail + "> RCPT TO:<alice@localhost\n> RCPT TO:<alice@localhost>\n",
 			"\tfor <alice@localhost>; "},
 	}
@@ -139,8 +157,11 @@ func TestReceivedHeader(t *testing.T) {
 			if len(msgs) != 1 {
 				t.Fatalf("stored %d messages", len(msgs))
 			}
-			if !strings.Contains(string(msgs[0].Data), tt.want) {
-				t.Errorf("message:\n%s\nwant it to contain:\n%s", msgs[0].Data, tt.want)
+			if hdr := "Received: " + msgs[0].Env.Received + "\n"; !strings.Contains(hdr, tt.want) {
+				t.Errorf("header:\n%s\nwant it to contain:\n%s", hdr, tt.want)
+			}
+			if strings.Contains(string(msgs[0].Data), "Received:") {
+				t.Errorf("the Received header is in the message text:\n%s", msgs[0].Data)
 			}
 		})
 	}
@@ -211,7 +232,7 @@ func TestTarpits(t *testing.T) {
 		{"VRFY", "", "> EHLO c\n" + strings.Repeat("> VRFY alice\n", 9), []time.Duration{1, 2, 4, 8}},
 		{"VRFY and EXPN share", "", "> EHLO c\n" + strings.Repeat("> VRFY alice\n> EXPN alice\n", 3), []time.Duration{1}},
 		{"HELO", "", "> EHLO c\n> HELO c\n> EHLO c\n> EHLO c\n", []time.Duration{1, 2}},
-		{"bad RCPT", "127.0.0.67", readFile("testdata/reference/01-smtp-rcpt-relay-denied-named.script"), []time.Duration{1, 1, 1}},
+		{"bad RCPT", "127.0.0.67", readFile(refScripts + "01-smtp-rcpt-relay-denied-named.script"), []time.Duration{1, 1, 1}},
 		{"ETRN", "", "> EHLO c\n" + strings.Repeat("> ETRN remote.example\n", 9), []time.Duration{1, 2}},
 	}
 	for _, tt := range tests {
@@ -268,8 +289,6 @@ func TestRepliesTable(t *testing.T) {
 		{"ETRN calls the backend", nil, "> ETRN @remote.example\n", []string{"250 2.0.0 Queuing for node @remote.example started"}},
 		{"NOTIFY and ORCPT", nil, helloMail + "> RCPT TO:<alice> NOTIFY=SUCCESS ORCPT=rfc822;alice@x ORCPT=rfc822;y\n> RCPT TO:<bob> ORCPT=bad\n",
 			[]string{"501 5.5.0 Duplicate ORCPT parameter", "501 5.5.4 Syntax error in ORCPT parameter value"}},
-		{"HELO name checked", nil, "> EHLO bad<name>\n> HELO a(b)\n", []string{"501 5.0.0 Invalid domain name"}},
-		{"HELO extra words ignored", nil, "> HELO c.example junk\n", []string{"250 refhost.example.org Hello localhost [127.0.0.1], pleased to meet you"}},
 		{"HELP topic cut to 10", nil, "> HELP ABCDEFGHIJKLMNOP\n", []string{`504 5.3.0 HELP topic "abcdefghij" unknown`}},
 	}
 	for _, tt := range tests {
@@ -319,7 +338,7 @@ func TestRelayDeniedTricks(t *testing.T) {
 // greeting is refused, without (the MSP) the EHLO is; either way the
 // rest is rejected and nothing is stored.
 func TestStdioPipelined(t *testing.T) {
-	input := strings.ReplaceAll(readFile("testdata/reference/bs-session.txt"), "\n", "\r\n")
+	input := strings.ReplaceAll(readFile(refDir+"scripts/bs-session.txt"), "\n", "\r\n")
 	for _, tt := range []struct {
 		name  string
 		pause time.Duration
@@ -341,7 +360,7 @@ func TestStdioPipelined(t *testing.T) {
 			var out bytes.Buffer
 			_ = srv.ServeStdio(t.Context(), stdin, &out, "root")
 			got := strings.ReplaceAll(out.String(), "\r\n", "\n")
-			want := strings.ReplaceAll(readFile("testdata/reference/"+tt.ref), "\r\n", "\n")
+			want := strings.ReplaceAll(readFile(refDir+tt.ref), "\r\n", "\n")
 			want = want[strings.IndexByte(want, '\n')+1:]
 			want = strings.TrimSuffix(want, "# exit status: 0\n")
 			norm := func(s string) string {
@@ -425,11 +444,35 @@ func TestStdioReceived(t *testing.T) {
 	if len(msgs) != 1 {
 		t.Fatalf("stored %d\n%s", len(msgs), out.String())
 	}
-	want := "Received: from localclient (root@localhost)\n\tby refhost.example.org (posthorn 0.1) with ESMTP id ID000002;\n\tWed, 25 Nov 2026 04:25:50 GMT\nSubject: bs\n"
-	if !strings.HasPrefix(string(msgs[0].Data), want) {
-		t.Errorf("got:\n%s\nwant:\n%s", msgs[0].Data, want)
+	// sendmail leaves "for" out here (nosuchuser counts for it; see
+	// behaviour-notes.txt); posthorn counts only accepted recipients.
+	want := "from localclient (root@localhost)\n\tby refhost.example.org (posthorn 0.1) with ESMTP id ID000002\n\tfor <alice>; Wed, 25 Nov 2026 04:25:50 GMT"
+	if msgs[0].Env.Received != want || !strings.HasPrefix(string(msgs[0].Data), "Subject: bs\n") {
+		t.Errorf("got:\n%s\n%s\nwant:\n%s", msgs[0].Env.Received, msgs[0].Data, want)
 	}
 	if !strings.Contains(out.String(), "250-refhost.example.org Hello root@localhost, pleased to meet you\r\n") {
 		t.Errorf("EHLO reply:\n%s", out.String())
+	}
+}
+
+// TestClientGoneInData: a client that disconnects in the middle of DATA
+// (after a complete line, after a partial one, or right after the 354)
+// has nothing stored: the backend sees an error, not the end of a message.
+func TestClientGoneInData(t *testing.T) {
+	for _, tail := range []string{"", "Subject: cut\r\n\r\nfirst line\r\n", "Subject: cut\r\n\r\npartial"} {
+		h := start(t, nil)
+		c := dialFrom(t, "", h.addr)
+		replay(c, helloMail+"> RCPT TO:<alice>\n> DATA\n")
+		_, _ = c.Write([]byte(tail))
+		c.(*net.TCPConn).CloseWrite()
+		_ = c.SetReadDeadline(time.Time{})
+		_, _ = io.ReadAll(c) // until the server closes: the session is over
+		c.Close()
+		if n := len(h.be.Stored()); n != 0 || h.be.Aborts() != 1 {
+			t.Errorf("after %q: %d stored, %d aborted", tail, n, h.be.Aborts())
+		}
+		if !strings.Contains(h.logged(), "collect: relay=localhost, from=<sender@client.example>, info=unexpected close") {
+			t.Errorf("log:\n%s", h.logged())
+		}
 	}
 }

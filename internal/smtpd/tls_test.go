@@ -161,10 +161,10 @@ func TestSTARTTLSAndAuthMSA(t *testing.T) {
 	if len(msgs) != 2 {
 		t.Fatalf("stored %d", len(msgs))
 	}
-	data := string(msgs[0].Data)
+	data := msgs[0].Env.Received
 	for _, want := range []string{"\t(authenticated bits=0)\n\tby refhost.example.org (posthorn 0.1) with ESMTPSA id ", "\n\t(version=TLSv1.3 cipher=TLS_"} {
 		if !strings.Contains(data, want) {
-			t.Errorf("message lacks %q:\n%s", want, data)
+			t.Errorf("Received lacks %q:\n%s", want, data)
 		}
 	}
 }

@@ -204,7 +204,7 @@ func runScript(t *testing.T, name, script, ref string) string {
 }
 
 func TestReferenceTranscripts(t *testing.T) {
-	scripts, _ := filepath.Glob("testdata/reference/*.script")
+	scripts, _ := filepath.Glob(refScripts + "*.script")
 	if len(scripts) == 0 {
 		t.Fatal("no reference scripts")
 	}
@@ -212,7 +212,7 @@ func TestReferenceTranscripts(t *testing.T) {
 	for _, path := range scripts {
 		name := strings.TrimSuffix(filepath.Base(path), ".script")
 		t.Run(name, func(t *testing.T) {
-			ref := readFile(strings.TrimSuffix(path, ".script") + ".txt")
+			ref := readFile(refDir + name + ".txt")
 			header, _, _ := strings.Cut(ref, "\n")
 			if strings.Contains(header, "--src") && !loopbackAliases(t) {
 				t.Skip("cannot bind 127.0.0.x source addresses")

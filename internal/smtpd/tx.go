@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"errors"
 	"time"
 
 	"github.com/posthorn/posthorn/internal/addr"
@@ -28,7 +29,7 @@ func (s *session) mail(arg string) {
 		s.replyErr(err)
 		return
 	}
-	env := &Envelope{ID: s.cfg.Backend.NewID(), From: path, Client: s.c, Received: s.cfg.Now()}
+	env := &Envelope{ID: s.cfg.Backend.NewID(), From: path, Client: s.c, MailTime: s.cfg.Now()}
 	if err := s.checkMail(env, params); err != nil {
 		// sendmail has taken the sender before it looks at the
 		// parameters, so the transaction is logged.
@@ -38,6 +39,7 @@ func (s *session) mail(arg string) {
 	}
 	s.env = env
 	s.seen = map[string]int{}
+	s.badRcpts, s.rcptsFull = 0, false // sendmail resets n_badrcpts at MAIL
 	s.reply(250, "2.1.0", "%s... Sender ok", path.Raw)
 }
 
@@ -91,38 +93,36 @@ func (s *session) rcpt(arg string) {
 	}
 	s.seen[r.Canonical] = len(env.Rcpts)
 	env.Rcpts = append(env.Rcpts, r)
-	s.nqueue++
 	s.reply(250, "2.1.5", "<%s>... Recipient ok", r.Addr)
 }
 
 func (s *session) checkRcpt(env *Envelope, arg string) (Recipient, error) {
+	// sendmail counts before it parses: flooding costs no parsing
+	if max := s.cfg.MaxRecipients; max > 0 && len(env.Rcpts) >= max {
+		if !s.rcptsFull {
+			s.rcptsFull = true // log once per transaction, not per RCPT of a flood
+			s.log().Noticef(env.ID, "%s: too many recipients (MaxRecipientsPerMessage=%d)", s.c.Relay(), max)
+		}
+		return Recipient{}, status.New(452, "4.5.3", "Too many recipients")
+	}
 	path, params, err := parseCommandPath(arg, "TO")
-	if err != nil {
+	switch {
+	case errors.Is(err, addr.ErrNoUser):
+		// sendmail's check_rcpt refuses the null path
+		s.log().Noticef(env.ID, "ruleset=check_rcpt, arg1=%s, relay=%s, reject=%s", path.Raw, s.c.Relay(), err.Error())
+		return Recipient{}, err
+	case err != nil:
 		s.log().Infof(env.ID, "%s", status.From(err).Text)
 		return Recipient{}, err
-	}
-	if path.Addr == "" {
-		e := status.New(553, "5.0.0", "%s... User address required", path.Raw)
-		s.log().Noticef(env.ID, "ruleset=check_rcpt, arg1=%s, relay=%s, reject=%s", path.Raw, s.c.Relay(), e.Error())
-		return Recipient{}, e
 	}
 	r := Recipient{Path: path}
 	if err := rcptParams(&r, params); err != nil {
 		s.log().Infof(env.ID, "%s", status.From(err).Text)
 		return r, err
 	}
-	if max := s.cfg.MaxRecipients; max > 0 && len(env.Rcpts) >= max {
-		s.log().Noticef(env.ID, "too many recipients")
-		return r, status.New(452, "4.5.3", "Too many recipients")
-	}
-	a, err := addr.Parse(path.Addr)
-	if err != nil {
-		s.log().Infof(env.ID, "%s", status.From(err).Text)
-		return r, err
-	}
 	// One parsed form, one route: the relay check judges where delivery
 	// will take the mail, and the backend checks the same triple.
-	r.Route = s.cfg.Policy.Router.Resolve(a)
+	r.Route = s.cfg.Policy.Router.Resolve(path.Address)
 	d, perr := s.cfg.Policy.CheckRecipient(s.policyClient(), path.Addr, r.Route)
 	if perr != nil {
 		s.log().Noticef(env.ID, "ruleset=check_rcpt, arg1=<%s>, relay=%s, reject=%s", path.Addr, s.c.Relay(), perr.Error())
@@ -132,9 +132,6 @@ func (s *session) checkRcpt(env *Envelope, arg string) (Recipient, error) {
 		s.txDiscard = true
 	}
 	if err := s.cfg.Backend.CheckRecipient(s.ctx, s.c, env, path, r.Route); err != nil {
-		// sendmail keeps a recipient it could parse but not deliver
-		// to in its list, which matters for the Received "for" clause.
-		s.nqueue++
 		s.log().Infof(env.ID, "%s", status.From(err).Text)
 		return r, err
 	}

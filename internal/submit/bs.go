@@ -84,6 +84,9 @@ func (b *SMTPBackend) Enqueue(ctx context.Context, env *smtpd.Envelope, r io.Rea
 	if err != nil {
 		return "", err // the client broke off: nothing is sent
 	}
+	if env.Received != "" { // the MSP's own trace header comes first
+		raw = append([]byte("Received: "+env.Received+"\n"), raw...)
+	}
 	h := b.Handoff
 	from := env.From.Addr
 	if from != "" {
@@ -155,7 +158,7 @@ func (b *SMTPBackend) refused(env *smtpd.Envelope, t *Transfer, out *Outcome, te
 		ret = dsn.Headers
 	}
 	rep := &dsn.Report{Kind: dsn.Failure, Hostname: h.Hostname, Version: h.Version + "/Submit", QueueID: b.NewID(),
-		OriginalID: env.ID, Sender: "<" + t.From + ">", Arrival: env.Received, ReceivedFrom: b.User.Name + "@localhost",
+		OriginalID: env.ID, Sender: "<" + t.From + ">", Arrival: env.MailTime, ReceivedFrom: b.User.Name + "@localhost",
 		EnvID: env.EnvID, Return: ret, EightBit: strings.EqualFold(env.Body, "8BITMIME"),
 		Header: append([]byte("Return-Path: <"+t.From+">\n"), hdr...), Body: body,
 		Recipients: rcpts, Transcript: transcript, Now: h.now()}

@@ -205,6 +205,13 @@ func (b *Backend) ETRN(_ context.Context, _ *smtpd.Client, arg string) error {
 	return nil
 }
 
+// Aborts is the number of Enqueue calls whose reader failed.
+func (b *Backend) Aborts() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.Aborted
+}
+
 // Stored returns a copy of the accepted messages.
 func (b *Backend) Stored() []Message {
 	b.mu.Lock()
