@@ -83,7 +83,7 @@ func TestEnqueueLockRewriteRemove(t *testing.T) {
 		if got := l2.Job(); len(got.Recipients) != 1 || got.Attempts != 1 || !strings.Contains(got.DataInode, "/") {
 			t.Errorf("rewritten job %+v", got)
 		}
-		body, _ := os.ReadFile(l2.DataPath())
+		body, _ := os.ReadFile(l2.dataPath())
 		if string(body) != "body\n" {
 			t.Errorf("body %q", body)
 		}
@@ -368,7 +368,7 @@ func TestSubdirLayoutAndGlob(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Unlock()
-	if data, err := os.ReadFile(l.DataPath()); err != nil || string(data) != "b\n" {
+	if data, err := os.ReadFile(l.dataPath()); err != nil || string(data) != "b\n" {
 		t.Errorf("df %q %v", data, err)
 	}
 	out := listing(t, s, ListOptions{}, map[string]string{root: "/q"})

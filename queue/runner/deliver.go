@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -53,6 +52,9 @@ func (r *Runner) deliver(ctx context.Context, l *queue.Locked, first bool, v io.
 	}
 	dec := r.cfg.Schedule.Decide(queue.AttemptOf(&j), now)
 
+	// The df is read only while the job is held: Remove and Unlock below
+	// close it (waiting for reads in progress) before its file can become
+	// another job's, so everything the reports need is read before.
 	df, err := l.OpenData()
 	if err != nil {
 		// sendmail's readqf: a qf without its df can never be delivered.
@@ -60,7 +62,6 @@ func (r *Runner) deliver(ctx context.Context, l *queue.Locked, first bool, v io.
 		st.Lost++
 		return st
 	}
-	defer df.Close()
 
 	var tr bytes.Buffer // the transcript: for DSNs and for -v
 	out := io.Writer(&tr)
@@ -184,7 +185,7 @@ func (r *Runner) deliver(ctx context.Context, l *queue.Locked, first bool, v io.
 //
 // out receives the transcript (kept for DSNs, and shown with -v), v the
 // lines shown only with -v.
-func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *os.File, now time.Time, out, v io.Writer) []outcome {
+func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *queue.Data, now time.Time, out, v io.Writer) []outcome {
 	outs := make([]outcome, len(j.Recipients))
 	type group struct {
 		mailer, host string
@@ -212,10 +213,6 @@ func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *os.File, now tim
 		}
 		g.idx = append(g.idx, i)
 	}
-	size := int64(1 << 62)
-	if fi, err := df.Stat(); err == nil {
-		size = fi.Size()
-	}
 	m := r.newMacros(j)
 	for _, g := range groups {
 		mailer := r.cfg.Mailers[g.mailer]
@@ -234,7 +231,7 @@ func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *os.File, now tim
 			}
 			m.host, m.user = g.host, outs[g.idx[0]].route.User
 			d.Header = renderHeader(nil, j, r.flag[g.mailer], m)
-			d.Body = io.NewSectionReader(df, 0, size)
+			d.Body = df.Reader()
 			res = callMailer(ctx, mailer, d)
 		}
 		xdelay := r.now().Sub(start)
