@@ -63,6 +63,11 @@ func (s *Store) Adopt(dir, id string, f *os.File) (*Locked, error) {
 // the same open file is kept), checks that it is still the job's qf and
 // reads it. f is closed on error.
 func (s *Store) hold(d *queueDir, id string, f *os.File) (*Locked, error) {
+	if s.readOnly {
+		// A held job may be lost, removed or rewritten.
+		f.Close()
+		return nil, ErrReadOnly
+	}
 	p := filepath.Join(d.qf, "qf"+id)
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()

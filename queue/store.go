@@ -58,8 +58,9 @@ type Options struct {
 	// os.Getpid()).
 	Now func() time.Time
 	Pid int
-	// ReadOnly opens the store for mailq: no clean-up at Open and no
-	// enqueueing (Begin fails). Locking and listing work.
+	// ReadOnly opens the store for mailq: Open cleans nothing up and makes
+	// no spare pool, and everything that would write (Begin, BeginID,
+	// Lock, Adopt) fails with ErrReadOnly. Listing works.
 	ReadOnly bool
 	// OrphanAge: a df with neither qf nor tf that is older than this is
 	// removed by Open (0 = one hour). Such files are left behind by a crash
@@ -103,6 +104,7 @@ var (
 	ErrNotFound = errors.New("queue: job not found")
 	ErrCorrupt  = errors.New("queue: unreadable queue file")
 	ErrClosed   = errors.New("queue: store closed")
+	ErrReadOnly = errors.New("queue: store opened read-only")
 )
 
 // Open expands the queue directories, opens their pools of spare files

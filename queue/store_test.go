@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -461,5 +462,32 @@ func TestCloseWhileEnqueueing(t *testing.T) {
 		time.Sleep(time.Millisecond)
 		s.Close()
 		wg.Wait()
+	}
+}
+
+// A read-only store (mailq) cleans nothing up, makes no pool and refuses
+// everything that writes.
+func TestReadOnlyStore(t *testing.T) {
+	dir := copyQueue(t, "one")
+	os.WriteFile(filepath.Join(dir, "tfSTALE0000001"), []byte("x\n"), 0o600)
+	s, err := Open(Options{Dirs: []string{dir}, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !exists(filepath.Join(dir, "tfSTALE0000001")) || exists(filepath.Join(dir, spareDir)) {
+		t.Error("a read-only open cleaned up or made a pool")
+	}
+	if _, err := s.Lock(dir, "6AP4T98X005913"); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("Lock: %v", err)
+	}
+	if _, err := s.BeginID("6AP4T98X999999"); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("BeginID: %v", err)
+	}
+	if _, err := s.Begin(); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("Begin: %v", err)
+	}
+	if n, err := s.List(io.Discard, ListOptions{}); n != 1 || err != nil {
+		t.Errorf("List: %d %v", n, err)
 	}
 }

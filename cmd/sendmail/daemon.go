@@ -27,7 +27,7 @@ func (a *app) runDaemon() int {
 	if a.inv.Mode == cli.ModeDaemon && os.Getenv(detachedEnv) == "" {
 		return a.detach()
 	}
-	st, code := a.openStore(true)
+	st, code := a.openStore(storeCreate)
 	if st == nil {
 		a.notifyParent("error: cannot open the queue " + a.cfg.QueueDirectory)
 		return code

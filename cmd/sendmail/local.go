@@ -32,7 +32,7 @@ func (a *app) submitMessage() int {
 	if os.Geteuid() != 0 && unix.Access(a.cfg.QueueDirectory, unix.W_OK) != nil {
 		return a.handOff()
 	}
-	st, code := a.openStore(true)
+	st, code := a.openStore(storeCreate)
 	if st == nil {
 		return code
 	}

@@ -10,21 +10,28 @@ import (
 	"github.com/posthorn/posthorn/queue"
 )
 
-// openStore opens the queue directories. create makes a missing directory
-// (daemons and submissions); listing never creates anything.
-func (a *app) openStore(create bool) (*queue.Store, int) {
+// How a command uses the queue: openStore's modes.
+const (
+	storeRun    = iota // a queue run: the directory must exist
+	storeCreate        // daemons and submissions: a missing directory is made
+	storeList          // mailq: read only, nothing is created, recycled or removed
+)
+
+// openStore opens the queue directories for one of the modes above.
+func (a *app) openStore(mode int) (*queue.Store, int) {
 	dir := a.cfg.QueueDirectory
-	if !create {
+	if mode != storeCreate {
 		if _, err := os.Stat(dir); err != nil && !hasGlob(dir) {
 			fmt.Fprintf(a.stderr, "can not chdir(%s/): %s\n", dir, conf.ErrnoText(err))
 			return nil, sysexits.Config
 		}
 	}
 	st, err := queue.Open(queue.Options{
-		Dirs:   []string{dir},
-		Create: create,
-		Mode:   os.FileMode(a.cfg.QueueFileMode),
-		Logger: a.log,
+		Dirs:     []string{dir},
+		Create:   mode == storeCreate,
+		ReadOnly: mode == storeList,
+		Mode:     os.FileMode(a.cfg.QueueFileMode),
+		Logger:   a.log,
 	})
 	if err != nil {
 		fmt.Fprintf(a.stderr, "can not chdir(%s/): %s\n", dir, conf.ErrnoText(err))
@@ -44,7 +51,7 @@ func hasGlob(p string) bool {
 
 // printQueue is -bp / mailq.
 func (a *app) printQueue() int {
-	st, code := a.openStore(false)
+	st, code := a.openStore(storeList)
 	if st == nil {
 		return code
 	}

@@ -72,7 +72,7 @@ func (a *app) runQueue() int {
 		fmt.Fprintln(a.stderr, "You do not have permission to process the queue")
 		return sysexits.NoPerm
 	}
-	st, code := a.openStore(false)
+	st, code := a.openStore(storeRun)
 	if st == nil {
 		return code
 	}

@@ -334,7 +334,7 @@ func (s *smtpService) serve(ctx context.Context, conn net.Conn, port conf.Daemon
 // smtpOnStdio is -bs: one SMTP session on standard input and output, for
 // the invoking user.
 func (a *app) smtpOnStdio() int {
-	st, code := a.openStore(true)
+	st, code := a.openStore(storeCreate)
 	if st == nil {
 		return code
 	}
