@@ -22,10 +22,12 @@ type SyncMode int
 
 const (
 	// SyncBatch (the default) gathers every Enqueue waiting at the moment
-	// into one batch: one syncfs(2) makes all their df and tf files
-	// durable, then each tf is renamed to qf, and the next syncfs (shared
-	// with the following batch) makes the renames durable. Nobody is
-	// answered before both syncs covering their files have returned.
+	// into one batch: one syncfs(2) per file system makes all their df and
+	// tf files (and the spare pools they came from) durable, then each tf
+	// is renamed to qf, and one fsync of each queue directory (and of a
+	// separate df directory) makes the renames durable, while the next
+	// batch's syncfs runs. Nobody is answered before both the syncfs and
+	// the directory fsync covering their files have returned.
 	SyncBatch SyncMode = iota
 	// SyncFiles batches the same way but fsyncs each df and tf, then each
 	// queue directory once per batch, instead of syncing the whole file
@@ -248,15 +250,6 @@ func (s *Store) Close() error {
 	s.commit.close()
 	s.closeDirs()
 	return nil
-}
-
-// Dirs returns the queue directories, in order (globs expanded).
-func (s *Store) Dirs() []string {
-	out := make([]string, len(s.dirs))
-	for i, d := range s.dirs {
-		out[i] = d.path
-	}
-	return out
 }
 
 // NewID returns a fresh queue ID without reserving it; Begin reserves one.

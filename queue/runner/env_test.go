@@ -266,3 +266,12 @@ func golden(t *testing.T, name, got string) {
 		t.Errorf("%s differs:\n--- got\n%s\n--- want\n%s", name, got, want)
 	}
 }
+
+// indexed returns the runner's index entry of job id.
+func (e *env) indexed(id string) (queue.Entry, bool) {
+	es := e.r.index().Select(queue.Filter{IDs: []queue.Match{{Substr: id}}}, queue.Schedule{}, e.clk.Now())
+	if len(es) != 1 {
+		return queue.Entry{}, false
+	}
+	return es[0], true
+}

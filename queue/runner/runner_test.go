@@ -464,7 +464,7 @@ func TestKickAndIndex(t *testing.T) {
 	id := e.enqueue(e.job("PFD:<someone@remote.example>"))
 	e.r.Kick(context.Background(), e.dir, id)
 	e.r.Wait()
-	ent, ok := e.r.index().Get(e.dir, id)
+	ent, ok := e.indexed(id)
 	if !ok || ent.Attempts != 1 {
 		t.Fatalf("index entry %+v %v", ent, ok)
 	}
@@ -476,7 +476,7 @@ func TestKickAndIndex(t *testing.T) {
 	if st := e.run(RunOptions{}); st.Sent != 1 {
 		t.Errorf("run from index: %+v", st)
 	}
-	if _, ok := e.r.index().Get(e.dir, id); ok {
+	if _, ok := e.indexed(id); ok {
 		t.Error("delivered job still in the index")
 	}
 }
