@@ -132,7 +132,13 @@ type env struct {
 
 func newEnv(t *testing.T, mod func(*Config)) *env {
 	t.Helper()
-	e := &env{t: t, dir: t.TempDir(), clk: &clock{t: time.Date(2026, 11, 25, 4, 29, 9, 0, time.UTC)},
+	return newEnvAt(t, time.Date(2026, 11, 25, 4, 29, 9, 0, time.UTC), mod)
+}
+
+// newEnvAt is newEnv with the clock set to now.
+func newEnvAt(t *testing.T, now time.Time, mod func(*Config)) *env {
+	t.Helper()
+	e := &env{t: t, dir: t.TempDir(), clk: &clock{t: now},
 		log: &bytes.Buffer{}, mail: &fakeMailers{fails: map[string]error{}}}
 	var err error
 	lg := maillog.New(&syncWriter{w: e.log}, "sm-mta")

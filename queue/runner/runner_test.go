@@ -398,7 +398,8 @@ func TestMinQueueAge(t *testing.T) {
 	}
 }
 
-// No more than MaxQueueChildren deliveries at once, and the bound is used.
+// No more than MaxQueueChildren deliveries of one class at once, queue
+// runs and background deliveries together, and the bound is used.
 func TestConcurrencyBound(t *testing.T) {
 	var cur, peak atomic.Int32
 	slow := MailerFunc(func(ctx context.Context, d *Delivery) []Result {
@@ -420,7 +421,7 @@ func TestConcurrencyBound(t *testing.T) {
 	for i := 0; i < 12; i++ {
 		e.enqueue(e.job("PFD:<bob@refhost.example.org>"))
 	}
-	// A queue run and kicks share the bound.
+	// A queue run and background deliveries share the bound.
 	if err := e.r.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -440,8 +441,7 @@ func TestConcurrencyBound(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wg.Add(1)
-		go func() { defer wg.Done(); e.r.DeliverLocked(context.Background(), l, nil) }()
+		e.r.Background(l)
 	}
 	wg.Wait()
 	e.r.Wait()
@@ -462,7 +462,7 @@ func TestKickAndIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := e.enqueue(e.job("PFD:<someone@remote.example>"))
-	e.r.Kick(context.Background(), e.dir, id)
+	e.r.Kick(e.dir, id)
 	e.r.Wait()
 	ent, ok := e.indexed(id)
 	if !ok || ent.Attempts != 1 {
