@@ -64,6 +64,11 @@ type Options struct {
 	// no spare pool, and everything that would write (Begin, BeginID,
 	// Lock, Adopt) fails with ErrReadOnly. Listing works.
 	ReadOnly bool
+	// NoCleanup skips that clean-up at Open (it reads the whole
+	// directory): for a short-lived process (a submission, the child that
+	// delivers it) that leaves crash leftovers to the daemon and queue
+	// runs, as sendmail's submissions do.
+	NoCleanup bool
 	// OrphanAge: a df with neither qf nor tf that is older than this is
 	// removed by Open (0 = one hour). Such files are left behind by a crash
 	// between the removal of a qf and of its df.
@@ -190,7 +195,9 @@ func Open(o Options) (*Store, error) {
 					d.dfPool = openPool(d.df, max, s.mode, s.gid, s.now)
 				}
 			}
-			s.cleanup(d, orphanAge)
+			if !o.NoCleanup {
+				s.cleanup(d, orphanAge)
+			}
 		}
 	}
 	s.readOnly = o.ReadOnly
