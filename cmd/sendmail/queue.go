@@ -13,25 +13,28 @@ import (
 // How a command uses the queue: openStore's modes.
 const (
 	storeRun    = iota // a queue run: the directory must exist
-	storeCreate        // daemons and submissions: a missing directory is made
+	storeCreate        // daemons: a missing directory is made
+	storeSubmit        // a submission or its delivery child: as storeCreate, no clean-up scan
 	storeList          // mailq: read only, nothing is created, recycled or removed
 )
 
 // openStore opens the queue directories for one of the modes above.
 func (a *app) openStore(mode int) (*queue.Store, int) {
 	dir := a.cfg.QueueDirectory
-	if mode != storeCreate {
+	create := mode == storeCreate || mode == storeSubmit
+	if !create {
 		if _, err := os.Stat(dir); err != nil && !hasGlob(dir) {
 			fmt.Fprintf(a.stderr, "can not chdir(%s/): %s\n", dir, conf.ErrnoText(err))
 			return nil, sysexits.Config
 		}
 	}
 	st, err := queue.Open(queue.Options{
-		Dirs:     []string{dir},
-		Create:   mode == storeCreate,
-		ReadOnly: mode == storeList,
-		Mode:     os.FileMode(a.cfg.QueueFileMode),
-		Logger:   a.log,
+		Dirs:      []string{dir},
+		Create:    create,
+		NoCleanup: mode == storeSubmit,
+		ReadOnly:  mode == storeList,
+		Mode:      os.FileMode(a.cfg.QueueFileMode),
+		Logger:    a.log,
 	})
 	if err != nil {
 		fmt.Fprintf(a.stderr, "can not chdir(%s/): %s\n", dir, conf.ErrnoText(err))
