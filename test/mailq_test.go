@@ -73,7 +73,7 @@ func TestMailqReadOnly(t *testing.T) {
 	q := r.path("spool/mqueue")
 	copySendmailJob(t, "../queue/testdata/one", q, "6AP4T98X005913", time.Now().Add(-time.Hour))
 	for name, body := range map[string]string{
-		"tfSTALE0000001": "V8\n",  // left by a crash while enqueueing
+		"tfSTALE0000001": "V8\n",   // left by a crash while enqueueing
 		"dfSTALE0000001": "body\n", // ... with its df
 		"dfORPHAN000001": "body\n", // a crash between removing qf and df
 	} {
