@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -150,5 +151,51 @@ func TestDataClosedOnRelease(t *testing.T) {
 		if _, err := l.OpenData(); !errors.Is(err, ErrClosed) {
 			t.Errorf("OpenData after release: %v", err)
 		}
+	}
+}
+
+// Detach keeps the job locked in the returned file; Adopt takes it over
+// from that file (as a child process inheriting it does) without a scan,
+// and refuses a file that is not the job's qf.
+func TestDetachAdopt(t *testing.T) {
+	dir := copyQueue(t, "")
+	s := openTest(t, dir)
+	tx, err := s.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx.Write([]byte("body\n"))
+	l, err := tx.CommitLocked(sampleJob("<a@x.example>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := l.ID()
+	d, _ := l.OpenData()
+	f, err := l.Detach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.ReadAt(make([]byte, 1), 0); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("data readable after Detach: %v", err)
+	}
+	if _, err := s.Lock(dir, id); !errors.Is(err, ErrLocked) {
+		t.Fatalf("Lock while detached: %v", err)
+	}
+	other, _ := os.Open(filepath.Join(dir, "df"+id))
+	if _, err := s.Adopt(dir, id, other); err == nil {
+		t.Error("Adopt took a file that is not the qf")
+	}
+	a, err := s.Adopt(dir, id, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Job().Sender != "<alice@refhost.example.org>" || len(a.Job().Recipients) != 1 {
+		t.Errorf("adopted job %+v", a.Job())
+	}
+	if err := a.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if exists(filepath.Join(dir, "qf"+id)) {
+		t.Error("adopted job not removed")
 	}
 }
