@@ -11,6 +11,9 @@ import (
 // and in the Received header) but creates files only once DATA comes.
 // The ID must not be in use by a tf, qf or Qf in the chosen directory.
 func (s *Store) BeginID(id string) (*Txn, error) {
+	if s.readOnly {
+		return nil, ErrReadOnly
+	}
 	d := s.dirs[int(s.next.Add(1)-1)%len(s.dirs)]
 	tf, spare, err := s.create(d, "tf"+id)
 	if err != nil {

@@ -278,7 +278,7 @@ type Txn struct {
 // Received and Message-Id headers.
 func (s *Store) Begin() (*Txn, error) {
 	if s.readOnly {
-		return nil, errors.New("queue: store opened read-only")
+		return nil, ErrReadOnly
 	}
 	d := s.dirs[int(s.next.Add(1)-1)%len(s.dirs)]
 	for attempt := 0; attempt < 100; attempt++ {

@@ -58,14 +58,20 @@ func TestCrashDuringEnqueue(t *testing.T) {
 			t.Fatalf("round %d: %v lost %v", round, err, lost)
 		}
 		for _, id := range acked {
-			if _, ok := x.Get(dir, id); !ok {
+			if !indexHas(x, dir, id) {
 				t.Errorf("round %d: acknowledged %s missing", round, id)
+			}
+			// The index reads only envelopes: the whole qf must parse too.
+			if data, err := os.ReadFile(filepath.Join(dir, "qf"+id)); err != nil {
+				t.Errorf("round %d: qf of %s: %v", round, id, err)
+			} else if _, err := Parse(id, data); err != nil {
+				t.Errorf("round %d: qf of %s: %v", round, id, err)
 			}
 			if data, err := os.ReadFile(filepath.Join(dir, "df"+id)); err != nil || string(data) != "crash test body\n" {
 				t.Errorf("round %d: df of %s: %q %v", round, id, data, err)
 			}
 		}
-		t.Logf("round %d: %d acknowledged, %d jobs found", round, len(acked), x.Len())
+		t.Logf("round %d: %d acknowledged, %d jobs found", round, len(acked), indexLen(x))
 		s.Close()
 	}
 }

@@ -39,7 +39,9 @@
 //     unlink) and empties it under the job's lock; then the df, which
 //     nothing uses any more, is emptied in place and renamed into the
 //     pool. A reader must not keep a removed job's files open: the inode
-//     will hold another message. When the pool holds Options.MaxSpares
+//     will hold another message. So the df is read only through
+//     Locked.OpenData, whose Data is closed (after the reads in
+//     progress) by Remove, Unlock and Lose, before anyone can reuse it. When the pool holds Options.MaxSpares
 //     files (default 4096), or a file has other links, files are unlinked
 //     as sendmail does.
 //   - A new tf (Begin, BeginID, a rewrite) and a new df are a spare

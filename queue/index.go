@@ -34,14 +34,9 @@ func EntryOf(dir string, j *Job) Entry {
 	return e
 }
 
-// Attempt returns the schedule facts of the entry.
-func (e *Entry) Attempt() Attempt {
+// attempt returns the schedule facts of the entry.
+func (e *Entry) attempt() Attempt {
 	return Attempt{Created: e.Created, LastTry: e.LastTry, Attempts: e.Attempts, Warned: e.Warned}
-}
-
-// NextTry is when the job should next be tried under sched.
-func (e *Entry) NextTry(sched Schedule, now time.Time) time.Time {
-	return sched.Decide(e.Attempt(), now).NextTry
 }
 
 // Index is an in-memory table of the jobs in a store, built by one scan at
@@ -75,24 +70,6 @@ func (x *Index) Delete(dir, id string) {
 	x.mu.Unlock()
 }
 
-// Get returns the entry of job id in dir.
-func (x *Index) Get(dir, id string) (Entry, bool) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	e, ok := x.m[indexKey{dir, id}]
-	if !ok {
-		return Entry{}, false
-	}
-	return *e, true
-}
-
-// Len is the number of jobs in the index.
-func (x *Index) Len() int {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return len(x.m)
-}
-
 // Select returns the jobs that pass f and are due under sched at now (not
 // too young), lowest priority value first (sendmail's QueueSortOrder=
 // priority), then oldest first, then by ID.
@@ -100,32 +77,17 @@ func (x *Index) Select(f Filter, sched Schedule, now time.Time) []Entry {
 	x.mu.Lock()
 	out := make([]Entry, 0, len(x.m))
 	for _, e := range x.m {
-		if f.Match(e) && sched.Decide(e.Attempt(), now).Due {
+		if f.Match(e) && sched.Decide(e.attempt(), now).Due {
 			out = append(out, *e)
 		}
 	}
 	x.mu.Unlock()
-	SortEntries(out)
+	sortEntries(out)
 	return out
 }
 
-// NextDue is the earliest NextTry of all jobs (zero when the index is
-// empty): when a daemon with an index should wake up next.
-func (x *Index) NextDue(sched Schedule, now time.Time) time.Time {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	var next time.Time
-	for _, e := range x.m {
-		t := sched.Decide(e.Attempt(), now).NextTry
-		if next.IsZero() || t.Before(next) {
-			next = t
-		}
-	}
-	return next
-}
-
-// SortEntries orders entries by priority, creation time and ID.
-func SortEntries(es []Entry) {
+// sortEntries orders entries by priority, creation time and ID.
+func sortEntries(es []Entry) {
 	sort.Slice(es, func(a, b int) bool {
 		x, y := &es[a], &es[b]
 		if x.Priority != y.Priority {
@@ -138,15 +100,17 @@ func SortEntries(es []Entry) {
 	})
 }
 
-// LoadIndex scans every queue directory and returns a fresh index. A qf
-// that cannot be parsed is locked, read again and, if still bad, renamed to
-// Qf and logged (a locked one is left alone: its writer may still be at
-// work). The lost IDs are returned for the caller to report.
+// LoadIndex scans every queue directory and returns a fresh index. Only
+// the envelope of each qf is parsed (the lines before the headers hold
+// all an Entry needs); the run that locks a job reads the whole file. A qf
+// whose envelope cannot be parsed is locked, read again and, if still bad,
+// renamed to Qf and logged (a locked one is left alone: its writer may
+// still be at work). The lost IDs are returned for the caller to report.
 func (s *Store) LoadIndex() (*Index, []string, error) {
 	x := NewIndex()
 	var lost []string
 	for _, d := range s.dirs {
-		entries, err := s.scan(d, 'q', false, false)
+		entries, err := s.scan(d, 'q', true, false)
 		if err != nil {
 			return nil, nil, fmt.Errorf("queue: scan %s: %w", d.path, err)
 		}
@@ -211,9 +175,6 @@ func (f *Filter) Add(spec string) error {
 	}
 	return nil
 }
-
-// Empty reports whether the filter lets every job through.
-func (f Filter) Empty() bool { return len(f.IDs)+len(f.Recipients)+len(f.Senders) == 0 }
 
 // Match reports whether the job passes the filter.
 func (f Filter) Match(e *Entry) bool {

@@ -192,3 +192,31 @@ func TestLockedInodes(t *testing.T) {
 		t.Errorf("locked inodes %v", m)
 	}
 }
+
+// mailq's marks and Q-Time come from the job's times and the caller's
+// clock alone, whatever the date.
+func TestListMarksAnyDate(t *testing.T) {
+	for _, t0 := range anyDate() {
+		dir := copyQueue(t, "")
+		j := sampleJob("<a@x.example>")
+		j.ID = "AAAAAAAA000001"
+		j.Created, j.LastTry, j.Attempts = t0, t0.Add(10*time.Minute), 1
+		j.SetFlag(FlagWarned, true)
+		os.WriteFile(filepath.Join(dir, "qf"+j.ID), Marshal(j), 0o600)
+		s := openTest(t, dir)
+		for _, tc := range []struct {
+			now  time.Duration // after t0
+			mark string
+		}{
+			{11 * time.Minute, "-"},           // tried a minute ago: too young for MinQueueAge
+			{10*time.Minute + time.Hour, " "}, // old enough again
+			{time.Minute, " "},                // the clock is behind the last try
+		} {
+			got := listing(t, s, ListOptions{Verbose: true, MinQueueAge: time.Hour, Now: t0.Add(tc.now)}, nil)
+			want := "AAAAAAAA000001" + tc.mark + "      -1      30155+" + t0.UTC().Format("Jan _2 15:04") + " <alice@refhost.example.org>\n"
+			if !strings.Contains(got, want) {
+				t.Errorf("at %v + %v: want %q in\n%s", t0, tc.now, want, got)
+			}
+		}
+	}
+}

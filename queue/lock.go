@@ -20,6 +20,9 @@ type Locked struct {
 	id  string
 	f   *os.File // the open, locked qf
 	job *Job
+	// data are the df readers handed out by OpenData; they are closed
+	// before the job is released (see Data).
+	data []*Data
 }
 
 // Lock try-locks job id in queue directory dir (a path from Dirs or an
@@ -40,6 +43,32 @@ func (s *Store) Lock(dir, id string) (*Locked, error) {
 		}
 		return nil, err
 	}
+	return s.hold(d, id, f)
+}
+
+// Adopt is Lock for a job whose qf this process inherited open and locked
+// (Locked.Detach in the parent, passed through exec.Cmd.ExtraFiles): it
+// takes the job over without looking for it in the directory. f must be
+// the current qf of job id in queue directory dir; it is closed on error.
+func (s *Store) Adopt(dir, id string, f *os.File) (*Locked, error) {
+	d, err := s.dir(dir)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return s.hold(d, id, f)
+}
+
+// hold locks f, the open qf of job id in d (an flock already held through
+// the same open file is kept), checks that it is still the job's qf and
+// reads it. f is closed on error.
+func (s *Store) hold(d *queueDir, id string, f *os.File) (*Locked, error) {
+	if s.readOnly {
+		// A held job may be lost, removed or rewritten.
+		f.Close()
+		return nil, ErrReadOnly
+	}
+	p := filepath.Join(d.qf, "qf"+id)
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
@@ -62,7 +91,9 @@ func (s *Store) Lock(dir, id string) (*Locked, error) {
 		f.Close()
 		return nil, ErrLocked
 	}
-	data, err := io.ReadAll(f)
+	// From the start whatever the file offset: an inherited descriptor
+	// shares its offset with the parent's, which wrote the file.
+	data, err := io.ReadAll(io.NewSectionReader(f, 0, held.Size+1))
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("queue: read %s: %w", p, err)
@@ -98,8 +129,8 @@ func (l *Locked) Dir() string { return l.dir.path }
 // Job is the control file as read when locking (or as last rewritten).
 func (l *Locked) Job() *Job { return l.job }
 
-// DataPath is the path of the job's df.
-func (l *Locked) DataPath() string {
+// dataPath is the path of the job's df.
+func (l *Locked) dataPath() string {
 	dataDir := ""
 	if l.job != nil {
 		dataDir = l.job.DataDir
@@ -107,8 +138,42 @@ func (l *Locked) DataPath() string {
 	return l.s.dataPath(l.dir, dataDir, l.id)
 }
 
-// OpenData opens the df for reading.
-func (l *Locked) OpenData() (*os.File, error) { return os.Open(l.DataPath()) }
+// OpenData opens the df for reading. It reads only while the job is held:
+// Unlock, Remove, Lose and Detach close it (see Data).
+func (l *Locked) OpenData() (*Data, error) {
+	if l.f == nil {
+		return nil, ErrClosed
+	}
+	d, err := openData(l.dataPath())
+	if err != nil {
+		return nil, err
+	}
+	l.data = append(l.data, d)
+	return d, nil
+}
+
+// release closes the job's df readers: from here on the job may be
+// removed, and its df reused, by anyone.
+func (l *Locked) release() {
+	closeAll(l.data)
+	l.data = nil
+}
+
+// Detach gives the job up without unlocking it: the returned qf stays
+// locked while any copy of it is open, so that a process started with it
+// (exec.Cmd.ExtraFiles) takes the job over with Store.Adopt and no queue
+// run can pick it up in between. The caller closes its copy once the
+// child has started (or failed to start: then the job simply waits for
+// the next queue run).
+func (l *Locked) Detach() (*os.File, error) {
+	if l.f == nil {
+		return nil, ErrClosed
+	}
+	l.release()
+	f := l.f
+	l.f = nil
+	return f, nil
+}
 
 // Rewrite replaces the control file with j after a delivery attempt
 // (recipients delivered or bounced are left out of j, K/N/P/M/F updated by
@@ -173,12 +238,13 @@ func (l *Locked) Rewrite(j *Job) error {
 
 // Remove deletes a finished job: the qf first (from then on the job does
 // not exist), then the df. Both go to the spare pool when it has room,
-// emptied, to be reused for another job: close what OpenData returned
-// before. It releases the lock.
+// emptied, to be reused for another job, so what OpenData returned is
+// closed first (waiting for reads in progress). It releases the lock.
 func (l *Locked) Remove() error {
 	if l.f == nil {
 		return ErrClosed
 	}
+	l.release()
 	dataDir := ""
 	if l.job != nil {
 		dataDir = l.job.DataDir
@@ -211,6 +277,7 @@ func (l *Locked) Lose(why string) error {
 	if l.f == nil {
 		return ErrClosed
 	}
+	l.release()
 	p := filepath.Join(l.dir.qf, "qf"+l.id)
 	q := filepath.Join(l.dir.qf, "Qf"+l.id)
 	err := os.Rename(p, q)
@@ -225,6 +292,7 @@ func (l *Locked) Unlock() error {
 	if l.f == nil {
 		return nil
 	}
+	l.release()
 	err := l.f.Close()
 	l.f = nil
 	return err

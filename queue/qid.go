@@ -3,7 +3,6 @@ package queue
 import (
 	"math/rand/v2"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -91,24 +90,4 @@ func (g *IDGen) Next() string {
 	sec := g.sec
 	g.mu.Unlock()
 	return EncodeID(time.Unix(sec, 0), seq, g.pid)
-}
-
-// IDTime returns the UTC time encoded in a queue ID, to the second, within
-// the 60-year cycle that ends with ref. ok is false for a malformed ID.
-func IDTime(id string, ref time.Time) (t time.Time, ok bool) {
-	if len(id) < 8 {
-		return time.Time{}, false
-	}
-	var v [6]int
-	for i := range v {
-		k := strings.IndexByte(idChars, id[i])
-		if k < 0 {
-			return time.Time{}, false
-		}
-		v[i] = k
-	}
-	ref = ref.UTC()
-	year := ref.Year() - ((ref.Year()-1900)%60-v[0]+60)%60
-	t = time.Date(year, time.Month(v[1]+1), v[2], v[3], v[4], v[5], 0, time.UTC)
-	return t, v[1] < 12 && v[2] >= 1 && v[2] <= 31 && v[3] < 24 && v[4] < 60 && v[5] < 62
 }

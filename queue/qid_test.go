@@ -33,17 +33,6 @@ func TestEncodeID(t *testing.T) {
 	}
 }
 
-func TestIDTime(t *testing.T) {
-	ref := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	got, ok := IDTime("6AP4T98X005913", ref)
-	if !ok || !got.Equal(time.Date(2026, 11, 25, 4, 29, 9, 0, time.UTC)) {
-		t.Errorf("IDTime = %v %v", got, ok)
-	}
-	if _, ok := IDTime("6A", ref); ok {
-		t.Error("short ID accepted")
-	}
-}
-
 func TestIDGenUniqueAcrossGoroutines(t *testing.T) {
 	now := time.Date(2026, 11, 25, 4, 29, 9, 0, time.UTC)
 	g := NewIDGen(4242, func() time.Time { return now }) // a frozen clock: the worst case

@@ -1,6 +1,9 @@
 package queue
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Priority factors, sendmail's defaults (RecipientFactor, ClassFactor,
 // RetryFactor).
@@ -16,6 +19,24 @@ const (
 // 100), plus 30000 per recipient. Lower runs first.
 func InitialPriority(size int64, nrcpts int, class int) int64 {
 	return size - int64(class)*WkClassFact + int64(nrcpts)*WkRecipFact
+}
+
+// PrecedenceClass is the class of a message with the Precedence: header
+// value v, from sendmail's default P lines (first-class 0,
+// special-delivery 100, list -30, bulk -60, junk -100; anything else 0).
+// It goes into the priority and into the from= log line's class=.
+func PrecedenceClass(v string) int {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "special-delivery":
+		return 100
+	case "list":
+		return -30
+	case "bulk":
+		return -60
+	case "junk":
+		return -100
+	}
+	return 0
 }
 
 // RunPriority is the priority a job gets when a queue run reads it

@@ -31,8 +31,27 @@ func TestPriority(t *testing.T) {
 	}
 }
 
+// anyDate is the moments the queue-time tests run at: the reference's
+// date, today, a year ahead, the 32-bit time_t rollover and a far date.
+// The rules depend only on intervals, never on the date.
+func anyDate() []time.Time {
+	now := time.Now().Truncate(time.Second).Round(0) // qf times are seconds
+	return []time.Time{
+		time.Date(2026, 11, 25, 4, 0, 0, 0, time.UTC),
+		now,
+		now.AddDate(1, 0, 0),
+		time.Date(2038, 1, 19, 3, 14, 7, 0, time.UTC),
+		time.Date(2100, 3, 1, 0, 0, 0, 0, time.UTC),
+	}
+}
+
 func TestDecide(t *testing.T) {
-	t0 := time.Date(2026, 11, 25, 4, 0, 0, 0, time.UTC)
+	for _, t0 := range anyDate() {
+		testDecide(t, t0)
+	}
+}
+
+func testDecide(t *testing.T, t0 time.Time) {
 	h := time.Hour
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
 	std := Schedule{Interval: 30 * time.Minute, QueueWarn: 4 * h, QueueReturn: 120 * h}
@@ -69,13 +88,18 @@ func TestDecide(t *testing.T) {
 			Decision{Due: true, NextTry: t0, WarnAt: at(4 * h), ReturnAt: at(120 * h)}},
 	} {
 		if got := tc.s.Decide(tc.a, tc.now); got != tc.want {
-			t.Errorf("%s:\n got %+v\nwant %+v", tc.name, got, tc.want)
+			t.Errorf("%s at %v:\n got %+v\nwant %+v", tc.name, t0, got, tc.want)
 		}
 	}
 }
 
 func TestTooYoung(t *testing.T) {
-	t0 := time.Unix(1795580949, 0)
+	for _, t0 := range anyDate() {
+		testTooYoung(t, t0)
+	}
+}
+
+func testTooYoung(t *testing.T, t0 time.Time) {
 	s := Schedule{MinQueueAge: 30 * time.Minute}
 	for _, tc := range []struct {
 		a    Attempt

@@ -22,10 +22,12 @@ type SyncMode int
 
 const (
 	// SyncBatch (the default) gathers every Enqueue waiting at the moment
-	// into one batch: one syncfs(2) makes all their df and tf files
-	// durable, then each tf is renamed to qf, and the next syncfs (shared
-	// with the following batch) makes the renames durable. Nobody is
-	// answered before both syncs covering their files have returned.
+	// into one batch: one syncfs(2) per file system makes all their df and
+	// tf files (and the spare pools they came from) durable, then each tf
+	// is renamed to qf, and one fsync of each queue directory (and of a
+	// separate df directory) makes the renames durable, while the next
+	// batch's syncfs runs. Nobody is answered before both the syncfs and
+	// the directory fsync covering their files have returned.
 	SyncBatch SyncMode = iota
 	// SyncFiles batches the same way but fsyncs each df and tf, then each
 	// queue directory once per batch, instead of syncing the whole file
@@ -58,9 +60,15 @@ type Options struct {
 	// os.Getpid()).
 	Now func() time.Time
 	Pid int
-	// ReadOnly opens the store for mailq: no clean-up at Open and no
-	// enqueueing (Begin fails). Locking and listing work.
+	// ReadOnly opens the store for mailq: Open cleans nothing up and makes
+	// no spare pool, and everything that would write (Begin, BeginID,
+	// Lock, Adopt) fails with ErrReadOnly. Listing works.
 	ReadOnly bool
+	// NoCleanup skips that clean-up at Open (it reads the whole
+	// directory): for a short-lived process (a submission, the child that
+	// delivers it) that leaves crash leftovers to the daemon and queue
+	// runs, as sendmail's submissions do.
+	NoCleanup bool
 	// OrphanAge: a df with neither qf nor tf that is older than this is
 	// removed by Open (0 = one hour). Such files are left behind by a crash
 	// between the removal of a qf and of its df.
@@ -103,6 +111,7 @@ var (
 	ErrNotFound = errors.New("queue: job not found")
 	ErrCorrupt  = errors.New("queue: unreadable queue file")
 	ErrClosed   = errors.New("queue: store closed")
+	ErrReadOnly = errors.New("queue: store opened read-only")
 )
 
 // Open expands the queue directories, opens their pools of spare files
@@ -186,7 +195,9 @@ func Open(o Options) (*Store, error) {
 					d.dfPool = openPool(d.df, max, s.mode, s.gid, s.now)
 				}
 			}
-			s.cleanup(d, orphanAge)
+			if !o.NoCleanup {
+				s.cleanup(d, orphanAge)
+			}
 		}
 	}
 	s.readOnly = o.ReadOnly
@@ -246,15 +257,6 @@ func (s *Store) Close() error {
 	s.commit.close()
 	s.closeDirs()
 	return nil
-}
-
-// Dirs returns the queue directories, in order (globs expanded).
-func (s *Store) Dirs() []string {
-	out := make([]string, len(s.dirs))
-	for i, d := range s.dirs {
-		out[i] = d.path
-	}
-	return out
 }
 
 // NewID returns a fresh queue ID without reserving it; Begin reserves one.

@@ -151,3 +151,64 @@ func BenchmarkIdleConnections(b *testing.B) {
 	b.ReportMetric(float64(total)/1024, "MiB-total")
 	b.ReportMetric(0, "ns/op")
 }
+
+// fillQueue writes n jobs to a remote recipient (they stay deferred: no
+// relay client) straight into r's queue, created an hour ago.
+func fillQueue(tb testing.TB, r *root, n int) {
+	tb.Helper()
+	q := r.path("spool/mqueue")
+	created := time.Now().Add(-time.Hour).Unix()
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("FILL%04d%06d", i/1000000, i%1000000)
+		qf := fmt.Sprintf("V8\nT%d\nK0\nN0\nP30100\nFbs\n$_localhost\nS<load@client.example>\nRPFD:<someone@remote.example>\nH?P?Return-Path: <\x81g>\nH??Subject: filler %d\n.\n", created, i)
+		if err := os.WriteFile(q+"/df"+id, []byte("filler\n"), 0o600); err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(q+"/qf"+id, []byte(qf), 0o600); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBackgroundSubmit: plain `sendmail root` (DeliveryMode
+// background) into a queue already holding 10,000 jobs, timed until every
+// message is in the mailbox. The background delivery must not cost a scan
+// of the whole queue per message.
+func BenchmarkBackgroundSubmit(b *testing.B) {
+	r := newRoot(b, "O DeliveryMode=background")
+	fillQueue(b, r, benchQueueSize())
+	n := max(b.N, 50)
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		cmd := exec.Command(binary(b), "-C", r.cf, "root")
+		cmd.Stdin = strings.NewReader(fmt.Sprintf("Subject: background %d\n\nbody\n", i))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("submit: %v %s", err, out)
+		}
+	}
+	for {
+		data, _ := os.ReadFile(r.path("mail/root"))
+		if strings.Count(string(data), "Subject: background ") >= n {
+			break
+		}
+		if time.Since(start) > 10*time.Minute {
+			b.Fatal("deliveries did not finish")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	el := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(n)/el.Seconds(), "msgs/s")
+	b.ReportMetric(el.Seconds()*1000/float64(n), "ms/msg")
+	b.ReportMetric(0, "ns/op")
+}
+
+// benchQueueSize is the queue BenchmarkBackgroundSubmit starts from
+// (BENCH_QUEUE_JOBS, default 10,000).
+func benchQueueSize() int {
+	if n, err := strconv.Atoi(os.Getenv("BENCH_QUEUE_JOBS")); err == nil {
+		return n
+	}
+	return 10000
+}

@@ -1,10 +1,13 @@
 package test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestMailqOnSendmailQueue: a queue written by real sendmail 8.17 is listed
@@ -39,5 +42,69 @@ func TestMailqOnSendmailQueue(t *testing.T) {
 	got := run(t, binary(t), "", "-C", empty.cf, "-bp")
 	if want := empty.path("spool/mqueue") + " is empty\n\t\tTotal requests: 0\n"; got.stdout != want {
 		t.Errorf("empty queue: %q, want %q", got.stdout, want)
+	}
+}
+
+// queueSnapshot lists every file under dir (the directory itself too) with
+// what a write would change: inode, size, modification and change times.
+func queueSnapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		out[p] = fmt.Sprintf("ino=%d size=%d mode=%v mtime=%d.%09d ctime=%d.%09d", st.Ino, st.Size, fi.Mode(),
+			st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestMailqReadOnly: listing the queue (as root too) changes nothing in
+// it: no spare pool made, no stale tf recycled, no orphaned df removed,
+// no file touched.
+func TestMailqReadOnly(t *testing.T) {
+	r := newRoot(t)
+	q := r.path("spool/mqueue")
+	copySendmailJob(t, "../queue/testdata/one", q, "6AP4T98X005913", time.Now().Add(-time.Hour))
+	for name, body := range map[string]string{
+		"tfSTALE0000001": "V8\n",   // left by a crash while enqueueing
+		"dfSTALE0000001": "body\n", // ... with its df
+		"dfORPHAN000001": "body\n", // a crash between removing qf and df
+	} {
+		if err := os.WriteFile(filepath.Join(q, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(filepath.Join(q, "dfORPHAN000001"), old, old)
+	before := queueSnapshot(t, q)
+	for _, argv := range [][]string{{binary(t), "-C", r.cf, "-bp"}, {linkAs(t, "mailq"), "-C", r.cf, "-v"}} {
+		if got := run(t, argv[0], "", argv[1:]...); got.code != 0 || !strings.Contains(got.stdout, "6AP4T98X005913") {
+			t.Fatalf("%s: exit %d\n%s%s", argv[0], got.code, got.stdout, got.stderr)
+		}
+	}
+	after := queueSnapshot(t, q)
+	for p, was := range before {
+		if now, ok := after[p]; !ok {
+			t.Errorf("%s: removed by the listing", p)
+		} else if now != was {
+			t.Errorf("%s: changed by the listing:\n was %s\n now %s", p, was, now)
+		}
+	}
+	for p := range after {
+		if _, ok := before[p]; !ok {
+			t.Errorf("%s: created by the listing", p)
+		}
+	}
+	// A queue run does clean up: the test's leftovers were real ones.
+	run(t, binary(t), "", "-C", r.cf, "-q")
+	if _, err := os.Stat(filepath.Join(q, "tfSTALE0000001")); err == nil {
+		t.Error("the stale tf survived a queue run too: the fixture does not test the clean-up")
 	}
 }

@@ -2,9 +2,11 @@ package test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -143,5 +145,30 @@ func TestReportExpansion(t *testing.T) {
 	})
 	if !strings.Contains(run(t, binary(t), "", "-C", r.cf, "-bp").stdout, "is empty") {
 		t.Error("jobs left in the queue")
+	}
+}
+
+// TestLogClassAndSortOrder: a submission's from= line carries the
+// Precedence: class; a QueueSortOrder posthorn does not implement is
+// named in the daemon's start-up log, not silently taken as honoured.
+func TestLogClassAndSortOrder(t *testing.T) {
+	r := newRoot(t, "O DeliveryMode=queueonly", "O QueueSortOrder=modification")
+	logf := filepath.Join(t.TempDir(), "mail.log")
+	if got := run(t, binary(t), "Precedence: junk\nSubject: class\n\nbody\n", "-C", r.cf, "-X", logf, "root"); got.code != 0 {
+		t.Fatalf("submit: %+v", got)
+	}
+	cmd := exec.Command(binary(t), "-C", r.cf, "-bD", "-X", logf)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c, _, _ := waitGreeting(t, r.addr())
+	c.Close()
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	data, _ := os.ReadFile(logf)
+	for _, want := range []string{", class=-100, nrcpts=1,", "not interpreted: option QueueSortOrder=modification (priority used)"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("log lacks %q:\n%s", want, data)
+		}
 	}
 }

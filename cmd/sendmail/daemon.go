@@ -15,7 +15,6 @@ import (
 	"github.com/posthorn/posthorn/internal/cli"
 	"github.com/posthorn/posthorn/internal/daemon"
 	"github.com/posthorn/posthorn/internal/sysexits"
-	"github.com/posthorn/posthorn/queue/runner"
 )
 
 // detachedEnv marks the re-executed child of `sendmail -bd`. Go cannot fork,
@@ -27,7 +26,7 @@ func (a *app) runDaemon() int {
 	if a.inv.Mode == cli.ModeDaemon && os.Getenv(detachedEnv) == "" {
 		return a.detach()
 	}
-	st, code := a.openStore(true)
+	st, code := a.openStore(storeCreate)
 	if st == nil {
 		a.notifyParent("error: cannot open the queue " + a.cfg.QueueDirectory)
 		return code
@@ -46,6 +45,14 @@ func (a *app) runDaemon() int {
 		a.notifyParent("error: " + err.Error())
 		return sysexits.Config
 	}
+	// The index serves the ETRN runs, background deliveries and periodic
+	// runs; each periodic and ETRN run rescans to see jobs queued by other
+	// processes (sendmail -odq, a -q from cron).
+	if err := r.Start(); err != nil {
+		fmt.Fprintln(a.stderr, err)
+		a.notifyParent("error: " + err.Error())
+		return sysexits.OSErr
+	}
 	run := newRunnerDelivery(r)
 	defer run.Wait()
 	a.runner = run
@@ -56,10 +63,13 @@ func (a *app) runDaemon() int {
 	}
 	dc := a.daemonConfig()
 	if a.inv.QueueInterval > 0 {
-		// Each periodic run scans the directories, so jobs queued by other
-		// processes (sendmail -odq, a -q from cron) are seen.
-		dc.RunQueue = func(ctx context.Context) { r.Run(ctx, runner.RunOptions{}) }
+		dc.Queue = func(ctx context.Context) {
+			if err := r.Serve(ctx, a.inv.QueueInterval); err != nil {
+				a.log.Errf("", "queue run: %v", err)
+			}
+		}
 	}
+	dc.Drain = run.Shutdown
 	d, err := daemon.Listen(dc)
 	if err != nil {
 		a.log.Errf("", "%v", err)
@@ -83,7 +93,7 @@ func (a *app) daemonConfig() daemon.Config {
 		Handler:       a.serveConn,
 		QueueInterval: a.inv.QueueInterval,
 		Reload:        a.reload,
-		Grace:         30 * time.Second,
+		Grace:         shutdownGrace,
 		Log:           a.log,
 		Ready: func() {
 			for _, w := range a.cfg.Warnings {

@@ -29,7 +29,7 @@ func (a *app) submitMessage() int {
 	if !canWriteQueue(a.cfg) {
 		return a.handOff()
 	}
-	st, code := a.openStore(true)
+	st, code := a.openStore(storeSubmit)
 	if st == nil {
 		return code
 	}
@@ -43,7 +43,8 @@ func (a *app) submitMessage() int {
 	// -v and -odi deliver in this process, right away, as sendmail does;
 	// -v also shows the transcript.
 	interactive := a.cfg.DeliveryMode == conf.DeliverInteractive || (a.inv.Verbose && a.cfg.DeliveryMode == conf.DeliverBackground)
-	sub.KeepLocked = interactive
+	// Background delivery hands the job, still locked, to a child.
+	sub.KeepLocked = interactive || a.cfg.DeliveryMode == conf.DeliverBackground
 
 	req := a.submitRequest()
 	res, err := sub.Submit(req, a.stdin, a.stderr)
@@ -56,12 +57,14 @@ func (a *app) submitMessage() int {
 	}
 	if res.ID != "" {
 		msgid, _ := res.Job.Get("Message-Id")
+		precedence, _ := res.Job.Get("Precedence")
 		a.log.Infof(res.ID, "%s", maillog.Fields("from", strings.Trim(res.Job.Sender, "<>"), "size", strconv.FormatInt(res.Size, 10),
-			"class", "0", "nrcpts", strconv.Itoa(len(res.Job.Recipients)), "msgid", msgid, "relay", req.User.Name+"@localhost"))
-		if res.Locked != nil {
+			"class", strconv.Itoa(queue.PrecedenceClass(precedence)), "nrcpts", strconv.Itoa(len(res.Job.Recipients)), "msgid", msgid, "relay", req.User.Name+"@localhost"))
+		switch {
+		case res.Locked != nil && interactive:
 			a.deliverNow(st, sub.Acceptor, res.Locked)
-		} else {
-			a.deliverAfterSubmit(res.ID)
+		case res.Locked != nil:
+			a.deliverAfterSubmit(res.Locked)
 		}
 	}
 	return res.Exit
@@ -145,15 +148,19 @@ func (a *app) deliverNow(st *queue.Store, acc *accept.Acceptor, l *queue.Locked)
 	r.Wait()
 }
 
-// deliverAfterSubmit starts delivery of a freshly queued job in a detached
-// queue run (background mode); queueonly and deferred leave it to the next
-// queue run.
-func (a *app) deliverAfterSubmit(id string) {
-	mode := a.cfg.DeliveryMode
-	switch mode {
-	case conf.DeliverQueueOnly, conf.DeliverDeferred, conf.DeliverInteractive:
+// deliverAfterSubmit hands a job just queued, still locked, to a detached
+// child for its first delivery attempt (DeliveryMode=background), so that
+// sendmail returns at once. The child inherits the locked qf (see
+// adoptEnv) and delivers that one job: no queue run can take it in
+// between, and nothing scans the queue. If the child cannot be started,
+// the job waits for the next queue run.
+func (a *app) deliverAfterSubmit(l *queue.Locked) {
+	dir, id := l.Dir(), l.ID()
+	qf, err := l.Detach()
+	if err != nil {
 		return
 	}
+	defer qf.Close() // the child has its own copy, which keeps the lock
 	self, err := os.Executable()
 	if err != nil {
 		return
@@ -170,6 +177,8 @@ func (a *app) deliverAfterSubmit(id string) {
 		}
 	}
 	cmd := exec.Command(self, args...)
+	cmd.Env = append(os.Environ(), adoptEnv+"="+dir)
+	cmd.ExtraFiles = []*os.File{qf}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if cmd.Start() == nil {
 		cmd.Process.Release()

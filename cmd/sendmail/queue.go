@@ -10,10 +10,18 @@ import (
 	"github.com/posthorn/posthorn/queue"
 )
 
-// openStore opens the queue directories. create makes a missing directory
-// (daemons and submissions); listing never creates anything.
-func (a *app) openStore(create bool) (*queue.Store, int) {
+// How a command uses the queue: openStore's modes.
+const (
+	storeRun    = iota // a queue run: the directory must exist
+	storeCreate        // daemons: a missing directory is made
+	storeSubmit        // a submission or its delivery child: as storeCreate, no clean-up scan
+	storeList          // mailq: read only, nothing is created, recycled or removed
+)
+
+// openStore opens the queue directories for one of the modes above.
+func (a *app) openStore(mode int) (*queue.Store, int) {
 	dir := a.cfg.QueueDirectory
+	create := mode == storeCreate || mode == storeSubmit
 	if !create {
 		if _, err := os.Stat(dir); err != nil && !hasGlob(dir) {
 			fmt.Fprintf(a.stderr, "can not chdir(%s/): %s\n", dir, conf.ErrnoText(err))
@@ -21,10 +29,12 @@ func (a *app) openStore(create bool) (*queue.Store, int) {
 		}
 	}
 	st, err := queue.Open(queue.Options{
-		Dirs:   []string{dir},
-		Create: create,
-		Mode:   os.FileMode(a.cfg.QueueFileMode),
-		Logger: a.log,
+		Dirs:      []string{dir},
+		Create:    create,
+		NoCleanup: mode == storeSubmit,
+		ReadOnly:  mode == storeList,
+		Mode:      os.FileMode(a.cfg.QueueFileMode),
+		Logger:    a.log,
 	})
 	if err != nil {
 		fmt.Fprintf(a.stderr, "can not chdir(%s/): %s\n", dir, conf.ErrnoText(err))
@@ -44,7 +54,7 @@ func hasGlob(p string) bool {
 
 // printQueue is -bp / mailq.
 func (a *app) printQueue() int {
-	st, code := a.openStore(false)
+	st, code := a.openStore(storeList)
 	if st == nil {
 		return code
 	}

@@ -32,7 +32,9 @@ type delivery interface {
 	// DeliverAsync does it in the background (DeliveryMode=background).
 	DeliverAsync(l *queue.Locked)
 	Kick(dir, id string)
-	ETRN(ctx context.Context, domain string)
+	// ETRN asks for a queue run for domain; joined to one already
+	// running for it, refused (458) when too many wait.
+	ETRN(domain string) error
 	// Wait waits for the background deliveries.
 	Wait()
 }
@@ -152,7 +154,7 @@ func (b *smtpBackend) Enqueue(ctx context.Context, env *smtpd.Envelope, r io.Rea
 
 func (b *smtpBackend) ETRN(ctx context.Context, c *smtpd.Client, arg string) error {
 	if b.run != nil {
-		go b.run.ETRN(context.WithoutCancel(ctx), strings.TrimPrefix(arg, "@"))
+		return b.run.ETRN(strings.TrimPrefix(arg, "@"))
 	}
 	return nil
 }
@@ -314,7 +316,7 @@ func (a *app) smtpOnStdio() int {
 	if !canWriteQueue(a.cfg) {
 		return a.handOffSMTP()
 	}
-	st, code := a.openStore(true)
+	st, code := a.openStore(storeCreate)
 	if st == nil {
 		return code
 	}

@@ -641,22 +641,11 @@ func phraseOf(headers []queue.Header) string {
 	return ""
 }
 
-// precedenceClass maps the Precedence: header to sendmail's default classes.
+// precedenceClass is the class of the Precedence: header (0 without one).
 func precedenceClass(headers []queue.Header) int {
 	for _, h := range headers {
 		if strings.EqualFold(h.Name, "Precedence") {
-			switch strings.ToLower(strings.TrimSpace(h.Value)) {
-			case "first-class":
-				return 0
-			case "special-delivery":
-				return 100
-			case "list":
-				return -30
-			case "bulk":
-				return -60
-			case "junk":
-				return -100
-			}
+			return queue.PrecedenceClass(h.Value)
 		}
 	}
 	return 0

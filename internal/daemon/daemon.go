@@ -1,8 +1,10 @@
 // Package daemon is the life cycle of `sendmail -bd`/`-bD`: it binds one
 // listener per DaemonPortOptions, writes the pid file, hands each accepted
-// connection to a session handler, runs the queue every -q interval, re-reads
-// the configuration on SIGHUP without dropping listeners, and on SIGTERM stops
-// accepting, lets open sessions finish within a bound, and removes the pid
+// connection to a session handler, runs the queue runner's loop, re-reads
+// the configuration on SIGHUP without dropping listeners, and on SIGTERM
+// stops accepting, stops the queue loop, lets open sessions and the
+// deliveries in progress finish within one bound (then cancels them and
+// waits until they have returned or rolled back), and removes the pid
 // file.
 //
 // The pid file has sendmail's two lines: the process id, then the command
@@ -37,15 +39,25 @@ type Config struct {
 	CommandLine string // the second line of the pid file
 	Handler     Handler
 
-	// QueueInterval is -q<interval>; RunQueue is called that often (and
-	// never twice at once) when both are set.
+	// QueueInterval is -q<interval> (for the start-up log line); Queue,
+	// when set, runs for the daemon's lifetime: the queue runner's
+	// periodic runs (package runner's Serve). Its ctx ends at SIGTERM, and
+	// it should return promptly then, leaving deliveries in progress to
+	// Drain.
 	QueueInterval time.Duration
-	RunQueue      func(ctx context.Context)
+	Queue         func(ctx context.Context)
+	// Drain, when set, is called at SIGTERM once the listeners and the
+	// queue loop have stopped, while the open sessions finish: it stops
+	// the background deliveries and returns when every delivery in
+	// progress has ended. Its ctx ends when Grace has passed; the
+	// deliveries still going are then cancelled (and roll back).
+	Drain func(ctx context.Context)
 
 	// Reload is called on SIGHUP.
 	Reload func() error
 
-	// Grace is how long open sessions may go on after SIGTERM.
+	// Grace is how long open sessions and deliveries in progress may go
+	// on after SIGTERM.
 	Grace time.Duration
 
 	Log *maillog.Logger
@@ -61,7 +73,6 @@ type Daemon struct {
 	listeners []net.Listener
 	sessions  sync.WaitGroup
 	active    atomic.Int64
-	queueBusy atomic.Bool
 }
 
 // Listen binds every port. An error names the daemon and the address, as
@@ -125,11 +136,11 @@ func (d *Daemon) Serve(ctx context.Context) error {
 			d.accept(sessionCtx, l, port)
 		}(l, d.cfg.Ports[i])
 	}
-	if d.cfg.QueueInterval > 0 && d.cfg.RunQueue != nil {
+	if d.cfg.Queue != nil {
 		loops.Add(1)
 		go func() {
 			defer loops.Done()
-			d.queueLoop(loopCtx, sessionCtx)
+			d.cfg.Queue(loopCtx)
 		}()
 	}
 
@@ -160,25 +171,37 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	d.closeListeners()
 	stopLoops()
 	loops.Wait()
-	done := make(chan struct{})
-	go func() { d.sessions.Wait(); close(done) }()
 	grace := d.cfg.Grace
 	if grace <= 0 {
 		grace = 10 * time.Second
 	}
+	// Sessions and deliveries share one bound: sessions may still hand
+	// over work while the deliveries drain.
+	graceCtx, cancelGrace := context.WithTimeout(context.Background(), grace)
+	defer cancelGrace()
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		if d.cfg.Drain != nil {
+			d.cfg.Drain(graceCtx)
+		}
+	}()
+	done := make(chan struct{})
+	go func() { d.sessions.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(grace):
+	case <-graceCtx.Done():
 		d.cfg.Log.Noticef("", "stopping daemon: %d sessions still open after %s, closing them", d.active.Load(), grace)
 		cancelSessions()
 		<-done
 	}
+	<-drained
 	return nil
 }
 
 func (d *Daemon) describe() string {
 	s := "SMTP"
-	if d.cfg.QueueInterval > 0 && d.cfg.RunQueue != nil {
+	if d.cfg.QueueInterval > 0 && d.cfg.Queue != nil {
 		s += "+queueing@" + maillog.Delay(d.cfg.QueueInterval)
 	}
 	return s
@@ -213,31 +236,6 @@ func (d *Daemon) accept(ctx context.Context, l net.Listener, port conf.DaemonPor
 			defer conn.Close()
 			d.cfg.Handler(ctx, conn, port)
 		}()
-	}
-}
-
-func (d *Daemon) queueLoop(loopCtx, runCtx context.Context) {
-	t := time.NewTicker(d.cfg.QueueInterval)
-	defer t.Stop()
-	run := func() {
-		if !d.queueBusy.CompareAndSwap(false, true) {
-			return // the previous run is still going
-		}
-		d.sessions.Add(1) // shutdown waits for a run in progress like a session
-		go func() {
-			defer d.sessions.Done()
-			defer d.queueBusy.Store(false)
-			d.cfg.RunQueue(runCtx)
-		}()
-	}
-	run() // sendmail runs the queue at start, then every interval
-	for {
-		select {
-		case <-loopCtx.Done():
-			return
-		case <-t.C:
-			run()
-		}
 	}
 }
 

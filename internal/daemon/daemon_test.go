@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -116,21 +117,40 @@ func TestSignalsReloadAndStop(t *testing.T) {
 	}
 }
 
-func TestQueueInterval(t *testing.T) {
-	runs := make(chan struct{}, 10)
+// The queue loop runs for the daemon's lifetime and is stopped first; then
+// Drain gets Grace to finish the deliveries in progress, and Serve does not
+// return before Drain has.
+func TestQueueAndDrain(t *testing.T) {
+	var order []string
+	var mu sync.Mutex
+	note := func(s string) { mu.Lock(); order = append(order, s); mu.Unlock() }
+	running := make(chan struct{})
 	_, cancel, done := start(t, Config{
-		QueueInterval: 20 * time.Millisecond,
-		RunQueue:      func(ctx context.Context) { runs <- struct{}{} },
+		QueueInterval: 30 * time.Minute,
+		Grace:         50 * time.Millisecond,
+		Queue: func(ctx context.Context) {
+			close(running)
+			<-ctx.Done()
+			note("queue stopped")
+		},
+		Drain: func(ctx context.Context) {
+			note("drain started")
+			<-ctx.Done() // a delivery that only ends when cancelled
+			note("drain cancelled")
+		},
 	})
-	for i := 0; i < 2; i++ { // the run at start, then at least one periodic run
-		select {
-		case <-runs:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("queue run %d did not happen", i)
-		}
-	}
+	<-running
 	cancel()
-	<-done
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Grace did not bound the drain")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(order, ", ") != "queue stopped, drain started, drain cancelled" {
+		t.Errorf("order: %v", order)
+	}
 }
 
 func TestBindError(t *testing.T) {

@@ -359,14 +359,15 @@ func (s *session) etrn(arg string) {
 // sendmail does for a MAIL that did not end in an accepted message.
 func (s *session) endTransaction() {
 	if s.env != nil {
-		s.logFrom(s.env, 0, "")
+		s.logFrom(s.env, 0, "", 0)
 	}
 	s.env, s.seen, s.badRcpts, s.rcptsFull = nil, nil, 0, false
 	s.txDiscard = false
 }
 
-// logFrom writes the "from=" line of a transaction.
-func (s *session) logFrom(env *Envelope, size int64, msgid string) {
+// logFrom writes the "from=" line of a transaction; class is the
+// message's precedence class (queue.PrecedenceClass).
+func (s *session) logFrom(env *Envelope, size int64, msgid string, class int) {
 	from := env.From.Raw
 	if from == "" {
 		from = "<>"
@@ -376,7 +377,7 @@ func (s *session) logFrom(env *Envelope, size int64, msgid string) {
 		body = "8BITMIME"
 	}
 	s.log().Infof(env.ID, "%s", maillog.Fields(
-		"from", from, "size", itoa(size), "class", "0", "nrcpts", itoa(int64(len(env.Rcpts))),
+		"from", from, "size", itoa(size), "class", itoa(int64(class)), "nrcpts", itoa(int64(len(env.Rcpts))),
 		"msgid", msgid, "bodytype", body, "proto", s.proto(), "daemon", s.cfg.DaemonName, "relay", s.c.Relay()))
 }
 

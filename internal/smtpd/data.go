@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/internal/status"
+	"github.com/posthorn/posthorn/queue"
 )
 
 // Errors a dataReader gives the backend instead of more message.
@@ -37,6 +38,7 @@ type dataReader struct {
 	size      int64
 	hops      int
 	msgid     string
+	class     int // of the Precedence: header, for the from= line
 	deadline  time.Time
 }
 
@@ -168,6 +170,8 @@ func (d *dataReader) header(line []byte) {
 		}
 	case hasPrefixFold(line, "message-id:"):
 		d.msgid = strings.TrimSpace(string(line[len("message-id:"):]))
+	case hasPrefixFold(line, "precedence:"):
+		d.class = queue.PrecedenceClass(string(line[len("precedence:"):]))
 	}
 }
 
@@ -219,26 +223,26 @@ func (s *session) receive(env *Envelope) {
 				s.reply(421, "4.4.1", "%s Lost input channel from %s", s.cfg.Hostname, s.c.Relay())
 			}
 		}
-		s.logFrom(env, size, d.msgid)
+		s.logFrom(env, size, d.msgid, d.class)
 	case errors.Is(d.stop, errTooBig):
-		s.logFrom(env, size, d.msgid)
+		s.logFrom(env, size, d.msgid, d.class)
 		s.reply(552, "5.2.3", "Message exceeds maximum fixed size (%d)", s.cfg.MaxMessageSize)
 	case errors.Is(d.stop, errTooMany):
-		s.logFrom(env, size, d.msgid)
+		s.logFrom(env, size, d.msgid, d.class)
 		via := s.c.Name
 		if via == "" {
 			via = "localhost"
 		}
 		s.reply(554, "5.4.6", "Too many hops %d (%d max): from %s via %s, to %s", d.hops, s.cfg.MaxHopCount, fromText(env), via, "<"+env.Rcpts[0].Addr+">")
 	case err != nil:
-		s.logFrom(env, size, d.msgid)
+		s.logFrom(env, size, d.msgid, d.class)
 		s.replyErr(err)
 	case id == "":
-		s.logFrom(env, size, d.msgid)
+		s.logFrom(env, size, d.msgid, d.class)
 		s.replyErr(status.New(451, "4.3.0", "Temporary system failure. Please try again later."))
 	default:
 		env.ID = id
-		s.logFrom(env, size, d.msgid)
+		s.logFrom(env, size, d.msgid, d.class)
 		s.reply(250, "2.0.0", "%s Message accepted for delivery", id)
 	}
 }

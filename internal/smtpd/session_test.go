@@ -476,3 +476,19 @@ func TestClientGoneInData(t *testing.T) {
 		}
 	}
 }
+
+// The from= line's class= is the message's precedence class, as sendmail
+// logs it (bulk -60, junk -100, list -30, special-delivery 100, else 0).
+func TestFromLineClass(t *testing.T) {
+	for _, tt := range []struct{ header, class string }{
+		{"", "class=0,"}, {"Precedence: bulk\n", "class=-60,"}, {"precedence: JUNK\n", "class=-100,"},
+		{"Precedence: list\n", "class=-30,"}, {"Precedence: special-delivery\n", "class=100,"},
+	} {
+		h := start(t, nil)
+		body := ">> " + strings.ReplaceAll(tt.header, "\n", "\n>> ") + "Subject: x\n>>\n>> body\n"
+		h.run(t, "", helloMail+"> RCPT TO:<alice@localhost>\n> DATA\n"+body+"> .\n> QUIT\n")
+		if !strings.Contains(h.log.String(), "from=<sender@client.example>, size=") || !strings.Contains(h.log.String(), tt.class) {
+			t.Errorf("%q: want %s in\n%s", tt.header, tt.class, h.log)
+		}
+	}
+}

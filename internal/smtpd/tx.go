@@ -33,7 +33,7 @@ func (s *session) mail(arg string) {
 	if err := s.checkMail(env, params); err != nil {
 		// sendmail has taken the sender before it looks at the
 		// parameters, so the transaction is logged.
-		s.logFrom(env, env.Size, "")
+		s.logFrom(env, env.Size, "", 0)
 		s.replyErr(err)
 		return
 	}

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -53,6 +53,9 @@ func (r *Runner) deliver(ctx context.Context, l *queue.Locked, first bool, v io.
 	}
 	dec := r.cfg.Schedule.Decide(queue.AttemptOf(&j), now)
 
+	// The df is read only while the job is held: Remove and Unlock below
+	// close it (waiting for reads in progress) before its file can become
+	// another job's, so everything the reports need is read before.
 	df, err := l.OpenData()
 	if err != nil {
 		// sendmail's readqf: a qf without its df can never be delivered.
@@ -60,7 +63,6 @@ func (r *Runner) deliver(ctx context.Context, l *queue.Locked, first bool, v io.
 		st.Lost++
 		return st
 	}
-	defer df.Close()
 
 	var tr bytes.Buffer // the transcript: for DSNs and for -v
 	out := io.Writer(&tr)
@@ -180,11 +182,13 @@ func (r *Runner) deliver(ctx context.Context, l *queue.Locked, first bool, v io.
 }
 
 // attempt routes every recipient and calls the mailers, one call per
-// mailer and host, in the order the recipients first name them.
+// mailer and host: the local class first, then the remote one, each in
+// the order the recipients first name them (so the local recipients of a
+// job are not kept waiting by its remote ones).
 //
 // out receives the transcript (kept for DSNs, and shown with -v), tr the
 // lines for the DSNs alone, v the lines shown only with -v.
-func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *os.File, now time.Time, tr, out, v io.Writer) []outcome {
+func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *queue.Data, now time.Time, tr, out, v io.Writer) []outcome {
 	outs := make([]outcome, len(j.Recipients))
 	type group struct {
 		mailer, host string
@@ -212,21 +216,27 @@ func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *os.File, now tim
 		}
 		g.idx = append(g.idx, i)
 	}
-	size := int64(1 << 62)
-	if fi, err := df.Stat(); err == nil {
-		size = fi.Size()
-	}
+	sort.SliceStable(groups, func(a, b int) bool {
+		return r.classOf(groups[a].mailer) == classLocal && r.classOf(groups[b].mailer) != classLocal
+	})
 	m := r.newMacros(j)
 	for _, g := range groups {
 		mailer := r.cfg.Mailers[g.mailer]
 		start := r.now()
 		var res []Result
-		if mailer == nil {
-			e := status.New(451, "4.3.0", "Mailer %s not available", g.mailer)
+		var down error
+		if mailer != nil && r.cfg.HostDown != nil && g.host != "" && r.classOf(g.mailer) == classRemote {
+			down = r.cfg.HostDown(ctx, g.mailer, g.host)
+		}
+		switch {
+		case mailer == nil:
+			down = status.New(451, "4.3.0", "Mailer %s not available", g.mailer)
+			fallthrough
+		case down != nil:
 			for range g.idx {
-				res = append(res, Result{Err: e})
+				res = append(res, Result{Err: down})
 			}
-		} else {
+		default:
 			d := &Delivery{Job: j, Sender: m.sender, Null: dsn.IsNull(j.Sender), Mailer: g.mailer, Host: g.host,
 				Transcript: out, Verbose: v, TranscriptOnly: tr}
 			for _, i := range g.idx {
@@ -234,7 +244,7 @@ func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *os.File, now tim
 			}
 			m.host, m.user = g.host, outs[g.idx[0]].route.User
 			d.Header = renderHeader(nil, j, r.flag[g.mailer], m)
-			d.Body = io.NewSectionReader(df, 0, size)
+			d.Body = df.Reader()
 			res = callMailer(ctx, mailer, d)
 		}
 		xdelay := r.now().Sub(start)
@@ -297,7 +307,8 @@ func enhancedSpace(e *status.Error) string {
 // logResults writes sendmail's delivery log lines for the outcomes of one
 // mailer call: to=, ctladdr=, delay=, xdelay=, mailer=, pri=, relay=, dsn=,
 // reply=, stat=. Consecutive recipients with the same result share a line
-// ("to=alice,bob"), as sendmail logs one line per delivery.
+// ("to=alice,bob"), as sendmail logs one line per delivery, split over
+// several lines when the list is long (see toLines).
 func (r *Runner) logResults(j *queue.Job, os []*outcome, now time.Time) {
 	delay := time.Duration(0)
 	if !j.Created.IsZero() {
@@ -307,7 +318,9 @@ func (r *Runner) logResults(j *queue.Job, os []*outcome, now time.Time) {
 	prev := ""
 	flush := func() {
 		if len(to) > 0 {
-			r.log.Infof(j.ID, "%s", maillog.Fields("to", strings.Join(to, ","))+", "+prev)
+			for _, line := range toLines(joinTo(to), prev) {
+				r.log.Infof(j.ID, "%s", line)
+			}
 		}
 		to = to[:0]
 	}
@@ -339,7 +352,7 @@ func (r *Runner) logResults(j *queue.Job, os []*outcome, now time.Time) {
 			"relay", o.res.Relay,
 			"dsn", code,
 			"reply", reply,
-			"stat", stat)
+			"stat", shorten(stat, maxShortStr))
 		if rest != prev {
 			flush()
 			prev = rest

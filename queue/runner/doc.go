@@ -43,13 +43,33 @@
 //	<ID>: <new ID>: DSN: <reason>           (also "sender notify", "postmaster notify",
 //	                                          "return to sender"; see dsn.LogLabel)
 //
+// As in sendmail's logdelivery, a to= list that would not fit the 1024-byte
+// syslog buffer is split over several lines, all but the last marked
+// "[more]", and stat= is shortened to 203 bytes.
+//
 // # Concurrency
 //
-// One Runner bounds the jobs in delivery at once (MaxQueueChildren) for
-// queue runs and deliveries after acceptance together; a queue run works
-// on at most MaxRunnersPerQueue jobs at a time, starting them in priority
-// order. A daemon calls Start to build an in-memory index of the queue,
-// which deliveries keep current; Kick and DeliverLocked never scan the
-// directory, and Serve rescans once per periodic run to see jobs queued by
-// other processes.
+// Everything delivered in the background (queue runs, the first attempt
+// after acceptance in DeliveryMode=background, ETRN runs) goes through
+// two lanes, one per mailer class: local (local, *file*, prog) and remote
+// (every other mailer). A job with any remote recipient is a remote job
+// (its local recipients are delivered first); each lane has its own bound
+// (MaxQueueChildren), so local delivery never waits behind slow remote
+// hosts. A job waiting for room does not hold its lock (a job handed over
+// locked is unlocked and locked again when its turn comes), the jobs
+// waiting are bounded (MaxWaiting; beyond, a job stays queued for the next
+// run), and a job is in at most one delivery at a time however many runs
+// select it. A queue run has at most MaxRunnersPerQueue jobs per lane at
+// once, started in QueueSortOrder (priority; host groups the jobs of one
+// next hop so that the relay client's cached connection serves them in
+// turn; time; filename; random). Interactive deliveries (VERB, -odi, -v)
+// run in the caller's goroutine.
+//
+// ETRN starts at most one run per node (a second ETRN for it is joined),
+// at most MaxNodeRuns at once, the others waiting in a bounded list. A
+// daemon calls Start to build an in-memory index of the queue, which
+// deliveries keep current; Serve and each ETRN run rescan once to see jobs
+// queued by other processes; Background and Kick never scan. Shutdown
+// stops all of it and waits for the deliveries in progress, cancelling
+// them (they roll back) when its context ends.
 package runner

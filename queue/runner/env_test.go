@@ -132,7 +132,13 @@ type env struct {
 
 func newEnv(t *testing.T, mod func(*Config)) *env {
 	t.Helper()
-	e := &env{t: t, dir: t.TempDir(), clk: &clock{t: time.Date(2026, 11, 25, 4, 29, 9, 0, time.UTC)},
+	return newEnvAt(t, time.Date(2026, 11, 25, 4, 29, 9, 0, time.UTC), mod)
+}
+
+// newEnvAt is newEnv with the clock set to now.
+func newEnvAt(t *testing.T, now time.Time, mod func(*Config)) *env {
+	t.Helper()
+	e := &env{t: t, dir: t.TempDir(), clk: &clock{t: now},
 		log: &bytes.Buffer{}, mail: &fakeMailers{fails: map[string]error{}}}
 	var err error
 	lg := maillog.New(&syncWriter{w: e.log}, "sm-mta")
@@ -265,4 +271,13 @@ func golden(t *testing.T, name, got string) {
 	if got != string(want) {
 		t.Errorf("%s differs:\n--- got\n%s\n--- want\n%s", name, got, want)
 	}
+}
+
+// indexed returns the runner's index entry of job id.
+func (e *env) indexed(id string) (queue.Entry, bool) {
+	es := e.r.index().Select(queue.Filter{IDs: []queue.Match{{Substr: id}}}, queue.Schedule{}, e.clk.Now())
+	if len(es) != 1 {
+		return queue.Entry{}, false
+	}
+	return es[0], true
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -27,7 +26,7 @@ type pendingReport struct {
 // first marks the attempt right after acceptance: sendmail makes it in the
 // receiving process, which knows the client's host name, and so names it
 // in Received-From-MTA.
-func (r *Runner) report(j *queue.Job, df *os.File, k dsn.Kind, os []*outcome, transcript []string, reason string, now time.Time, timedOut, first bool) *pendingReport {
+func (r *Runner) report(j *queue.Job, df *queue.Data, k dsn.Kind, os []*outcome, transcript []string, reason string, now time.Time, timedOut, first bool) *pendingReport {
 	rep := &dsn.Report{
 		Kind:         k,
 		Hostname:     r.cfg.Hostname,
@@ -58,7 +57,7 @@ func (r *Runner) report(j *queue.Job, df *os.File, k dsn.Kind, os []*outcome, tr
 		rep.Return = dsn.Headers
 	}
 	if rep.Return == dsn.Full {
-		if body, err := io.ReadAll(io.NewSectionReader(df, 0, 1<<62)); err == nil {
+		if body, err := io.ReadAll(df.Reader()); err == nil {
 			rep.Body = body
 		} else {
 			rep.Return = dsn.Headers

@@ -3,9 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"time"
@@ -134,17 +132,37 @@ type Config struct {
 	// the ?flags? header conditions; defaults are the reference
 	// sendmail.cf's (local and *file* have P, so get Return-Path).
 	MailerFlags map[string]string
+	// LocalMailers names the mailers of the local class (default local,
+	// *file*, prog, *include*); every other mailer is remote. See
+	// MaxQueueChildren.
+	LocalMailers []string
 
 	// Schedule: MinQueueAge, the run interval, Timeout.queuewarn and
 	// Timeout.queuereturn (queue.DefaultSchedule gives 4h and 5d).
 	Schedule queue.Schedule
-	// MaxQueueChildren bounds the jobs delivered at once by this process,
-	// queue runs and deliveries after acceptance together (0 = 4 ×
-	// GOMAXPROCS).
+	// SortOrder is QueueSortOrder: the order a queue run starts its jobs.
+	SortOrder SortOrder
+	// MaxQueueChildren bounds the jobs this process delivers at once in
+	// the background (queue runs, deliveries after acceptance, ETRN), for
+	// each mailer class: a job with a recipient on a remote mailer counts
+	// against the remote bound, any other against the local one, so
+	// that local delivery never waits behind slow remote hosts (0 = 4 ×
+	// GOMAXPROCS each).
 	MaxQueueChildren int
-	// MaxRunnersPerQueue bounds the jobs one queue run works on at once
-	// (0 = MaxQueueChildren).
+	// MaxRunnersPerQueue bounds the jobs one queue run has in delivery
+	// at once, per class (0 = MaxQueueChildren).
 	MaxRunnersPerQueue int
+	// MaxWaiting bounds the jobs handed over for background delivery
+	// that wait for room (0 = 10,000). A waiting job does not hold its
+	// lock. Beyond the bound a job is left in the queue for the next run.
+	MaxWaiting int
+	// MaxNodeRuns bounds the ETRN queue runs at once (0 = 2); see ETRN.
+	MaxNodeRuns int
+	// HostDown, when set, is asked before a remote mailer is called for a
+	// host: a (temporary) error defers that mailer's recipients with it,
+	// without calling the mailer (sendmail's host status: a host known
+	// to be down is not tried again until Timeout.hoststatus).
+	HostDown func(ctx context.Context, mailer, host string) error
 
 	Hostname string // $j: DSN Reporting-MTA, $g qualification
 	Version  string // "$v/$Z" for the DSN's Received header
@@ -171,17 +189,28 @@ type Config struct {
 	Now    func() time.Time // nil = time.Now
 }
 
-// Runner delivers queued jobs. It is safe for concurrent use: queue runs,
-// Kick and DeliverLocked share one bound on concurrent deliveries.
+// Runner delivers queued jobs. It is safe for concurrent use. Everything
+// it does in the background is tracked, so that Shutdown can wait for it.
 type Runner struct {
-	cfg  Config
-	sem  chan struct{}
-	log  *maillog.Logger
-	now  func() time.Time
-	wg   sync.WaitGroup // Kick goroutines
-	mu   sync.Mutex
-	idx  *queue.Index // nil until Start: runs then scan the directories
-	flag map[string]string
+	cfg   Config
+	log   *maillog.Logger
+	now   func() time.Time
+	flag  map[string]string
+	local map[string]bool
+	par   int // per run and class
+
+	// hard is the context of background deliveries: cancelled when
+	// Shutdown runs out of time. quit is closed when Shutdown starts.
+	hard     context.Context
+	cancel   context.CancelFunc
+	quit     chan struct{}
+	quitOnce sync.Once
+	active   sync.WaitGroup // every delivery and run in progress
+
+	mu    sync.Mutex // guards idx, lanes and nodes
+	idx   *queue.Index
+	lanes lanes
+	nodes nodeRuns
 }
 
 // New returns a Runner for cfg.
@@ -193,16 +222,37 @@ func New(cfg Config) (*Runner, error) {
 	if n <= 0 {
 		n = 4 * runtime.GOMAXPROCS(0)
 	}
-	r := &Runner{cfg: cfg, sem: make(chan struct{}, n), log: cfg.Logger, now: cfg.Now,
-		flag: map[string]string{}}
+	r := &Runner{cfg: cfg, log: cfg.Logger, now: cfg.Now, flag: map[string]string{}, local: localMailers,
+		par: cfg.MaxRunnersPerQueue, quit: make(chan struct{})}
+	if r.par <= 0 || r.par > n {
+		r.par = n
+	}
 	if r.now == nil {
 		r.now = time.Now
+	}
+	if cfg.LocalMailers != nil {
+		r.local = map[string]bool{}
+		for _, m := range cfg.LocalMailers {
+			r.local[m] = true
+		}
 	}
 	for k, v := range defaultMailerFlags {
 		r.flag[k] = v
 	}
 	for k, v := range cfg.MailerFlags {
 		r.flag[k] = v
+	}
+	r.hard, r.cancel = context.WithCancel(context.Background())
+	r.lanes = lanes{r: r, keys: map[jobKey]bool{}, maxWaiting: cfg.MaxWaiting}
+	if r.lanes.maxWaiting <= 0 {
+		r.lanes.maxWaiting = 10000
+	}
+	for c := range r.lanes.lane {
+		r.lanes.lane[c].max = n
+	}
+	r.nodes = nodeRuns{max: cfg.MaxNodeRuns, pending: map[string]bool{}, running: map[string]bool{}}
+	if r.nodes.max <= 0 {
+		r.nodes.max = 2
 	}
 	return r, nil
 }
@@ -221,7 +271,7 @@ type RunOptions struct {
 // Stats counts what a run did.
 type Stats struct {
 	Jobs     int // jobs selected
-	Skipped  int // locked by another process, or gone
+	Skipped  int // locked by another process, gone, or already in delivery here
 	Lost     int // unreadable qf renamed to Qf
 	Sent     int // recipients delivered
 	Deferred int // recipients kept for a later try
@@ -240,7 +290,7 @@ func (s *Stats) add(o Stats) {
 
 // Start loads the in-memory index of the queue (daemon mode). From then on
 // queue runs select from the index, which deliveries keep current, and
-// Serve refreshes it with one directory scan per periodic run.
+// Serve and ETRN runs refresh it with one directory scan each.
 func (r *Runner) Start() error {
 	return r.reload()
 }
@@ -263,151 +313,89 @@ func (r *Runner) index() *queue.Index {
 	return r.idx
 }
 
-// Run runs the queue once (sendmail -q): the due jobs that pass the filter,
-// lowest priority value first, each locked (jobs held by another process
-// are skipped), at most MaxRunnersPerQueue at a time. Without Start it
-// scans the queue directories first (a -q from cron).
-func (r *Runner) Run(ctx context.Context, o RunOptions) (Stats, error) {
-	idx := r.index()
-	lostAtScan := 0
-	if idx == nil {
-		var lost []string
-		var err error
-		idx, lost, err = r.cfg.Store.LoadIndex()
-		if err != nil {
-			return Stats{}, err
-		}
-		lostAtScan = len(lost)
+// stopping reports whether Shutdown has begun.
+func (r *Runner) stopping() bool {
+	select {
+	case <-r.quit:
+		return true
+	default:
+		return false
 	}
-	sched := r.cfg.Schedule
-	if o.Force {
-		sched.MinQueueAge = 0
-	}
-	entries := idx.Select(o.Filter, sched, r.now())
-	st := Stats{Jobs: len(entries), Lost: lostAtScan}
-	par := r.cfg.MaxRunnersPerQueue
-	if par <= 0 || par > cap(r.sem) {
-		par = cap(r.sem)
-	}
-	if o.Verbose != nil {
-		par = 1 // the transcript is read in order
-	}
-	var (
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		runs = make(chan struct{}, par)
-	)
-	for i := range entries {
-		if ctx.Err() != nil {
-			break
-		}
-		e := entries[i]
-		runs <- struct{}{}
-		r.sem <- struct{}{}
-		wg.Add(1)
-		go func(seq int) {
-			defer func() { <-r.sem; <-runs; wg.Done() }()
-			var v io.Writer
-			if o.Verbose != nil {
-				v = o.Verbose
-				fmt.Fprintf(v, "\nRunning %s (sequence %d of %d)\n", filepath.Join(e.Dir, e.ID), seq, len(entries))
-			}
-			js := r.runEntry(ctx, idx, e, v)
-			mu.Lock()
-			st.add(js)
-			mu.Unlock()
-		}(i + 1)
-	}
-	wg.Wait()
-	return st, ctx.Err()
-}
-
-// runEntry locks and delivers one job of a queue run.
-func (r *Runner) runEntry(ctx context.Context, idx *queue.Index, e queue.Entry, v io.Writer) Stats {
-	l, err := r.cfg.Store.Lock(e.Dir, e.ID)
-	switch {
-	case errors.Is(err, queue.ErrLocked):
-		return Stats{Skipped: 1}
-	case errors.Is(err, queue.ErrNotFound):
-		idx.Delete(e.Dir, e.ID)
-		return Stats{Skipped: 1}
-	case errors.Is(err, queue.ErrCorrupt):
-		idx.Delete(e.Dir, e.ID)
-		return Stats{Lost: 1}
-	case err != nil:
-		r.log.Errf(e.ID, "queue run: %v", err)
-		return Stats{Skipped: 1}
-	}
-	return r.deliver(ctx, l, false, v)
-}
-
-// Serve runs the queue every interval (sendmail -q30m, also inside -bd)
-// until ctx ends, rescanning the directories before each run so that jobs
-// queued by other processes are seen. It calls Start first when needed.
-func (r *Runner) Serve(ctx context.Context, interval time.Duration) error {
-	if r.index() == nil {
-		if err := r.Start(); err != nil {
-			return err
-		}
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if _, err := r.Run(ctx, RunOptions{}); err != nil && ctx.Err() == nil {
-			r.log.Errf("", "queue run: %v", err)
-		}
-		select {
-		case <-ctx.Done():
-			r.Wait()
-			return nil
-		case <-t.C:
-		}
-		if err := r.reload(); err != nil {
-			r.log.Errf("", "queue run: %v", err)
-		}
-	}
-}
-
-// Kick delivers job id of queue directory dir in the background, as soon
-// as a delivery slot is free (DeliveryMode=background after acceptance,
-// or ETRN). It never scans the directory. A job another process holds is
-// left alone.
-func (r *Runner) Kick(ctx context.Context, dir, id string) {
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		select {
-		case r.sem <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		defer func() { <-r.sem }()
-		l, err := r.cfg.Store.Lock(dir, id)
-		if err != nil {
-			if !errors.Is(err, queue.ErrLocked) && !errors.Is(err, queue.ErrNotFound) && !errors.Is(err, queue.ErrCorrupt) {
-				r.log.Errf(id, "delivery: %v", err)
-			}
-			return
-		}
-		r.deliver(ctx, l, true, nil)
-	}()
 }
 
 // DeliverLocked makes the first delivery attempt of a job just accepted
-// and still locked (queue.Txn.CommitLocked), waiting for a delivery slot;
-// verbose gets the transcript (-v, or nil). The lock is released on return.
-// Run it in a goroutine for DeliveryMode=background, inline for
-// interactive.
+// and still locked (queue.Txn.CommitLocked), at once, in the caller's
+// goroutine: the caller waits for it (DeliveryMode=interactive, VERB,
+// -v). verbose gets the transcript (or nil). The lock is released on
+// return. It takes no background room: the callers are bounded by the
+// SMTP sessions, as sendmail delivers interactively in the session's
+// process. Shutdown waits for it and cancels it with the rest.
 func (r *Runner) DeliverLocked(ctx context.Context, l *queue.Locked, verbose io.Writer) Stats {
-	select {
-	case r.sem <- struct{}{}:
-	case <-ctx.Done():
+	r.active.Add(1)
+	defer r.active.Done()
+	ctx, stop := r.bound(ctx)
+	defer stop()
+	if ctx.Err() != nil {
 		l.Unlock()
-		return Stats{}
+		return Stats{Skipped: 1}
 	}
-	defer func() { <-r.sem }()
 	return r.deliver(ctx, l, true, verbose)
 }
 
-// Wait waits for the deliveries started by Kick.
-func (r *Runner) Wait() { r.wg.Wait() }
+// bound derives a context from ctx that Shutdown also cancels.
+func (r *Runner) bound(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(r.hard, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// Background hands a job just accepted and still locked to the runner for
+// its first delivery attempt (DeliveryMode=background) and returns at
+// once. When its class has room the job starts at once, still locked;
+// otherwise it waits, unlocked (see MaxWaiting), or, when too many wait or
+// the runner is stopping, it is left in the queue for the next run.
+func (r *Runner) Background(l *queue.Locked) {
+	c, _ := r.jobClass(r.hard, l.Job())
+	r.lanes.submit(c, &task{key: jobKey{l.Dir(), l.ID()}, l: l, first: true, ctx: r.hard, done: func(Stats) {}})
+}
+
+// Kick delivers job id of queue directory dir in the background (a job
+// queued by this process that another part wants tried now, such as the
+// owner- list copy of a message), as Background does. It locks and reads
+// that one job, never scanning the directory; a job another process
+// holds is left alone.
+func (r *Runner) Kick(dir, id string) {
+	if r.stopping() {
+		return
+	}
+	if l, _ := r.lock(dir, id); l != nil {
+		r.Background(l)
+	}
+}
+
+// Shutdown stops the runner's background work: queue runs start no
+// further jobs, jobs waiting for room are dropped (they stay queued,
+// unlocked, for the next run) and new ones are left in the queue. It
+// waits for the deliveries in progress; when ctx ends first it cancels
+// them (a mailer sees its context cancelled and rolls back: a mailbox
+// append is undone, a program is killed; its recipients are deferred and
+// the qf rewritten) and waits until they have returned, so that nothing
+// is cut off half-way when the process exits.
+func (r *Runner) Shutdown(ctx context.Context) {
+	r.quitOnce.Do(func() { close(r.quit) })
+	r.lanes.close()
+	r.nodes.close(r)
+	done := make(chan struct{})
+	go func() { r.active.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		r.cancel()
+		<-done
+	}
+	r.cancel()
+}
+
+// Wait waits for the background deliveries, runs and ETRN runs in
+// progress (and those they start) to end.
+func (r *Runner) Wait() { r.active.Wait() }

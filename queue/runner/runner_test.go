@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -397,7 +398,8 @@ func TestMinQueueAge(t *testing.T) {
 	}
 }
 
-// No more than MaxQueueChildren deliveries at once, and the bound is used.
+// No more than MaxQueueChildren deliveries of one class at once, queue
+// runs and background deliveries together, and the bound is used.
 func TestConcurrencyBound(t *testing.T) {
 	var cur, peak atomic.Int32
 	slow := MailerFunc(func(ctx context.Context, d *Delivery) []Result {
@@ -419,7 +421,7 @@ func TestConcurrencyBound(t *testing.T) {
 	for i := 0; i < 12; i++ {
 		e.enqueue(e.job("PFD:<bob@refhost.example.org>"))
 	}
-	// A queue run and kicks share the bound.
+	// A queue run and background deliveries share the bound.
 	if err := e.r.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -439,8 +441,7 @@ func TestConcurrencyBound(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wg.Add(1)
-		go func() { defer wg.Done(); e.r.DeliverLocked(context.Background(), l, nil) }()
+		e.r.Background(l)
 	}
 	wg.Wait()
 	e.r.Wait()
@@ -461,9 +462,9 @@ func TestKickAndIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := e.enqueue(e.job("PFD:<someone@remote.example>"))
-	e.r.Kick(context.Background(), e.dir, id)
+	e.r.Kick(e.dir, id)
 	e.r.Wait()
-	ent, ok := e.r.index().Get(e.dir, id)
+	ent, ok := e.indexed(id)
 	if !ok || ent.Attempts != 1 {
 		t.Fatalf("index entry %+v %v", ent, ok)
 	}
@@ -475,7 +476,7 @@ func TestKickAndIndex(t *testing.T) {
 	if st := e.run(RunOptions{}); st.Sent != 1 {
 		t.Errorf("run from index: %+v", st)
 	}
-	if _, ok := e.r.index().Get(e.dir, id); ok {
+	if _, ok := e.indexed(id); ok {
 		t.Error("delivered job still in the index")
 	}
 }
@@ -579,5 +580,44 @@ func TestMailerPanicAndQuarantine(t *testing.T) {
 	qid := e.enqueue(q)
 	if st := e.run(RunOptions{Filter: queue.Filter{IDs: []queue.Match{{Substr: qid}}}}); st.Skipped != 1 || st.Sent != 0 {
 		t.Errorf("quarantined: %+v", st)
+	}
+}
+
+// A mailer that keeps reading the body after it returned (a relay client's
+// writer still draining) never sees another job's data: the df is closed
+// when the delivered job is removed, before its files can be reused. Here
+// the late read happens while the run delivers the job's return receipt,
+// after the job's removal, and right after a new job took the files.
+func TestBodyNotReadAfterRemoval(t *testing.T) {
+	var (
+		e    *env
+		kept io.Reader
+		late []byte
+		err  error
+	)
+	e = newEnv(t, func(c *Config) {
+		c.Mailers["local"] = MailerFunc(func(ctx context.Context, d *Delivery) []Result {
+			if kept == nil {
+				kept = d.Body
+			} else if late == nil {
+				if err := e.store.Enqueue(e.job("PFD:<carol@remote.example>"), strings.NewReader(strings.Repeat("NEW BODY\n", 1000))); err != nil {
+					t.Error(err)
+				}
+				late, err = io.ReadAll(kept)
+			}
+			return []Result{{Relay: "local", Delivered: true}}
+		})
+	})
+	if err := e.store.Enqueue(e.job("PNS:<bob@refhost.example.org>"), strings.NewReader(strings.Repeat("old body\n", 1000))); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.run(RunOptions{}); st.Sent != 2 || st.DSNs != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if late == nil {
+		t.Fatal("the receipt was not delivered")
+	}
+	if strings.Contains(string(late), "NEW") || strings.Contains(string(late), "V8\n") || !errors.Is(err, os.ErrClosed) {
+		t.Errorf("late read of the removed job's body: %d bytes (%q...), err %v", len(late), late[:min(len(late), 20)], err)
 	}
 }
