@@ -11,4 +11,9 @@ require (
 	golang.org/x/sys v0.50.0
 )
 
-require golang.org/x/sync v0.22.0 // indirect
+require (
+	github.com/d--j/go-milter v0.10.1 // indirect
+	github.com/emersion/go-message v0.18.2 // indirect
+	golang.org/x/sync v0.22.0 // indirect
+	golang.org/x/text v0.40.0 // indirect
+)
