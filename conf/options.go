@@ -108,6 +108,16 @@ var honoured = map[string]setter{
 	"ServerCertFile":          func(c *Config, v string) error { c.ServerCertFile = v; return nil },
 	"ServerKeyFile":           func(c *Config, v string) error { c.ServerKeyFile = v; return nil },
 	"Timeout":                 setTimeoutList,
+	// Read from Values by package milter, which checks them.
+	"InputMailFilters":      inValues,
+	"Milter.LogLevel":       inValues,
+	"Milter.macros.connect": inValues,
+	"Milter.macros.helo":    inValues,
+	"Milter.macros.envfrom": inValues,
+	"Milter.macros.envrcpt": inValues,
+	"Milter.macros.data":    inValues,
+	"Milter.macros.eoh":     inValues,
+	"Milter.macros.eom":     inValues,
 	// posthorn options.
 	"MailSpoolDirectory": func(c *Config, v string) error { c.MailSpoolDirectory = v; return nil },
 	"ResolverServers":    func(c *Config, v string) error { c.ResolverServers = splitList(v, ","); return nil },
@@ -117,6 +127,9 @@ var honoured = map[string]setter{
 	"AuthFile":           func(c *Config, v string) error { c.AuthFile = v; return nil },
 	"SmrshDirectory":     func(c *Config, v string) error { c.SmrshDirectory = v; return nil },
 }
+
+// inValues honours an option whose value its user reads from Values.
+func inValues(*Config, string) error { return nil }
 
 // posthornOptions are the names posthorn adds to sendmail's.
 var posthornOptions = []string{"MailSpoolDirectory", "ResolverServers", "AccessFile", "MailerTable", "RelayHosts", "AuthFile", "SmrshDirectory"}
