@@ -90,6 +90,9 @@ func (s *session) handle(line string) {
 		if s.tooManyBad() {
 			return
 		}
+		if s.milterStage(func(m MilterSession) error { return m.Unknown(s.c, line) }) {
+			return
+		}
 		s.reply(500, "5.5.1", "Command unrecognized: \"%s\"", shorten(line))
 		return
 	}
@@ -172,6 +175,9 @@ func (s *session) greeting(arg string, esmtp bool) {
 	}
 	s.endTransaction()
 	s.c.Helo, s.c.ESMTP = arg, esmtp
+	if s.milterStage(func(m MilterSession) error { return m.Helo(s.c) }) {
+		return
+	}
 	hello := s.cfg.Hostname + " Hello " + s.c.Relay() + ", pleased to meet you"
 	if !esmtp {
 		s.reply(250, "", "%s", hello)
@@ -330,6 +336,7 @@ func (s *session) endTransaction() {
 	}
 	s.env, s.seen, s.nqueue, s.badRcpts = nil, nil, 0, 0
 	s.txDiscard = false
+	s.milterAbort()
 }
 
 // logFrom writes the "from=" line of a transaction.

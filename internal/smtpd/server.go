@@ -137,6 +137,8 @@ type Config struct {
 	Sleep func(ctx context.Context, d time.Duration)
 	// Log receives sendmail-format log lines; nil discards them.
 	Log *maillog.Logger
+	// Milters are the mail filters for this listener; nil for none.
+	Milters Milters
 }
 
 // Server serves SMTP sessions with one configuration.

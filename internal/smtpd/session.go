@@ -46,6 +46,7 @@ type session struct {
 	curLine   string
 	lastCmd   string // for the lost-input log line
 	tlsState  *tls.ConnectionState
+	milter    MilterSession // nil without filters
 
 	nullserver string // after a protocol violation: reply to most commands
 	verbose    bool
@@ -70,6 +71,7 @@ func newSession(ctx context.Context, srv *Server, c *Client, r io.Reader, w io.W
 
 // serve runs the dialogue until the session ends.
 func (s *session) serve() error {
+	defer s.milterClose()
 	defer s.endTransaction()
 	if err := s.greet(); err != nil {
 		return err
@@ -130,6 +132,7 @@ func (s *session) greet() error {
 	case policy.Discard:
 		s.discard = true
 	}
+	s.milterOpen()
 	g := strings.ReplaceAll(s.cfg.Greeting, "$b", rfc822Date(s.cfg.Now()))
 	lines := strings.Split(g, "\n")
 	s.replyLines(220, "", lines)

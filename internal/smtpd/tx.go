@@ -28,12 +28,15 @@ func (s *session) mail(arg string) {
 		s.replyErr(err)
 		return
 	}
-	env := &Envelope{ID: s.cfg.Backend.NewID(), From: path, Client: s.c, Received: s.cfg.Now()}
+	env := &Envelope{ID: s.cfg.Backend.NewID(), From: path, Client: s.c, Received: s.cfg.Now(), Milter: s.milter}
 	if err := s.checkMail(env, params); err != nil {
 		// sendmail has taken the sender before it looks at the
 		// parameters, so the transaction is logged.
 		s.logFrom(env, env.Size, "")
 		s.replyErr(err)
+		return
+	}
+	if s.milterStage(func(m MilterSession) error { return m.Mail(env, paramArgs(params)) }) {
 		return
 	}
 	s.env = env
@@ -89,6 +92,9 @@ func (s *session) rcpt(arg string) {
 		s.reply(250, "2.1.5", "<%s>... Recipient ok", env.Rcpts[i].Addr)
 		return
 	}
+	if s.milterStage(func(m MilterSession) error { return m.Rcpt(env, &r, r.params) }) {
+		return
+	}
 	s.seen[r.Canonical] = len(env.Rcpts)
 	env.Rcpts = append(env.Rcpts, r)
 	s.nqueue++
@@ -106,7 +112,7 @@ func (s *session) checkRcpt(env *Envelope, arg string) (Recipient, error) {
 		s.log().Noticef(env.ID, "ruleset=check_rcpt, arg1=%s, relay=%s, reject=%s", path.Raw, s.c.Relay(), e.Error())
 		return Recipient{}, e
 	}
-	r := Recipient{Path: path}
+	r := Recipient{Path: path, params: paramArgs(params)}
 	if err := rcptParams(&r, params); err != nil {
 		s.log().Infof(env.ID, "%s", status.From(err).Text)
 		return r, err
@@ -157,6 +163,9 @@ func (s *session) data(string) {
 		s.log().Infof(env.ID, "%s: SMTP protocol error: input before DATA reply", s.c.Relay())
 		s.reply(554, "5.5.0", "SMTP protocol error")
 		s.closing = true
+		return
+	}
+	if s.milterStage(func(m MilterSession) error { return m.Data(env) }) {
 		return
 	}
 	s.reply(354, "", "End data with <CR><LF>.<CR><LF>")
