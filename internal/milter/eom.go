@@ -85,10 +85,10 @@ func (s *Session) EndOfMessage(m *Message, body func() (io.ReadCloser, error)) R
 			s.logData(v)
 			return res
 		}
+		s.modify(fc, m, &res, mods)
 		if act != nil && act.Type == dmilter.ActionAccept {
 			s.logf(10, "Milter accept: message")
 		}
-		s.modify(fc, m, &res, mods)
 	}
 	return res
 }
