@@ -333,10 +333,10 @@ func (s *session) etrn(arg string) {
 func (s *session) endTransaction() {
 	if s.env != nil {
 		s.logFrom(s.env, 0, "")
+		s.milterAbort()
 	}
 	s.env, s.seen, s.nqueue, s.badRcpts = nil, nil, 0, 0
 	s.txDiscard = false
-	s.milterAbort()
 }
 
 // logFrom writes the "from=" line of a transaction.
