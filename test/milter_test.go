@@ -265,3 +265,39 @@ func TestMilterOpenDKIM(t *testing.T) {
 		t.Errorf("verdicts: %d pass, %d fail; want 1 and 1", pass, fail)
 	}
 }
+
+// BenchmarkMilterAcceptance: smtp-source (20 sessions, 2 KiB, one
+// connection per message) into the queue with 0, 1 and 2 filters that
+// each add a header at end of message. Each SMTP session opens one
+// connection per filter.
+func BenchmarkMilterAcceptance(b *testing.B) {
+	for _, n := range []int{0, 1, 2} {
+		b.Run(fmt.Sprintf("filters=%d", n), func(b *testing.B) {
+			var extra []string
+			var names []string
+			var fakes []*miltertest.Server
+			for i := 0; i < n; i++ {
+				f, err := miltertest.Start(miltertest.Script{EOM: []miltertest.Packet{miltertest.AddHeader("X-Bench", "1"), miltertest.Continue()}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer f.Close()
+				fakes = append(fakes, f)
+				name := fmt.Sprintf("f%d", i)
+				names = append(names, name)
+				extra = append(extra, "X"+name+", S="+f.Socket()+", F=T")
+			}
+			if n > 0 {
+				extra = append(extra, "O InputMailFilters="+strings.Join(names, ","))
+			}
+			r := newRoot(b, append(extra, "O DeliveryMode=queueonly", "O LogLevel=0")...)
+			msgs := max(b.N, 1000)
+			el := smtpSource(b, r, msgs)
+			b.ReportMetric(float64(msgs)/el.Seconds(), "msgs/s")
+			b.ReportMetric(0, "ns/op")
+			for _, f := range fakes {
+				b.ReportMetric(float64(f.Conns())/float64(msgs), "filterconns/msg")
+			}
+		})
+	}
+}

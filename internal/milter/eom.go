@@ -142,8 +142,9 @@ func (s *Session) sendBody(fc *filterConn, res *Result, body func() (io.ReadClos
 		defer rc.Close()
 		r = rc
 	}
-	br := bufio.NewReaderSize(r, chunkSize)
-	buf := make([]byte, 0, chunkSize)
+	// small buffers: most bodies are a few KiB; buf grows to a chunk
+	br := bufio.NewReaderSize(r, 4096)
+	buf := make([]byte, 0, 4096)
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {

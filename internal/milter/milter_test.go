@@ -151,13 +151,13 @@ func TestQueueValue(t *testing.T) {
 
 // harness runs a Session against fake filters.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	servers []*miltertest.Server
 	chain   *Chain
 	log     *bytes.Buffer
 }
 
-func newHarness(t *testing.T, flags []string, scripts ...miltertest.Script) *harness {
+func newHarness(t testing.TB, flags []string, scripts ...miltertest.Script) *harness {
 	t.Helper()
 	h := &harness{t: t, log: &bytes.Buffer{}}
 	var x []string
