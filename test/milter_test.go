@@ -301,3 +301,28 @@ func BenchmarkMilterAcceptance(b *testing.B) {
 		})
 	}
 }
+
+// TestMilterBs: sendmail -bs goes through the same filters (family
+// unknown at connect), and a filter can refuse one recipient there.
+func TestMilterBs(t *testing.T) {
+	f, err := miltertest.Start(miltertest.Script{Reply: map[byte]miltertest.Packet{miltertest.CmdRcpt: miltertest.ReplyCode("550 5.7.1 not this one")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r := milterRoot(t, "fake, S="+f.Socket())
+	out := run(t, binary(t), "MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@localhost>\r\nQUIT\r\n", "-C", r.cf, "-bs")
+	if !strings.Contains(out.stdout, "550 5.7.1 not this one") {
+		t.Errorf("-bs transcript:\n%s", out.stdout)
+	}
+	f.Close()
+	var connect string
+	for _, p := range f.Packets()[0] {
+		if p.Cmd == miltertest.CmdConnect {
+			connect = miltertest.Transcript([]miltertest.Packet{p})
+		}
+	}
+	if connect != "C localhost\\0U\n" {
+		t.Errorf("connect packet %q, want localhost with family unknown", connect)
+	}
+}

@@ -286,9 +286,5 @@ func Configure(o Options) (*Config, error) {
 
 // ParseMacroList splits a Milter.macros value: "j, _, {daemon_name}".
 func ParseMacroList(v string) []string {
-	var out []string
-	for _, m := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
-		out = append(out, m)
-	}
-	return out
+	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
 }

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	dmilter "github.com/d--j/go-milter"
@@ -66,8 +68,20 @@ func NewChain(cfg *Config, log *maillog.Logger) *Chain {
 	if cfg == nil {
 		return nil
 	}
+	warnLog.Store(log)
+	warnOnce.Do(func() {
+		// the library's warnings (a filter's odd answers) go to the mail log
+		dmilter.LogWarning = func(format string, v ...any) {
+			warnLog.Load().Warnf("", "Milter: "+format, v...)
+		}
+	})
 	return &Chain{cfg: cfg, log: log}
 }
+
+var (
+	warnOnce sync.Once
+	warnLog  atomic.Pointer[maillog.Logger]
+)
 
 // Filters returns the filters in use.
 func (c *Chain) Filters() []Filter { return c.cfg.Filters }
@@ -323,7 +337,7 @@ func parseReply(text string, code int) *status.Error {
 	enh := ""
 	for i, line := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n") {
 		if len(line) >= 4 {
-			if n, err := strconv.Atoi(line[:3]); err == nil && (line[3] == ' ' || line[3] == '-') {
+			if n, err := strconv.Atoi(line[:3]); err == nil && n >= 400 && n <= 599 && (line[3] == ' ' || line[3] == '-') {
 				code, line = n, line[4:]
 			}
 		}

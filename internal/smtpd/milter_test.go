@@ -36,7 +36,10 @@ func (f *fakeMilters) Open(c *smtpd.Client, id string) (smtpd.MilterSession, err
 
 type fakeMilterSession struct{ f *fakeMilters }
 
-func (s *fakeMilterSession) Helo(c *smtpd.Client) error { s.f.note("helo=" + c.Helo); return s.f.answers["helo"] }
+func (s *fakeMilterSession) Helo(c *smtpd.Client) error {
+	s.f.note("helo=" + c.Helo)
+	return s.f.answers["helo"]
+}
 func (s *fakeMilterSession) Mail(env *smtpd.Envelope, args []string) error {
 	s.f.note("mail=" + env.From.Addr + "[" + strings.Join(args, ",") + "]")
 	if env.Milter != smtpd.MilterSession(s) {
@@ -48,7 +51,10 @@ func (s *fakeMilterSession) Rcpt(env *smtpd.Envelope, r *smtpd.Recipient, args [
 	s.f.note("rcpt=" + r.Addr + "[" + strings.Join(args, ",") + "]")
 	return s.f.answers["rcpt:"+r.Addr]
 }
-func (s *fakeMilterSession) Data(env *smtpd.Envelope) error { s.f.note("data"); return s.f.answers["data"] }
+func (s *fakeMilterSession) Data(env *smtpd.Envelope) error {
+	s.f.note("data")
+	return s.f.answers["data"]
+}
 func (s *fakeMilterSession) Unknown(c *smtpd.Client, line string) error {
 	s.f.note("unknown=" + line)
 	return s.f.answers["unknown"]
