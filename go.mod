@@ -3,6 +3,7 @@ module github.com/posthorn/posthorn
 go 1.26.0
 
 require (
+	github.com/d--j/go-milter v0.10.1
 	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6
 	github.com/emersion/go-smtp v0.25.1
 	github.com/spf13/pflag v1.1.0
@@ -12,8 +13,6 @@ require (
 )
 
 require (
-	github.com/d--j/go-milter v0.10.1 // indirect
 	github.com/emersion/go-message v0.18.2 // indirect
-	golang.org/x/sync v0.22.0 // indirect
 	golang.org/x/text v0.40.0 // indirect
 )
