@@ -39,15 +39,21 @@ var ErrDiscard = errors.New("smtpd: the filters discard the message")
 
 // The hooks below are the only places the dialogue calls the filters.
 
-func (s *session) milterOpen() {
+// milterOpen connects the filters; a refusal makes the session a
+// "nullserver" with the filters' answer, and a 5xx one is greeted with
+// 554, as sendmail's milter_init and milter_connect failures are.
+func (s *session) milterOpen() (greet554 bool) {
 	if s.cfg.Milters == nil {
-		return
+		return false
 	}
 	ms, err := s.cfg.Milters.Open(s.c, s.id)
-	if err != nil {
-		s.nullserver = status.From(err).Error()
-	}
 	s.milter = ms
+	if err != nil {
+		e := status.From(err)
+		s.nullserver = e.Error()
+		return e.Code/100 == 5
+	}
+	return false
 }
 
 // milterStage runs one stage; true means the command was answered.

@@ -106,7 +106,7 @@ func TestMilterHooks(t *testing.T) {
 			name:   "connect rejected: commands refused",
 			open:   status.New(550, "5.7.1", "Command rejected"),
 			script: "> EHLO client.example\n> MAIL FROM:<s@client.example>\n> QUIT",
-			want:   []string{"550 5.7.1 Command rejected"},
+			want:   []string{"554 refhost.example.org ESMTP not accepting messages", "550 5.7.1 Command rejected"},
 			calls:  "open",
 		},
 		{

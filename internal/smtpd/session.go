@@ -132,7 +132,10 @@ func (s *session) greet() error {
 	case policy.Discard:
 		s.discard = true
 	}
-	s.milterOpen()
+	if s.milterOpen() {
+		s.reply(554, "", "%s ESMTP not accepting messages", s.cfg.Hostname)
+		return s.flush()
+	}
 	g := strings.ReplaceAll(s.cfg.Greeting, "$b", rfc822Date(s.cfg.Now()))
 	lines := strings.Split(g, "\n")
 	s.replyLines(220, "", lines)
