@@ -199,3 +199,28 @@ func TestBrokenFilters(t *testing.T) {
 		}
 	}
 }
+
+// TestEOMTimeout: T=E bounds the whole end of message although each
+// progress packet comes within T=R; without the bound the filter would
+// answer after 5 s.
+func TestEOMTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	slow := mt.Script{Progress: 5, Every: time.Second}
+	h := newHarness(t, []string{"T"}, slow) // R:2s, E:3s
+	s, _ := h.open()
+	res := transaction(s, testMessage(), "b\n")
+	s.Close()
+	if res.Action != ActTempFail || !strings.Contains(h.log.String(), "to error state") {
+		t.Fatalf("verdict %+v, want tempfail from the E timeout\n%s", res.Verdict, h.log)
+	}
+	// and a filter whose progress fits in E is waited for
+	h = newHarness(t, []string{"T"}, mt.Script{Progress: 2, Every: time.Second, EOM: []mt.Packet{mt.Accept()}})
+	s, _ = h.open()
+	res = transaction(s, testMessage(), "b\n")
+	s.Close()
+	if res.Action != ActContinue {
+		t.Fatalf("verdict %+v, want continue", res.Verdict)
+	}
+}

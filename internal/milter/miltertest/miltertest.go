@@ -131,6 +131,10 @@ type Script struct {
 	Garbage byte
 	// Hangup closes the connection instead of answering this command.
 	Hangup byte
+	// Progress sends this many progress packets, Every apart, before
+	// the end-of-message answer (a filter that takes its time).
+	Progress int
+	Every    time.Duration
 }
 
 // Server is a fake filter listening on 127.0.0.1.
@@ -260,6 +264,12 @@ func (s *Server) serve(c net.Conn, idx int, sc Script) {
 		case CmdQuit:
 			return
 		case CmdEOM:
+			for i := 0; i < sc.Progress; i++ {
+				time.Sleep(sc.Every)
+				if WritePacket(w, Progress()) != nil || w.Flush() != nil {
+					return
+				}
+			}
 			out = sc.EOM
 			if len(out) == 0 {
 				out = []Packet{Continue()}
