@@ -7,7 +7,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -324,5 +326,72 @@ func TestMilterBs(t *testing.T) {
 	}
 	if connect != "C localhost\\0U\n" {
 		t.Errorf("connect packet %q, want localhost with family unknown", connect)
+	}
+}
+
+// startDaemonProc starts a helper program for the test and stops it
+// (SIGTERM) when the test ends, then waits for its port.
+func startDaemonProc(t *testing.T, port int, name string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+		}
+	})
+	deadline := time.Now().Add(90 * time.Second) // spamd compiles its rules first
+	for {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not listen on %d: %v", name, port, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestMilterSpamAssassin: real spamass-milter in front of a private spamd
+// (local tests only): a normal message is queued with SpamAssassin's
+// headers, GTUBE is refused at end of message.
+func TestMilterSpamAssassin(t *testing.T) {
+	for _, p := range []string{"spamd", "spamass-milter"} {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Skipf("%s is not installed (apt-get install spamd spamass-milter)", p)
+		}
+	}
+	dir := t.TempDir()
+	spamdPort, milterPort := freePort(t), freePort(t)
+	startDaemonProc(t, spamdPort, "spamd", fmt.Sprintf("--listen=127.0.0.1:%d", spamdPort), "--allowed-ips=127.0.0.1",
+		"--local", "--nouser-config", "--max-children=1", "--pidfile="+filepath.Join(dir, "spamd.pid"), "--syslog=stderr")
+	startDaemonProc(t, milterPort, "spamass-milter", "-p", fmt.Sprintf("inet:%d@127.0.0.1", milterPort), "-r", "15",
+		"--", "-d", "127.0.0.1", "-p", strconv.Itoa(spamdPort))
+
+	r := milterRoot(t, fmt.Sprintf("spamassassin, S=inet:%d@127.0.0.1, F=T, T=C:10s;S:1m;R:1m;E:2m", milterPort))
+	startDaemon(t, r)
+	c, _, _ := waitGreeting(t, r.addr())
+	c.Close()
+	if err := sendMail(r.addr(), "alice@example.org", []string{"bob@localhost"}, milterMsg); err != nil {
+		t.Fatal(err)
+	}
+	gtube := strings.Replace(milterMsg, "this is signed.", "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X", 1)
+	err := sendMail(r.addr(), "alice@example.org", []string{"bob@localhost"}, gtube)
+	if err == nil || !strings.Contains(err.Error(), "550") {
+		t.Errorf("GTUBE: %v, want a 550 from spamass-milter", err)
+	}
+	_, texts := queuedJobs(t, r, 1)
+	if len(texts) != 1 || !strings.Contains(texts[0], "X-Spam-Status: No") {
+		t.Errorf("queued:\n%s", strings.Join(texts, "\n----\n"))
 	}
 }
