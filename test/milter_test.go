@@ -73,7 +73,7 @@ func milterRoot(t *testing.T, xlines ...string) *root {
 	}
 	extra = append(extra, "O InputMailFilters="+strings.Join(names, ","))
 	r := newRoot(t, extra...)
-	if err := os.WriteFile(r.path("etc/aliases"), []byte("bob: root\ncarol: /dev/null\n"), 0o644); err != nil {
+	if err := os.WriteFile(r.path("etc/aliases"), []byte("bob: root\ncarol: "+r.path("mail/carol.file")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if res := run(t, binary(t), "", "-C", r.cf, "-bi"); res.code != 0 {
@@ -141,6 +141,28 @@ func TestMilterFakeActions(t *testing.T) {
 	}
 	if qfs, _ := filepath.Glob(r.path("spool/mqueue/qf*")); len(qfs) != 1 {
 		t.Errorf("%d jobs queued, want only the first", len(qfs))
+	}
+
+	// a queue run leaves the quarantined job; -qQ delivers it
+	if res := run(t, binary(t), "", "-C", r.cf, "-q"); res.code != 0 {
+		t.Fatalf("-q: %+v", res)
+	}
+	if _, err := os.Stat(r.path("spool/mqueue/qf" + j.ID)); err != nil {
+		t.Errorf("-q touched the quarantined job: %v", err)
+	}
+	if res := run(t, binary(t), "", "-C", r.cf, "-qQ"); res.code != 0 {
+		t.Fatalf("-qQ: %+v", res)
+	}
+	if b, err := os.ReadFile(r.path("mail/root")); err != nil || !strings.Contains(string(b), "\nreplaced\n") {
+		t.Errorf("root's mailbox after -qQ: %v\n%s", err, b)
+	}
+	// (the file recipient is deferred: the unprivileged delivery child
+	// cannot run the test binary from its private directory)
+	if data, err := os.ReadFile(r.path("spool/mqueue/qf" + j.ID)); err == nil {
+		left, _ := queue.Parse(j.ID, data)
+		if len(left.Recipients) != 1 || left.Quarantine != "held for review" {
+			t.Errorf("after -qQ the job holds %+v", left.Recipients)
+		}
 	}
 }
 

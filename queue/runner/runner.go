@@ -201,6 +201,9 @@ type RunOptions struct {
 	// Force ignores MinQueueAge (sendmail -qf... and -qI given an ID are
 	// still subject to it in sendmail; this is for tests and ETRN).
 	Force bool
+	// Quarantined runs the quarantined jobs only (-qQ); other runs
+	// leave them alone.
+	Quarantined bool
 }
 
 // Stats counts what a run did.
@@ -297,7 +300,7 @@ func (r *Runner) Run(ctx context.Context, o RunOptions) (Stats, error) {
 				v = o.Verbose
 				fmt.Fprintf(v, "\nRunning %s (sequence %d of %d)\n", filepath.Join(e.Dir, e.ID), seq, len(entries))
 			}
-			js := r.runEntry(ctx, idx, e, v)
+			js := r.runEntry(ctx, idx, e, v, o.Quarantined)
 			mu.Lock()
 			st.add(js)
 			mu.Unlock()
@@ -308,7 +311,7 @@ func (r *Runner) Run(ctx context.Context, o RunOptions) (Stats, error) {
 }
 
 // runEntry locks and delivers one job of a queue run.
-func (r *Runner) runEntry(ctx context.Context, idx *queue.Index, e queue.Entry, v io.Writer) Stats {
+func (r *Runner) runEntry(ctx context.Context, idx *queue.Index, e queue.Entry, v io.Writer, quarantined bool) Stats {
 	l, err := r.cfg.Store.Lock(e.Dir, e.ID)
 	switch {
 	case errors.Is(err, queue.ErrLocked):
@@ -323,7 +326,7 @@ func (r *Runner) runEntry(ctx context.Context, idx *queue.Index, e queue.Entry, 
 		r.log.Errf(e.ID, "queue run: %v", err)
 		return Stats{Skipped: 1}
 	}
-	return r.deliver(ctx, l, false, v)
+	return r.deliverJob(ctx, l, false, v, quarantined)
 }
 
 // Serve runs the queue every interval (sendmail -q30m, also inside -bd)
