@@ -49,6 +49,10 @@ func (m *milters) Open(c *smtpd.Client, id string) (smtpd.MilterSession, error) 
 		macros["{client_port}"] = strconv.Itoa(c.Port)
 		macros["{client_name}"] = c.Name
 	}
+	if c.LocalAddr.IsValid() {
+		macros["{if_addr}"] = c.LocalAddr.String()
+		macros["{daemon_addr}"] = c.LocalAddr.String()
+	}
 	s, v := m.chain.Open(id, macros)
 	ms := &milterSession{s: s}
 	if v.Action != milter.ActContinue {

@@ -28,6 +28,9 @@ type Client struct {
 	// "TLS_AES_128_GCM_SHA256"): the filters' {tls_version} and {cipher}.
 	TLSVersion, Cipher string
 	Daemon             string // the listener's name, e.g. "MTA-v4" or "MSA"
+	// LocalAddr is the address the client connected to (the filters'
+	// {if_addr}); zero for -bs.
+	LocalAddr netip.Addr
 }
 
 // Local reports whether this is a local (-bs) session.

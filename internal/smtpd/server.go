@@ -227,6 +227,9 @@ func (srv *Server) ServeConn(ctx context.Context, conn net.Conn) error {
 	if ap, err := netip.ParseAddrPort(conn.RemoteAddr().String()); err == nil {
 		c.Addr, c.Port = ap.Addr().Unmap(), int(ap.Port())
 	}
+	if ap, err := netip.ParseAddrPort(conn.LocalAddr().String()); err == nil {
+		c.LocalAddr = ap.Addr().Unmap()
+	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	s := newSession(ctx, srv, c, conn, conn, conn)
