@@ -3,6 +3,7 @@ module github.com/posthorn/posthorn
 go 1.26.0
 
 require (
+	github.com/d--j/go-milter v0.10.1
 	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6
 	github.com/emersion/go-smtp v0.25.1
 	github.com/miekg/dns v1.1.73
@@ -13,3 +14,8 @@ require (
 )
 
 require golang.org/x/net v0.57.0 // indirect
+
+require (
+	github.com/emersion/go-message v0.18.2 // indirect
+	golang.org/x/text v0.40.0 // indirect
+)

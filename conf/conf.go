@@ -15,9 +15,12 @@
 //	Fx/path [fmt]     add the words of a file to class x; "Fx-o /path" makes
 //	                  a missing file silent; fmt may be %[^\#] (up to '#') or %s
 //	Tuser user...     trusted users, who may use -f without a warning
-//	R S M K H P V E L Q X
+//	Xname, S=..., F=..., T=...
+//	                  a mail filter (milter), kept as written for package
+//	                  milter; InputMailFilters picks the ones in use
+//	R S M K H P V E L Q
 //	                  rules, rulesets, mailers, maps, headers, precedences,
-//	                  the version, environment, queue groups, milters: read,
+//	                  the version, environment, queue groups: read,
 //	                  counted and reported once as not interpreted
 //
 // Any other first character is an error ("unknown control line"). Option
@@ -125,6 +128,10 @@ type Config struct {
 	Macros       map[string]string   // $j, $w, $m, $k, $v, ${daemon_name}, ...
 	Classes      map[string][]string // $=w, $=R, ... in order, without duplicates
 	TrustedUsers []string            // T lines
+	// MailFilters is the text of each X line after the X, in file order;
+	// package milter parses them with InputMailFilters, Milter.LogLevel
+	// and Milter.macros.* from Values.
+	MailFilters []string
 
 	// Values holds the effective value of every option that was set, by
 	// canonical name, as written: what -d0.1 prints.

@@ -68,7 +68,7 @@ func TestHonouredOptions(t *testing.T) {
 
 func TestIgnoredOptionsCoverTheRest(t *testing.T) {
 	ignored := strings.Join(IgnoredOptions(), " ")
-	for _, name := range []string{"AliasWait", "Milter.LogLevel", "Timeout.ident", "UseMSP"} {
+	for _, name := range []string{"AliasWait", "QueueLA", "Timeout.ident", "UseMSP"} {
 		if !strings.Contains(" "+ignored+" ", " "+name+" ") {
 			t.Errorf("%s missing from IgnoredOptions", name)
 		}

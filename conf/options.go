@@ -124,6 +124,16 @@ var honoured = map[string]setter{
 	"ServerCertFile":          func(c *Config, v string) error { c.ServerCertFile = v; return nil },
 	"ServerKeyFile":           func(c *Config, v string) error { c.ServerKeyFile = v; return nil },
 	"Timeout":                 setTimeoutList,
+	// Read from Values by package milter, which checks them.
+	"InputMailFilters":      inValues,
+	"Milter.LogLevel":       inValues,
+	"Milter.macros.connect": inValues,
+	"Milter.macros.helo":    inValues,
+	"Milter.macros.envfrom": inValues,
+	"Milter.macros.envrcpt": inValues,
+	"Milter.macros.data":    inValues,
+	"Milter.macros.eoh":     inValues,
+	"Milter.macros.eom":     inValues,
 	// posthorn options.
 	"MailSpoolDirectory":        func(c *Config, v string) error { c.MailSpoolDirectory = v; return nil },
 	"ResolverServers":           func(c *Config, v string) error { c.ResolverServers = splitList(v, ","); return nil },
@@ -137,6 +147,9 @@ var honoured = map[string]setter{
 	"MaxSessionTime":            durationSetter(func(c *Config, d time.Duration) { c.MaxSessionTime = d }),
 	"MaxSessionCommands":        intSetter(func(c *Config, n int64) { c.MaxSessionCommands = int(n) }),
 }
+
+// inValues honours an option whose value its user reads from Values.
+func inValues(*Config, string) error { return nil }
 
 // posthornOptions are the names posthorn adds to sendmail's.
 var posthornOptions = []string{"MailSpoolDirectory", "ResolverServers", "AccessFile", "MailerTable", "VirtUserTable", "RelayHosts", "AuthFile", "SmrshDirectory", "AcceptUnresolvableDomains",

@@ -38,7 +38,6 @@ var lineKinds = map[byte]string{
 	'R': "rewriting rules (R)", 'S': "rulesets (S)", 'M': "mailer definitions (M)",
 	'K': "map definitions (K)", 'H': "header definitions (H)", 'P': "precedences (P)",
 	'V': "version level (V)", 'E': "environment (E)", 'L': "L lines", 'Q': "queue groups (Q)",
-	'X': "mail filters (X)",
 }
 
 func (c *Config) parse(path string, data []byte, readFile func(string) ([]byte, error)) error {
@@ -72,6 +71,8 @@ func (c *Config) parse(path string, data []byte, readFile func(string) ([]byte, 
 			}
 		case 'T':
 			c.TrustedUsers = append(c.TrustedUsers, strings.Fields(rest)...)
+		case 'X':
+			c.MailFilters = append(c.MailFilters, strings.TrimSpace(strings.ReplaceAll(rest, "\n", " ")))
 		default:
 			if _, ok := lineKinds[kind]; !ok {
 				return &Error{Msg: fmt.Sprintf("%s: unknown control line \"%s\"", where, firstLine(l.text)), Exit: sysexits.Config}
@@ -79,7 +80,7 @@ func (c *Config) parse(path string, data []byte, readFile func(string) ([]byte, 
 			counts[kind]++
 		}
 	}
-	for _, k := range "RSMKHPVELQX" {
+	for _, k := range "RSMKHPVELQ" {
 		if n := counts[byte(k)]; n > 0 {
 			c.noteNotInterpreted(fmt.Sprintf("%d %s", n, lineKinds[byte(k)]))
 		}

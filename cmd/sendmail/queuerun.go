@@ -137,7 +137,7 @@ func (a *app) runQueue() int {
 		}
 		return sysexits.OK
 	}
-	if _, err := r.Run(ctx, runner.RunOptions{Filter: filter, Verbose: verbose}); err != nil {
+	if _, err := r.Run(ctx, runner.RunOptions{Filter: filter, Verbose: verbose, Quarantined: a.inv.QueueQuarantined}); err != nil {
 		fmt.Fprintln(a.stderr, err)
 		return sysexits.OSErr
 	}

@@ -130,7 +130,13 @@ func (b *smtpBackend) Enqueue(ctx context.Context, env *smtpd.Envelope, r io.Rea
 		seen[rc.Canonical] = true
 		aenv.Recipients = append(aenv.Recipients, accept.Recipient{Addr: "<" + rc.Addr + ">", Notify: rc.Notify, ORcpt: rc.ORcpt})
 	}
-	if b.run == nil || b.cfg.DeliveryMode == conf.DeliverQueueOnly || b.cfg.DeliveryMode == conf.DeliverDeferred {
+	if err := filterMessage(env.Milter, env, m, aenv); err != nil {
+		if errors.Is(err, errDiscarded) {
+			return env.ID, nil
+		}
+		return "", err
+	}
+	if b.run == nil || aenv.Quarantine != "" || b.cfg.DeliveryMode == conf.DeliverQueueOnly || b.cfg.DeliveryMode == conf.DeliverDeferred {
 		j, err := m.Commit(aenv)
 		if err != nil {
 			return "", err
@@ -204,6 +210,9 @@ func (a *app) smtpConfig(cfg *conf.Config, port conf.DaemonPort, backend smtpd.B
 		Log:      a.log,
 	}
 	sc.MaxSessionTime, sc.MaxSessionCommands = cfg.MaxSessionTime, cfg.MaxSessionCommands
+	if sc.Milters, err = newMilters(cfg, a.log, port.Name); err != nil {
+		return sc, err
+	}
 	if cfg.ServerCertFile != "" && cfg.ServerKeyFile != "" {
 		t, err := smtpd.LoadTLS(cfg.ServerCertFile, cfg.ServerKeyFile)
 		if err != nil {

@@ -104,6 +104,9 @@ type Envelope struct {
 	// Extra headers go after the configured ones and before the message's
 	// own (sendmail's X-Authentication-Warning).
 	Extra []queue.Header
+	// Quarantine holds the job (qf q line) with this reason: a mail
+	// filter quarantined the message.
+	Quarantine string
 }
 
 // Acceptor writes accepted messages to the queue.
@@ -555,6 +558,7 @@ func (m *Message) newJob(env *Envelope, headers []queue.Header, rcpts []queue.Re
 		Auth:       env.Auth,
 		Recipients: rcpts,
 		Headers:    headers,
+		Quarantine: env.Quarantine,
 	}
 	for _, f := range env.Flags {
 		j.SetFlag(byte(f), true)

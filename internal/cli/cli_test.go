@@ -22,6 +22,7 @@ func TestParse(t *testing.T) {
 		{"sendmail -q -v", func(i *Invocation) bool { return i.Mode == ModeQueueRun && i.Verbose }},
 		{"sendmail -q 5", func(i *Invocation) bool { return i.QueueInterval == 5*time.Minute && len(i.Args) == 0 }},
 		{"sendmail -qf", func(i *Invocation) bool { return i.QueueForeground && i.Mode == ModeQueueRun }},
+		{"sendmail -qQ", func(i *Invocation) bool { return i.QueueQuarantined && i.Mode == ModeQueueRun }},
 		{"sendmail -qIabc", func(i *Invocation) bool {
 			return reflect.DeepEqual(i.QueueFilters, []QueueFilter{{Kind: 'I', Value: "abc"}})
 		}},

@@ -62,6 +62,9 @@ type Invocation struct {
 	QueueForeground bool          // -qf
 	QueuePersistent bool          // -qp
 	QueueFilters    []QueueFilter
+	// QueueQuarantined is -qQ: run the quarantined jobs (those a mail
+	// filter held) instead of the others.
+	QueueQuarantined bool
 
 	// Message submission.
 	Sender      string // -f / -r
@@ -291,7 +294,10 @@ func (inv *Invocation) setQueue(val string) error {
 		}
 		inv.QueueInterval = d
 		return nil
-	case 'G', 'Q', 'L': // queue group / quarantine / lost: accepted, unused
+	case 'Q':
+		inv.QueueQuarantined = true
+		return nil
+	case 'G', 'L': // queue group / lost: accepted, unused
 		return nil
 	}
 	negate := false

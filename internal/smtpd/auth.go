@@ -46,6 +46,7 @@ func (s *session) starttls(arg string) {
 	// RFC 3207 4.2: forget everything learnt before TLS.
 	s.endTransaction()
 	s.c.TLS, s.c.Helo, s.c.ESMTP = true, "", false
+	s.c.TLSVersion, s.c.Cipher = tlsVersionName(st.Version), tls.CipherSuiteName(st.CipherSuite)
 	s.log().Infof(s.id, "STARTTLS=server, relay=%s, version=%s, verify=NO, cipher=%s", s.c.Relay(), tlsVersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
 }
 
@@ -103,7 +104,7 @@ func (s *session) auth(arg string) {
 		s.authFailed(mech, user)
 		return
 	}
-	s.c.AuthUser = user
+	s.c.AuthUser, s.c.AuthMech = user, mech
 	s.log().Infof(s.id, "AUTH=server, relay=%s, authid=%s, mech=%s, bits=0", s.c.Relay(), user, mech)
 	s.reply(235, "2.0.0", "OK Authenticated")
 }

@@ -24,7 +24,14 @@ type Client struct {
 	ESMTP    bool   // EHLO rather than HELO
 	TLS      bool   // STARTTLS completed
 	AuthUser string // the authenticated user name (AUTH), "" when none
-	Daemon   string // the listener's name, e.g. "MTA-v4" or "MSA"
+	AuthMech string // the AUTH mechanism used ("PLAIN", "LOGIN")
+	// TLSVersion and Cipher describe STARTTLS ("TLSv1.3",
+	// "TLS_AES_128_GCM_SHA256"): the filters' {tls_version} and {cipher}.
+	TLSVersion, Cipher string
+	Daemon             string // the listener's name, e.g. "MTA-v4" or "MSA"
+	// LocalAddr is the address the client connected to (the filters'
+	// {if_addr}); zero for -bs.
+	LocalAddr netip.Addr
 }
 
 // Local reports whether this is a local (-bs) session.
@@ -67,6 +74,7 @@ type Recipient struct {
 	Canonical string       // Route.Key(): duplicates share it
 	Notify    string       // NOTIFY= as given, upper-cased ("" when absent)
 	ORcpt     string       // ORCPT= as given ("rfc822;alice@example.org")
+	params    []string     // the ESMTP parameters as written, for the filters
 }
 
 // Envelope is one mail transaction.
@@ -92,6 +100,9 @@ type Envelope struct {
 	// and the backend should deliver before Enqueue returns. It must not
 	// be used after Enqueue returned.
 	Transcript io.Writer
+	// Milter is the session's mail filters (nil without): the backend
+	// runs end of message through them before it queues the message.
+	Milter MilterSession
 }
 
 // Backend connects the SMTP dialogue to the rest of the MTA: address

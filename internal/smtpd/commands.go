@@ -99,6 +99,9 @@ func (s *session) handle(line string) {
 		if s.tooManyBad() {
 			return
 		}
+		if s.milterStage(func(m MilterSession) error { return m.Unknown(s.c, line) }) {
+			return
+		}
 		s.reply(500, "5.5.1", "Command unrecognized: \"%s\"", addr.Shorten(line))
 		return
 	}
@@ -182,6 +185,9 @@ func (s *session) greeting(arg string, esmtp bool) {
 	}
 	s.endTransaction()
 	s.c.Helo, s.c.ESMTP = arg, esmtp
+	if s.milterStage(func(m MilterSession) error { return m.Helo(s.c) }) {
+		return
+	}
 	hello := s.cfg.Hostname + " Hello " + s.c.Relay() + ", pleased to meet you"
 	if !esmtp {
 		s.reply(250, "", "%s", hello)
@@ -360,6 +366,7 @@ func (s *session) etrn(arg string) {
 func (s *session) endTransaction() {
 	if s.env != nil {
 		s.logFrom(s.env, 0, "", 0)
+		s.milterAbort()
 	}
 	s.env, s.seen, s.badRcpts, s.rcptsFull = nil, nil, 0, false
 	s.txDiscard = false

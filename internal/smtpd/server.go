@@ -155,6 +155,8 @@ type Config struct {
 	Sleep func(ctx context.Context, d time.Duration)
 	// Log receives sendmail-format log lines; nil discards them.
 	Log *maillog.Logger
+	// Milters are the mail filters for this listener; nil for none.
+	Milters Milters
 }
 
 // Server serves SMTP sessions with one configuration.
@@ -242,6 +244,9 @@ func (srv *Server) ServeConn(ctx context.Context, conn net.Conn) error {
 	c := &Client{Daemon: srv.cfg.DaemonName}
 	if ap, err := netip.ParseAddrPort(conn.RemoteAddr().String()); err == nil {
 		c.Addr, c.Port = ap.Addr().Unmap(), int(ap.Port())
+	}
+	if ap, err := netip.ParseAddrPort(conn.LocalAddr().String()); err == nil {
+		c.LocalAddr = ap.Addr().Unmap()
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()

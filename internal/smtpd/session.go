@@ -47,6 +47,7 @@ type session struct {
 	curLine   string
 	lastCmd   string // for the lost-input log line
 	tlsState  *tls.ConnectionState
+	milter    MilterSession // nil without filters
 
 	nullserver string // after a protocol violation: reply to most commands
 	verbose    bool
@@ -71,6 +72,7 @@ func newSession(ctx context.Context, srv *Server, c *Client, r io.Reader, w io.W
 
 // serve runs the dialogue until the session ends.
 func (s *session) serve() error {
+	defer s.milterClose()
 	defer s.endTransaction()
 	if err := s.greet(); err != nil {
 		return err
@@ -175,6 +177,10 @@ func (s *session) greet() error {
 		return s.flush()
 	case policy.Discard:
 		s.discard = true
+	}
+	if s.milterOpen() {
+		s.reply(554, "", "%s ESMTP not accepting messages", s.cfg.Hostname)
+		return s.flush()
 	}
 	g := strings.ReplaceAll(s.cfg.Greeting, "$b", rfc822Date(s.cfg.Now()))
 	lines := strings.Split(g, "\n")

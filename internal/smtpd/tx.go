@@ -29,12 +29,15 @@ func (s *session) mail(arg string) {
 		s.replyErr(err)
 		return
 	}
-	env := &Envelope{ID: s.cfg.Backend.NewID(), From: path, Client: s.c, MailTime: s.cfg.Now()}
+	env := &Envelope{ID: s.cfg.Backend.NewID(), From: path, Client: s.c, MailTime: s.cfg.Now(), Milter: s.milter}
 	if err := s.checkMail(env, params); err != nil {
 		// sendmail has taken the sender before it looks at the
 		// parameters, so the transaction is logged.
 		s.logFrom(env, env.Size, "", 0)
 		s.replyErr(err)
+		return
+	}
+	if s.milterStage(func(m MilterSession) error { return m.Mail(env, paramArgs(params)) }) {
 		return
 	}
 	s.env = env
@@ -91,6 +94,9 @@ func (s *session) rcpt(arg string) {
 		s.reply(250, "2.1.5", "<%s>... Recipient ok", env.Rcpts[i].Addr)
 		return
 	}
+	if s.milterStage(func(m MilterSession) error { return m.Rcpt(env, &r, r.params) }) {
+		return
+	}
 	s.seen[r.Canonical] = len(env.Rcpts)
 	env.Rcpts = append(env.Rcpts, r)
 	s.reply(250, "2.1.5", "<%s>... Recipient ok", r.Addr)
@@ -115,7 +121,7 @@ func (s *session) checkRcpt(env *Envelope, arg string) (Recipient, error) {
 		s.log().Infof(env.ID, "%s", status.From(err).Text)
 		return Recipient{}, err
 	}
-	r := Recipient{Path: path}
+	r := Recipient{Path: path, params: paramArgs(params)}
 	if err := rcptParams(&r, params); err != nil {
 		s.log().Infof(env.ID, "%s", status.From(err).Text)
 		return r, err
@@ -154,6 +160,9 @@ func (s *session) data(string) {
 		s.log().Infof(env.ID, "%s: SMTP protocol error: input before DATA reply", s.c.Relay())
 		s.reply(554, "5.5.0", "SMTP protocol error")
 		s.closing = true
+		return
+	}
+	if s.milterStage(func(m MilterSession) error { return m.Data(env) }) {
 		return
 	}
 	s.reply(354, "", "End data with <CR><LF>.<CR><LF>")

@@ -37,9 +37,15 @@ func (o *outcome) temporary() bool { return o.st != nil && o.st.Temporary() }
 // jobs past Timeout.queuereturn and NOTIFY=SUCCESS. first marks the
 // attempt right after acceptance, which leaves the priority alone.
 func (r *Runner) deliver(ctx context.Context, l *queue.Locked, first bool, v io.Writer) Stats {
+	return r.deliverJob(ctx, l, first, v, false)
+}
+
+// deliverJob is deliver for a run of quarantined jobs (-qQ, quarantined
+// true) or of the others.
+func (r *Runner) deliverJob(ctx context.Context, l *queue.Locked, first bool, v io.Writer, quarantined bool) Stats {
 	var st Stats
 	orig := l.Job()
-	if orig.Quarantine != "" {
+	if (orig.Quarantine != "") != quarantined {
 		// Quarantined jobs wait for the admin (sendmail -qQ), as sendmail's.
 		l.Unlock()
 		st.Skipped++

@@ -35,7 +35,10 @@ type task struct {
 	key   jobKey
 	l     *queue.Locked // handed over locked; nil: locked when it starts
 	first bool          // the attempt right after acceptance
-	ctx   context.Context
+	// quarantined marks a task of a -qQ run: only quarantined jobs are
+	// delivered, the others left alone.
+	quarantined bool
+	ctx         context.Context
 	// done is called exactly once with what the attempt did (Skipped when
 	// the task was dropped or the job was held elsewhere).
 	done func(Stats)
@@ -174,7 +177,7 @@ func (r *Runner) runTask(t *task) Stats {
 			return st
 		}
 	}
-	return r.deliver(t.ctx, l, t.first, nil)
+	return r.deliverJob(t.ctx, l, t.first, nil, t.quarantined)
 }
 
 // lock try-locks a job for delivery; nil with the reason counted when it

@@ -57,7 +57,7 @@ func (r *Runner) run(ctx context.Context, stop <-chan struct{}, detach bool, o R
 			}
 			fmt.Fprintf(o.Verbose, "\nRunning %s (sequence %d of %d)\n", filepath.Join(p.Dir, p.ID), i+1, len(jobs))
 			if l, ls := r.lock(p.Dir, p.ID); l != nil {
-				st.add(r.deliver(ctx, l, false, o.Verbose))
+				st.add(r.deliverJob(ctx, l, false, o.Verbose, o.Quarantined))
 			} else {
 				st.add(ls)
 			}
@@ -89,7 +89,7 @@ func (r *Runner) run(ctx context.Context, stop <-chan struct{}, detach bool, o R
 					break
 				}
 				wg.Add(1)
-				r.lanes.submit(c, &task{key: jobKey{p.Dir, p.ID}, ctx: ctx, done: func(js Stats) {
+				r.lanes.submit(c, &task{key: jobKey{p.Dir, p.ID}, ctx: ctx, quarantined: o.Quarantined, done: func(js Stats) {
 					mu.Lock()
 					st.add(js)
 					mu.Unlock()

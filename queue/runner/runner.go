@@ -266,6 +266,9 @@ type RunOptions struct {
 	// Force ignores MinQueueAge (sendmail -qf... and -qI given an ID are
 	// still subject to it in sendmail; this is for tests and ETRN).
 	Force bool
+	// Quarantined runs the quarantined jobs only (-qQ); other runs
+	// leave them alone.
+	Quarantined bool
 }
 
 // Stats counts what a run did.
