@@ -15,7 +15,7 @@ import (
 // remote. Nothing is queued for the esmtp mailer, and an unknown local
 // user is refused at RCPT, not after DATA.
 func TestSourceRoutesFromOutsiders(t *testing.T) {
-	r := newRoot(t, "O DeliveryMode=queueonly", "O RelayHosts=127.0.0.1/32")
+	r := newRoot(t, "O DeliveryMode=queueonly", "O RelayHosts=127.0.0.1/32", "O AcceptUnresolvableDomains=True")
 	writeAliases(t, r, "postmaster: root\n")
 	run(t, binary(t), "", "-C", r.cf, "-bi")
 	startDaemon(t, r)
@@ -167,7 +167,7 @@ func must[T any](v T, err error) T {
 // TestVirtUserTable: a virtual domain (class VirtHost) routed through the
 // virtusertable, as -bv shows it and the SMTP server accepts it.
 func TestVirtUserTable(t *testing.T) {
-	r := newRoot(t, "C{VirtHost}virtual.example", "O DeliveryMode=queueonly", "O RelayHosts=127.0.0.1/32")
+	r := newRoot(t, "C{VirtHost}virtual.example", "O DeliveryMode=queueonly", "O RelayHosts=127.0.0.1/32", "O AcceptUnresolvableDomains=True")
 	writeAliases(t, r, "postmaster: root\n")
 	os.WriteFile(r.path("etc/virtusertable"), []byte("info@virtual.example root\nsales@virtual.example buyer@remote.example\nspam@virtual.example error:5.7.1:550 go away\n"), 0o644)
 	for addr, want := range map[string]string{

@@ -204,10 +204,13 @@ func (a *app) smtpConfig(cfg *conf.Config, port conf.DaemonPort, backend smtpd.B
 			DataBlock: cfg.Timeout("datablock"),
 			Data:      cfg.Timeout("datafinal"),
 		},
-		Policy:   pol,
-		Backend:  backend,
-		Resolver: newResolver(cfg),
-		Log:      a.log,
+		Policy: pol,
+		// sendmail's check that the sender's domain exists, unless
+		// FEATURE(accept_unresolvable_domains)
+		SenderDomain: a.senderDomain(cfg, pol),
+		Backend:      backend,
+		Resolver:     newResolver(cfg),
+		Log:          a.log,
 	}
 	sc.MaxSessionTime, sc.MaxSessionCommands = cfg.MaxSessionTime, cfg.MaxSessionCommands
 	if sc.Milters, err = newMilters(cfg, a.log, port.Name); err != nil {
@@ -363,4 +366,13 @@ func (a *app) smtpOnStdio() int {
 		return sysexits.IOErr
 	}
 	return sysexits.OK
+}
+
+// senderDomain is the MAIL FROM domain check, or nil when
+// AcceptUnresolvableDomains turns it off.
+func (a *app) senderDomain(cfg *conf.Config, pol *policy.Policy) func(context.Context, string) error {
+	if cfg.AcceptUnresolvableDomains {
+		return nil
+	}
+	return newDNS(cfg, pol.Router).CheckSender
 }

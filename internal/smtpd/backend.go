@@ -9,6 +9,7 @@ import (
 
 	"github.com/posthorn/posthorn/internal/addr"
 	"github.com/posthorn/posthorn/internal/route"
+	"github.com/posthorn/posthorn/internal/status"
 )
 
 // Client describes the other end of a session, as far as the server knows
@@ -99,7 +100,10 @@ type Envelope struct {
 	// the client at once as a "050 <line>" reply (the delivery transcript),
 	// and the backend should deliver before Enqueue returns. It must not
 	// be used after Enqueue returned.
-	Transcript io.Writer
+	Transcript    io.Writer
+	senderChecked bool          // the sender's domain was looked up (senderDomain)
+	senderErr     *status.Error // what that gave
+
 	// Milter is the session's mail filters (nil without): the backend
 	// runs end of message through them before it queues the message.
 	Milter MilterSession

@@ -141,7 +141,11 @@ type Config struct {
 	Auth Authenticator
 	// Policy makes relay and access decisions; nil means a policy with
 	// the default RelayHosts and no local domains.
-	Policy *policy.Policy
+	// SenderDomain checks that the MAIL FROM domain exists (sendmail's
+	// 553 5.1.8 / 451 4.1.8, *resolve.Resolver.CheckSender); nil: no
+	// check (FEATURE(accept_unresolvable_domains)).
+	SenderDomain func(ctx context.Context, sender string) error
+	Policy       *policy.Policy
 	// Backend is required.
 	Backend Backend
 	// Resolver finds the client's name; nil means no lookups (every

@@ -137,6 +137,11 @@ func (s *session) checkRcpt(env *Envelope, arg string) (Recipient, error) {
 	if d.Action == policy.Discard {
 		s.txDiscard = true
 	}
+	if serr := s.senderDomain(env); serr != nil {
+		e := status.New(serr.Code, serr.Enhanced, "<%s>... %s", path.Addr, serr.Text)
+		s.log().Noticef(env.ID, "ruleset=check_rcpt, arg1=<%s>, relay=%s, reject=%s", path.Addr, s.c.Relay(), e.Error())
+		return r, e
+	}
 	if err := s.cfg.Backend.CheckRecipient(s.ctx, s.c, env, path, r.Route); err != nil {
 		s.log().Infof(env.ID, "%s", status.From(err).Text)
 		return r, err
@@ -170,4 +175,23 @@ func (s *session) data(string) {
 		return
 	}
 	s.receive(env)
+}
+
+// senderDomain is sendmail's check that the MAIL FROM domain exists,
+// answered (as with FEATURE(delay_checks)) at each RCPT that passed the
+// relay check: asked once per transaction, not for relay clients nor the
+// null sender.
+func (s *session) senderDomain(env *Envelope) *status.Error {
+	if s.cfg.SenderDomain == nil || env.From.Addr == "" {
+		return nil
+	}
+	if !env.senderChecked {
+		env.senderChecked = true
+		if !s.cfg.Policy.RelayClient(s.policyClient()) {
+			if err := s.cfg.SenderDomain(s.ctx, env.From.Addr); err != nil {
+				env.senderErr = status.From(err)
+			}
+		}
+	}
+	return env.senderErr
 }
