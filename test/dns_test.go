@@ -68,7 +68,7 @@ func TestSenderDomain(t *testing.T) {
 		{"127.0.0.66", "someone@client.example", "S: 250 2.1.5 <root@localhost>... Recipient ok\n"},
 		{"127.0.0.66", "someone@nxdomain.invalid", "S: 553 5.1.8 <root@localhost>... Domain of sender address someone@nxdomain.invalid does not exist\n"},
 		{"127.0.0.66", "someone@broken.example", "S: 451 4.1.8 <root@localhost>... Domain of sender address someone@broken.example does not resolve\n"},
-		{"127.0.0.66", "", "S: 250 2.1.5 <root@localhost>... Recipient ok\n"}, // the null sender
+		{"127.0.0.66", "", "S: 250 2.1.5 <root@localhost>... Recipient ok\n"},               // the null sender
 		{"", "someone@nxdomain.invalid", "S: 250 2.1.5 <root@localhost>... Recipient ok\n"}, // a relay client
 	} {
 		got := session(tt.src, tt.from)

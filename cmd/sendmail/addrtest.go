@@ -1,7 +1,6 @@
 package main
 
 import (
-	"github.com/posthorn/posthorn/aliases"
 	"github.com/posthorn/posthorn/internal/addrtest"
 	"github.com/posthorn/posthorn/internal/policy"
 	"github.com/posthorn/posthorn/internal/sysexits"
@@ -11,21 +10,20 @@ import (
 // addressTest is -bt: sendmail's address test mode, answered with
 // posthorn's own routing (package addrtest).
 func (a *app) addressTest() int {
-	rt, mt := newRouting(a.cfg, a.log)
+	site := a.site(nil)
+	defer site.Close()
 	env := addrtest.Env{
-		Router:   rt,
+		Router:   site.Router,
 		Macros:   a.cfg.Macros,
 		Classes:  a.cfg.Classes,
 		Expand:   a.cfg.Expand,
-		Resolver: newDNS(a.cfg, rt),
+		Resolver: site.DNS(),
 	}
-	if mt != nil {
-		env.Mailer = mt.Get
+	if site.MailerTable != nil {
+		env.Mailer = site.MailerTable.Get
 	}
-	if f := aliasFile(a.cfg); f != "" {
-		src := aliases.NewSource(aliases.SourceOptions{AliasFile: f, IsLocal: rt.IsLocal, Logger: a.log, RunUser: runUser()})
-		defer src.Close()
-		env.Aliases = src.Lookup
+	if site.Aliases != nil {
+		env.Aliases = site.Aliases.Lookup
 	}
 	if acc, err := policy.LoadAccess(a.cfg.AccessFile); err == nil {
 		env.Access = acc.Get

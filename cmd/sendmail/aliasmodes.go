@@ -8,6 +8,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/posthorn/posthorn/aliases"
+	"github.com/posthorn/posthorn/internal/addr"
+	"github.com/posthorn/posthorn/internal/mta"
 	"github.com/posthorn/posthorn/internal/sysexits"
 )
 
@@ -16,7 +18,7 @@ func (a *app) initAliases() int {
 	if len(a.cfg.AliasFiles) == 0 {
 		return sysexits.OK
 	}
-	if os.Getuid() != 0 && !trusted(a.cfg, runUser()) {
+	if os.Getuid() != 0 && !a.trusted() {
 		// A user who may write the database's directory (make run, a
 		// private root) may rebuild it; others get sendmail's refusal.
 		if unix.Access(filepath.Dir(a.cfg.AliasFiles[0]), unix.W_OK) != nil {
@@ -27,7 +29,7 @@ func (a *app) initAliases() int {
 	code := sysexits.OK
 	for _, f := range a.cfg.AliasFiles {
 		c := aliases.Newaliases(a.stdout, f, aliases.BuildOptions{
-			IsLocal: isLocal(a.cfg), Logger: a.log, RunUser: runUser(), Warnings: a.stderr,
+			IsLocal: addr.NewNames(a.cfg.Class("w")...).Contains, Logger: a.log, RunUser: mta.RunUser(), Warnings: a.stderr,
 		})
 		if c != sysexits.OK {
 			code = c
@@ -38,14 +40,12 @@ func (a *app) initAliases() int {
 
 // verify is -bv: show how each address would be delivered.
 func (a *app) verify() int {
-	if os.Getuid() != 0 && a.cfg.Privacy("restrictexpand") && !trusted(a.cfg, runUser()) {
+	if os.Getuid() != 0 && a.cfg.Privacy("restrictexpand") && !a.trusted() {
 		fmt.Fprintln(a.stderr, "Notice: -bv may give misleading output for non-privileged user")
 		fmt.Fprintln(a.stderr, "Program mode requires special privileges, e.g., root or TrustedUser.")
 		return sysexits.Config
 	}
-	x, src := newExpander(a.cfg, a)
-	if src != nil {
-		defer src.Close()
-	}
-	return x.Verify(a.stdout, a.inv.Args, a.inv.Verbose)
+	site := a.site(nil)
+	defer site.Close()
+	return site.Expander.Verify(a.stdout, a.inv.Args, a.inv.Verbose)
 }

@@ -11,7 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/posthorn/posthorn/conf"
-	"github.com/posthorn/posthorn/internal/header"
+	"github.com/posthorn/posthorn/internal/mta"
 	"github.com/posthorn/posthorn/internal/policy"
 	"github.com/posthorn/posthorn/internal/rfcdate"
 	"github.com/posthorn/posthorn/internal/smtpd"
@@ -30,17 +30,12 @@ func canWriteQueue(cfg *conf.Config) bool {
 	return os.Geteuid() == 0 || unix.Access(cfg.QueueDirectory, unix.W_OK) == nil
 }
 
-// hostNames is this host's own names, made $j in header addresses.
-func hostNames(cfg *conf.Config) func(string) bool {
-	return header.HostNames(cfg.Macros["j"], cfg.Macros["w"], cfg.Class("w"))
-}
-
 // newHandoff is the hand-off to the local MTA.
 func (a *app) newHandoff() *submit.Handoff {
 	return &submit.Handoff{
 		Addr: mtaAddress(a.cfg), Hostname: a.cfg.Macros["j"], Version: "posthorn " + conf.Version,
-		Trusted:   func(u string) bool { return trusted(a.cfg, u) },
-		HostNames: hostNames(a.cfg), OldStyleHeaders: true, Date: rfcdate.Format, Log: a.log,
+		Trusted:   func(u string) bool { return mta.Trusted(a.cfg, u) },
+		HostNames: mta.HostNames(a.cfg), OldStyleHeaders: true, Date: rfcdate.Format, Log: a.log,
 	}
 }
 
@@ -58,7 +53,9 @@ func (a *app) handOffSMTP() int {
 	cfg := a.cfg
 	// Not smtpConfig: the MSP reads no TLS key, auth file or access map
 	// (a user could not read them), and a local client may relay.
-	pol := &policy.Policy{Router: newRouter(cfg, a.log)}
+	site := a.site(nil)
+	defer site.Close()
+	pol := &policy.Policy{Router: site.Router}
 	srv, err := smtpd.New(smtpd.Config{
 		Hostname:       cfg.Macros["j"],
 		Greeting:       cfg.Expand(cfg.SmtpGreetingMessage, map[string]string{"b": "$b", "daemon_name": "MSP"}),

@@ -14,6 +14,7 @@ import (
 	"github.com/posthorn/posthorn/conf"
 	"github.com/posthorn/posthorn/internal/cli"
 	"github.com/posthorn/posthorn/internal/daemon"
+	"github.com/posthorn/posthorn/internal/mta"
 	"github.com/posthorn/posthorn/internal/sysexits"
 )
 
@@ -33,18 +34,19 @@ func (a *app) runDaemon() int {
 	}
 	defer st.Close()
 	a.store = st
-	// The runner lives across SIGHUPs; its reports are expanded through
-	// an alias source of its own, which follows rebuilds of the database.
-	x, src := newExpander(a.cfg, a)
-	if src != nil {
-		defer src.Close()
-	}
-	r, err := a.newRunner(a.cfg, st, newAcceptor(a.cfg, st, queueExpander{x}, a.log))
+	// The runner lives across SIGHUPs; each reload gives it the new
+	// configuration's routing and expansion (Delivery.SetSite).
+	site := a.site(st)
+	run, err := a.delivery(site)
 	if err != nil {
+		site.Close()
 		fmt.Fprintln(a.stderr, err)
 		a.notifyParent("error: " + err.Error())
 		return sysexits.Config
 	}
+	defer run.Close()
+	a.runner = run
+	r := run.Runner
 	// The index serves the ETRN runs, background deliveries and periodic
 	// runs; each periodic and ETRN run rescans to see jobs queued by other
 	// processes (sendmail -odq, a -q from cron).
@@ -53,10 +55,8 @@ func (a *app) runDaemon() int {
 		a.notifyParent("error: " + err.Error())
 		return sysexits.OSErr
 	}
-	run := newRunnerDelivery(r)
-	defer run.Wait()
-	a.runner = run
-	if err := a.reload(); err != nil {
+	defer r.Wait()
+	if err := a.reload(site); err != nil {
 		fmt.Fprintln(a.stderr, err)
 		a.notifyParent("error: " + err.Error())
 		return sysexits.Config
@@ -69,7 +69,7 @@ func (a *app) runDaemon() int {
 			}
 		}
 	}
-	dc.Drain = run.Shutdown
+	dc.Drain = r.Shutdown
 	d, err := daemon.Listen(dc)
 	if err != nil {
 		a.log.Errf("", "%v", err)
@@ -92,7 +92,7 @@ func (a *app) daemonConfig() daemon.Config {
 		CommandLine:   strings.Join(a.argv, " "),
 		Handler:       a.serveConn,
 		QueueInterval: a.inv.QueueInterval,
-		Reload:        a.reload,
+		Reload:        func() error { return a.reload(nil) },
 		Grace:         shutdownGrace,
 		Log:           a.log,
 		Ready: func() {
@@ -108,34 +108,32 @@ func (a *app) daemonConfig() daemon.Config {
 }
 
 // reload (re)builds what sessions use from the configuration: at start
-// and on SIGHUP. Listeners and the queue stay as they are: a change of
+// (with the Site the runner was built from) and on SIGHUP (site nil: the
+// file is read again). The runner routes and expands with the new Site
+// from then on. Listeners and the queue stay as they are: a change of
 // DaemonPortOptions or QueueDirectory needs a restart.
-func (a *app) reload() error {
-	cfg := a.cfg
-	if a.live.Load() != nil { // SIGHUP: read the file again
-		var err error
-		if cfg, err = loadConfig(a.inv); err != nil {
+func (a *app) reload(site *mta.Site) error {
+	if site == nil {
+		cfg, err := loadConfig(a.inv)
+		if err != nil {
 			return err
 		}
+		site = mta.New(mta.Options{Config: cfg, Log: a.log, Store: a.store, NoAlias: a.inv.NoAlias})
 	}
-	x, src := newExpander(cfg, a)
-	backend := &smtpBackend{cfg: cfg, store: a.store, x: x, run: a.runner}
-	backend.acc = newAcceptor(cfg, a.store, queueExpander{x}, a.log)
-	svc, err := a.newSMTPService(cfg, backend)
+	svc, err := a.newSMTPService(site, mta.NewBackend(site, a.runner))
 	if err != nil {
-		if src != nil {
-			src.Close()
-		}
+		site.Close()
 		return err
 	}
-	old := a.live.Swap(&liveState{cfg: cfg, svc: svc, aliases: src})
-	if old != nil && old.aliases != nil {
+	a.runner.SetSite(site)
+	old := a.live.Swap(&liveState{site: site, svc: svc})
+	if old != nil {
 		// Sessions still using the old expander keep working: a closed
 		// Source still answers; closing only releases the database file.
 		if d := reloadCloseDelay(); d > 0 {
-			time.AfterFunc(d, func() { old.aliases.Close() })
+			time.AfterFunc(d, old.site.Close)
 		} else {
-			old.aliases.Close()
+			old.site.Close()
 		}
 	}
 	return nil

@@ -28,7 +28,7 @@ func (a *app) hostStatus() int {
 	if a.inv.Mode == cli.ModePurgeHostStatus {
 		// sendmail lets only trusted users purge; a user who may write the
 		// directory (a private root) may as well.
-		if os.Getuid() != 0 && !trusted(a.cfg, runUser()) && unix.Access(dir, unix.W_OK) != nil {
+		if os.Getuid() != 0 && !a.trusted() && unix.Access(dir, unix.W_OK) != nil {
 			fmt.Fprintln(a.stderr, "Permission denied (real uid not trusted)")
 			return sysexits.Usage
 		}

@@ -16,8 +16,8 @@ import (
 
 	"github.com/posthorn/posthorn/aliases"
 	"github.com/posthorn/posthorn/conf"
-	"github.com/posthorn/posthorn/internal/accept"
 	"github.com/posthorn/posthorn/internal/maillog"
+	"github.com/posthorn/posthorn/internal/mta"
 	"github.com/posthorn/posthorn/internal/submit"
 	"github.com/posthorn/posthorn/internal/sysexits"
 	"github.com/posthorn/posthorn/queue"
@@ -34,12 +34,9 @@ func (a *app) submitMessage() int {
 		return code
 	}
 	defer st.Close()
-	x, src := newExpander(a.cfg, a)
-	if src != nil {
-		defer src.Close()
-	}
-	exp := queueExpander{x}
-	sub := newSubmitter(a.cfg, newAcceptor(a.cfg, st, exp, a.log), submitCheck{x})
+	site := a.site(st)
+	defer site.Close()
+	sub := site.Submitter()
 	// -v and -odi deliver in this process, right away, as sendmail does;
 	// -v also shows the transcript.
 	interactive := a.cfg.DeliveryMode == conf.DeliverInteractive || (a.inv.Verbose && a.cfg.DeliveryMode == conf.DeliverBackground)
@@ -62,7 +59,7 @@ func (a *app) submitMessage() int {
 			"class", strconv.Itoa(queue.PrecedenceClass(precedence)), "nrcpts", strconv.Itoa(len(res.Job.Recipients)), "msgid", msgid, "relay", req.User.Name+"@localhost"))
 		switch {
 		case res.Locked != nil && interactive:
-			a.deliverNow(st, sub.Acceptor, res.Locked)
+			a.deliverNow(site, res.Locked)
 		case res.Locked != nil:
 			a.deliverAfterSubmit(res.Locked)
 		}
@@ -133,19 +130,20 @@ func (a *app) submitRequest() *submit.Request {
 
 // deliverNow makes the first delivery attempt of a job just queued, in
 // this process (-odi, -v), printing the transcript with -v.
-func (a *app) deliverNow(st *queue.Store, acc *accept.Acceptor, l *queue.Locked) {
-	r, err := a.newRunner(a.cfg, st, acc)
+func (a *app) deliverNow(site *mta.Site, l *queue.Locked) {
+	run, err := a.delivery(site)
 	if err != nil {
 		l.Unlock() // the next queue run delivers it
 		fmt.Fprintln(a.stderr, err)
 		return
 	}
+	defer run.Close()
 	var verbose io.Writer
 	if a.inv.Verbose {
 		verbose = a.stdout
 	}
-	r.DeliverLocked(context.Background(), l, verbose)
-	r.Wait()
+	run.DeliverNow(context.Background(), l, verbose)
+	run.Runner.Wait()
 }
 
 // deliverAfterSubmit hands a job just queued, still locked, to a detached

@@ -10,15 +10,13 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 
-	"github.com/posthorn/posthorn/aliases"
 	"github.com/posthorn/posthorn/conf"
 	"github.com/posthorn/posthorn/deliver"
 	"github.com/posthorn/posthorn/internal/cli"
 	"github.com/posthorn/posthorn/internal/maillog"
-	"github.com/posthorn/posthorn/internal/relay"
+	"github.com/posthorn/posthorn/internal/mta"
 	"github.com/posthorn/posthorn/internal/sysexits"
 	"github.com/posthorn/posthorn/queue"
 )
@@ -51,17 +49,13 @@ type app struct {
 	// live is what sessions use; SIGHUP replaces it.
 	live   atomic.Pointer[liveState]
 	store  *queue.Store
-	runner delivery
-
-	relayOnce sync.Once
-	relay     *relay.Client
+	runner *mta.Delivery
 }
 
 // liveState is one configuration's SMTP side.
 type liveState struct {
-	cfg     *conf.Config
-	svc     *smtpService
-	aliases *aliases.Source
+	site *mta.Site
+	svc  *smtpService
 }
 
 func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -93,7 +87,6 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 
 	code := a.dispatch()
-	a.closeRelay()
 	if code == sysexits.OK && len(inv.Warnings) > 0 {
 		code = sysexits.Usage
 	}
@@ -180,7 +173,7 @@ func (a *app) dispatch() int {
 	case cli.ModeSMTP:
 		return a.smtpOnStdio()
 	case cli.ModeMailLocal:
-		return deliver.MailLocal(a.inv.Args, a.stdin, a.stderr, a.deliverOptions())
+		return deliver.MailLocal(a.inv.Args, a.stdin, a.stderr, mta.DeliverOptions(a.cfg, a.log))
 	default:
 		return a.submitMessage()
 	}

@@ -6,71 +6,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"slices"
 	"syscall"
 	"time"
 
-	"github.com/posthorn/posthorn/conf"
-	"github.com/posthorn/posthorn/deliver"
-	"github.com/posthorn/posthorn/internal/accept"
-	"github.com/posthorn/posthorn/internal/route"
 	"github.com/posthorn/posthorn/internal/sysexits"
 	"github.com/posthorn/posthorn/queue"
 	"github.com/posthorn/posthorn/queue/runner"
 )
-
-// newRunner builds the queue runner with the local delivery agents as its
-// mailers; acc expands the recipients of the reports it queues, as it
-// expands any accepted recipient. The esmtp mailer (the relay client) is
-// not wired yet: remote recipients are deferred, never lost.
-func (a *app) newRunner(cfg *conf.Config, st *queue.Store, acc *accept.Acceptor) (*runner.Runner, error) {
-	agent, err := deliver.New(a.deliverOptions())
-	if err != nil {
-		return nil, err
-	}
-	lm := &localMailers{agent: agent}
-	rt := newRouter(cfg, a.log)
-	mailers := map[string]runner.Mailer{"local": lm, "*file*": lm, "prog": lm}
-	rc := a.relayClient(cfg, rt)
-	for _, m := range []string{route.ESMTP, route.SMTP, route.SMTP8, route.DSMTP, route.Relay} {
-		mailers[m] = rc
-	}
-	order, ok := runner.ParseSortOrder(cfg.QueueSortOrder)
-	if !ok {
-		noteNotInterpreted(cfg, "option QueueSortOrder="+cfg.QueueSortOrder+" (priority used)")
-	}
-	return runner.New(runner.Config{
-		Store:   st,
-		Router:  router{rt: rt},
-		Mailers: mailers,
-		Schedule: queue.Schedule{
-			MinQueueAge: cfg.MinQueueAge,
-			Interval:    a.inv.QueueInterval,
-			QueueWarn:   cfg.Timeout("queuewarn"),
-			QueueReturn: cfg.Timeout("queuereturn"),
-		},
-		SortOrder:           order,
-		MaxQueueChildren:    cfg.MaxQueueChildren,
-		MaxRunnersPerQueue:  cfg.MaxRunnersPerQueue,
-		Hostname:            cfg.Macros["j"],
-		HostNames:           hostNames(cfg),
-		Version:             "posthorn " + conf.Version,
-		DoubleBounceAddress: cfg.DoubleBounceAddress,
-		ExpandReport: func(ctx context.Context, addr string) ([]queue.Recipient, error) {
-			return acc.Recipients([]accept.Recipient{{Addr: addr}})
-		},
-		NoBodyReturn: cfg.Privacy("nobodyreturn"),
-		Logger:       a.log,
-	})
-}
-
-// noteNotInterpreted adds what to the configuration's list of what
-// posthorn reads but does not act on (logged by the daemon, shown by -d0).
-func noteNotInterpreted(cfg *conf.Config, what string) {
-	if !slices.Contains(cfg.NotInterpreted, what) {
-		cfg.NotInterpreted = append(cfg.NotInterpreted, what)
-	}
-}
 
 // queueFilter turns -qI/-qR/-qS into the queue's filter.
 func (a *app) queueFilter() (queue.Filter, error) {
@@ -97,7 +39,7 @@ func (a *app) runQueue() int {
 	if code, ok := a.deliverAdopted(); ok {
 		return code
 	}
-	if os.Getuid() != 0 && a.cfg.Privacy("restrictqrun") && !trusted(a.cfg, runUser()) {
+	if os.Getuid() != 0 && a.cfg.Privacy("restrictqrun") && !a.trusted() {
 		fmt.Fprintln(a.stderr, "You do not have permission to process the queue")
 		return sysexits.NoPerm
 	}
@@ -106,15 +48,15 @@ func (a *app) runQueue() int {
 		return code
 	}
 	defer st.Close()
-	x, src := newExpander(a.cfg, a)
-	if src != nil {
-		defer src.Close()
-	}
-	r, err := a.newRunner(a.cfg, st, newAcceptor(a.cfg, st, queueExpander{x}, a.log))
+	site := a.site(st)
+	defer site.Close()
+	run, err := a.delivery(site)
 	if err != nil {
 		fmt.Fprintln(a.stderr, err)
 		return sysexits.Config
 	}
+	defer run.Close()
+	r := run.Runner
 	filter, err := a.queueFilter()
 	if err != nil {
 		fmt.Fprintln(a.stderr, err)
@@ -144,29 +86,6 @@ func (a *app) runQueue() int {
 	r.Wait()
 	return sysexits.OK
 }
-
-// runnerDelivery lets the SMTP backend hand accepted jobs to the runner.
-type runnerDelivery struct {
-	r *runner.Runner
-}
-
-func newRunnerDelivery(r *runner.Runner) *runnerDelivery { return &runnerDelivery{r: r} }
-
-func (d *runnerDelivery) Deliver(l *queue.Locked, transcript io.Writer) {
-	d.r.DeliverLocked(context.Background(), l, transcript)
-}
-
-func (d *runnerDelivery) DeliverAsync(l *queue.Locked) { d.r.Background(l) }
-
-func (d *runnerDelivery) Wait() { d.r.Wait() }
-
-func (d *runnerDelivery) Kick(dir, id string) { d.r.Kick(dir, id) }
-
-func (d *runnerDelivery) ETRN(domain string) error { return d.r.ETRN(domain) }
-
-// Shutdown stops the background deliveries, letting those in progress
-// finish until ctx ends and rolling them back then.
-func (d *runnerDelivery) Shutdown(ctx context.Context) { d.r.Shutdown(ctx) }
 
 // adoptEnv marks the child a background submission starts for its job
 // (deliverAfterSubmit): file descriptor 3 is the job's qf, open and still
@@ -205,19 +124,18 @@ func (a *app) deliverAdopted() (code int, ok bool) {
 		a.log.Errf(f[0].Value, "background delivery: %v", err)
 		return sysexits.TempFail, true
 	}
-	x, src := newExpander(a.cfg, a)
-	if src != nil {
-		defer src.Close()
-	}
-	r, err := a.newRunner(a.cfg, st, newAcceptor(a.cfg, st, queueExpander{x}, a.log))
+	site := a.site(st)
+	defer site.Close()
+	run, err := a.delivery(site)
 	if err != nil {
 		l.Unlock()
 		fmt.Fprintln(a.stderr, err)
 		return sysexits.Config, true
 	}
+	defer run.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	r.DeliverLocked(ctx, l, nil)
-	r.Wait()
+	run.DeliverNow(ctx, l, nil)
+	run.Runner.Wait()
 	return sysexits.OK, true
 }

@@ -1,4 +1,4 @@
-package main
+package mta
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync/atomic"
 
 	"github.com/posthorn/posthorn/deliver"
 	"github.com/posthorn/posthorn/internal/route"
@@ -15,11 +16,18 @@ import (
 )
 
 // router resolves the final recipients of a qf to mailer triples with
-// the one routing function (route.Router), the same answer the relay check
-// and the expander gave at acceptance. Aliases were expanded then, so
-// nothing is expanded again here.
+// the one routing function (route.Router) of the current configuration,
+// the same answer the relay check and the expander gave at acceptance.
+// Aliases were expanded then, so nothing is expanded again here.
 type router struct {
-	rt *route.Router
+	site *atomic.Pointer[Site]
+}
+
+// routerOf is a router that always routes with rt (tests).
+func routerOf(rt *route.Router) router {
+	p := &atomic.Pointer[Site]{}
+	p.Store(&Site{Router: rt})
+	return router{site: p}
 }
 
 func (r router) Route(ctx context.Context, j *queue.Job, rcpt *queue.Recipient) (runner.Route, error) {
@@ -34,7 +42,7 @@ func (r router) Route(ctx context.Context, j *queue.Job, rcpt *queue.Recipient) 
 	case strings.HasPrefix(a, "/"):
 		return runner.Route{Mailer: route.File, User: a}, nil
 	}
-	t, err := r.rt.ResolveString(a)
+	t, err := r.site.Load().Router.ResolveString(a)
 	if err != nil {
 		return runner.Route{}, err
 	}

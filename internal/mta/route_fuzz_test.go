@@ -1,4 +1,4 @@
-package main
+package mta
 
 import (
 	"context"
@@ -50,8 +50,8 @@ func FuzzRelayVersusDelivery(f *testing.F) {
 	}
 	rt := route.New(route.Config{Names: addr.NewNames("localhost", "refhost.example.org", "[127.0.0.1]"), MailerTable: mt})
 	x := aliases.New(aliases.Options{Router: rt, Users: everyone{home: f.TempDir()}})
-	qx := queueExpander{x}
-	delivery := router{rt: rt}
+	qx := acceptExpander{x}
+	delivery := routerOf(rt)
 	f.Fuzz(func(t *testing.T, arg string) {
 		a, _, err := addr.ParsePath(arg, addr.Recipient)
 		if err != nil || a.Null || a.Has(addr.Program) || a.Has(addr.File) {

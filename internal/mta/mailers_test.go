@@ -1,4 +1,4 @@
-package main
+package mta
 
 import (
 	"bytes"
@@ -43,7 +43,7 @@ func TestMessageBody(t *testing.T) {
 // temporary one (error:450 later) stays temporary instead of becoming a
 // bounce.
 func TestErrorTargetThroughQueue(t *testing.T) {
-	rt := router{rt: route.New(route.Config{Names: addr.NewNames("localhost")})}
+	rt := routerOf(route.New(route.Config{Names: addr.NewNames("localhost")}))
 	for _, tt := range []struct {
 		fail aliases.Failure
 		want string
