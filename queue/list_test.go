@@ -11,7 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// copyQueue copies a reference queue (testdata/<set>) into a new directory.
+// copyQueue copies a reference queue (testdata/queues/<set>) into a new directory.
 func copyQueue(t testing.TB, set string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "mqueue")
@@ -21,7 +21,7 @@ func copyQueue(t testing.TB, set string) string {
 	if set == "" {
 		return dir
 	}
-	files, _ := filepath.Glob(filepath.Join("testdata", set, "*"))
+	files, _ := filepath.Glob(filepath.Join("..", "testdata", "queues", set, "*"))
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -139,7 +139,7 @@ func TestListMultipleDirs(t *testing.T) {
 		}
 	}
 	for _, f := range []string{"qf6AP4T98X005913", "df6AP4T98X005913"} {
-		data, _ := os.ReadFile(filepath.Join("testdata", "one", f))
+		data, _ := os.ReadFile(filepath.Join("..", "testdata", "queues", "one", f))
 		os.WriteFile(filepath.Join(root, "q2", f), data, 0o600)
 	}
 	s := openTest(t, filepath.Join(root, "q*"))

@@ -14,7 +14,7 @@ import (
 // from the cat -A dumps of the reference into real bytes).
 func referenceQF(t testing.TB) []string {
 	t.Helper()
-	files, err := filepath.Glob("testdata/*/qf*")
+	files, err := filepath.Glob("../testdata/queues/*/qf*")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no reference qf files: %v", err)
 	}
@@ -38,7 +38,7 @@ func TestRoundTripReference(t *testing.T) {
 }
 
 func TestParseFields(t *testing.T) {
-	data, err := os.ReadFile("testdata/several/qf6AP4TZKs006657")
+	data, err := os.ReadFile("../testdata/queues/several/qf6AP4TZKs006657")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestParseFields(t *testing.T) {
 }
 
 func TestParseControllingUser(t *testing.T) {
-	data, err := os.ReadFile("testdata/several/qf6AP4TZoV006667")
+	data, err := os.ReadFile("../testdata/queues/several/qf6AP4TZoV006667")
 	if err != nil {
 		t.Fatal(err)
 	}

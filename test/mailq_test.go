@@ -16,7 +16,7 @@ import (
 func TestMailqOnSendmailQueue(t *testing.T) {
 	r := newRoot(t)
 	q := r.path("spool/mqueue")
-	src := "../queue/testdata/one"
+	src := "../testdata/queues/one"
 	entries, err := os.ReadDir(src)
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +71,7 @@ func queueSnapshot(t *testing.T, dir string) map[string]string {
 func TestMailqReadOnly(t *testing.T) {
 	r := newRoot(t)
 	q := r.path("spool/mqueue")
-	copySendmailJob(t, "../queue/testdata/one", q, "6AP4T98X005913", time.Now().Add(-time.Hour))
+	copySendmailJob(t, "../testdata/queues/one", q, "6AP4T98X005913", time.Now().Add(-time.Hour))
 	for name, body := range map[string]string{
 		"tfSTALE0000001": "V8\n",   // left by a crash while enqueueing
 		"dfSTALE0000001": "body\n", // ... with its df

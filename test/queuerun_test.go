@@ -54,7 +54,7 @@ func TestSendmailWrittenQueue(t *testing.T) {
 	// The job's T and K lines are moved to an hour ago, keeping the
 	// sendmail bytes otherwise: a fixed date would age past
 	// Timeout.queuereturn and be bounced instead of retried.
-	copySendmailJob(t, "../queue/testdata/one", q, "6AP4T98X005913", time.Now().Add(-time.Hour))
+	copySendmailJob(t, "../testdata/queues/one", q, "6AP4T98X005913", time.Now().Add(-time.Hour))
 	got := run(t, binary(t), "", "-C", r.cf, "-q", "-v")
 	if got.code != 0 || !strings.Contains(got.stdout, "Running "+q+"/6AP4T98X005913 (sequence 1 of 1)") {
 		t.Errorf("-q -v: exit %d\n%s%s", got.code, got.stdout, got.stderr)

@@ -25,7 +25,7 @@ import (
 func TestReferenceRuns(t *testing.T) {
 	tests := []struct {
 		name    string
-		queue   string // directory under ../testdata holding qf/df6AP4T98X005913
+		queue   string // directory under testdata/queues holding qf/df6AP4T98X005913
 		now     int64
 		sched   func(c *Config)
 		dsnFile string
@@ -45,7 +45,7 @@ func TestReferenceRuns(t *testing.T) {
 			e := newEnv(t, func(c *Config) { tt.sched(c); c.NoBodyReturn = true })
 			e.failures()
 			for _, f := range []string{"qf6AP4T98X005913", "df6AP4T98X005913"} {
-				data, err := os.ReadFile(filepath.Join("..", "testdata", tt.queue, f))
+				data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "queues", tt.queue, f))
 				if err != nil {
 					t.Fatal(err)
 				}
