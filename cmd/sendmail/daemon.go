@@ -58,7 +58,7 @@ func (a *app) runDaemon() int {
 	if a.inv.QueueInterval > 0 {
 		// Each periodic run scans the directories, so jobs queued by other
 		// processes (sendmail -odq, a -q from cron) are seen.
-		dc.RunQueue = func(ctx context.Context) { r.Run(ctx, runner.RunOptions{}) }
+		dc.RunQueue = func(ctx context.Context) { run.current().Run(ctx, runner.RunOptions{}) }
 	}
 	d, err := daemon.Listen(dc)
 	if err != nil {
@@ -112,6 +112,17 @@ func (a *app) reload() error {
 	backend := &smtpBackend{cfg: cfg, store: a.store, x: x, run: a.runner}
 	backend.acc = newAcceptor(cfg, a.store, queueExpander{x}, a.log)
 	svc, err := a.newSMTPService(cfg, backend)
+	if err == nil && cfg != a.cfg {
+		// Delivery follows the new configuration too (routing, smart
+		// host, resolver, timeouts, mailers' options), as sendmail's
+		// restart on SIGHUP does.
+		var r *runner.Runner
+		if r, err = a.newRunner(cfg, a.store, backend.acc); err == nil {
+			if rd, ok := a.runner.(*runnerDelivery); ok {
+				rd.replace(r)
+			}
+		}
+	}
 	if err != nil {
 		if src != nil {
 			src.Close()

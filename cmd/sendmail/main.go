@@ -53,8 +53,8 @@ type app struct {
 	store  *queue.Store
 	runner delivery
 
-	relayOnce sync.Once
-	relay     *relay.Client
+	relayMu sync.Mutex
+	relays  []*relay.Client // one per runner: see relayClient
 }
 
 // liveState is one configuration's SMTP side.
@@ -180,7 +180,7 @@ func (a *app) dispatch() int {
 	case cli.ModeSMTP:
 		return a.smtpOnStdio()
 	case cli.ModeMailLocal:
-		return deliver.MailLocal(a.inv.Args, a.stdin, a.stderr, a.deliverOptions())
+		return deliver.MailLocal(a.inv.Args, a.stdin, a.stderr, a.deliverOptions(a.cfg))
 	default:
 		return a.submitMessage()
 	}

@@ -18,12 +18,12 @@ import (
 	"github.com/posthorn/posthorn/queue/runner"
 )
 
-// newRunner builds the queue runner with the local delivery agents as its
-// mailers; acc expands the recipients of the reports it queues, as it
-// expands any accepted recipient. The esmtp mailer (the relay client) is
-// not wired yet: remote recipients are deferred, never lost.
+// newRunner builds the queue runner of one configuration with the local
+// delivery agents and the relay client as its mailers; acc expands the
+// recipients of the reports it queues, as it expands any accepted
+// recipient.
 func (a *app) newRunner(cfg *conf.Config, st *queue.Store, acc *accept.Acceptor) (*runner.Runner, error) {
-	agent, err := deliver.New(a.deliverOptions())
+	agent, err := deliver.New(a.deliverOptions(cfg))
 	if err != nil {
 		return nil, err
 	}
@@ -121,36 +121,61 @@ func (a *app) runQueue() int {
 	return sysexits.OK
 }
 
-// runnerDelivery lets the SMTP backend hand accepted jobs to the runner.
+// runnerDelivery lets the SMTP backend hand accepted jobs to the runner:
+// the current one, which a daemon's SIGHUP replaces (replace) so that
+// delivery follows the new configuration as the sessions do.
 type runnerDelivery struct {
+	mu    sync.Mutex
 	r     *runner.Runner
+	old   []*runner.Runner // replaced, maybe still delivering
 	async sync.WaitGroup
 }
 
 func newRunnerDelivery(r *runner.Runner) *runnerDelivery { return &runnerDelivery{r: r} }
 
+func (d *runnerDelivery) current() *runner.Runner {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.r
+}
+
+// replace makes r the runner of every delivery from now on; the old one
+// finishes what it has started.
+func (d *runnerDelivery) replace(r *runner.Runner) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.old = append(d.old, d.r)
+	d.r = r
+}
+
 func (d *runnerDelivery) Deliver(l *queue.Locked, transcript io.Writer) {
-	d.r.DeliverLocked(context.Background(), l, transcript)
+	d.current().DeliverLocked(context.Background(), l, transcript)
 }
 
 func (d *runnerDelivery) DeliverAsync(l *queue.Locked) {
+	r := d.current()
 	d.async.Add(1)
 	go func() {
 		defer d.async.Done()
-		d.r.DeliverLocked(context.Background(), l, nil)
+		r.DeliverLocked(context.Background(), l, nil)
 	}()
 }
 
 func (d *runnerDelivery) Wait() {
 	d.async.Wait()
-	d.r.Wait()
+	d.mu.Lock()
+	all := append([]*runner.Runner{d.r}, d.old...)
+	d.mu.Unlock()
+	for _, r := range all {
+		r.Wait()
+	}
 }
 
-func (d *runnerDelivery) Kick(dir, id string) { d.r.Kick(context.Background(), dir, id) }
+func (d *runnerDelivery) Kick(dir, id string) { d.current().Kick(context.Background(), dir, id) }
 
 func (d *runnerDelivery) ETRN(ctx context.Context, domain string) {
 	var f queue.Filter
 	if f.Add("R@"+domain) == nil {
-		d.r.Run(ctx, runner.RunOptions{Filter: f, Force: true})
+		d.current().Run(ctx, runner.RunOptions{Filter: f, Force: true})
 	}
 }

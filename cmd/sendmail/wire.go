@@ -236,14 +236,14 @@ func trusted(cfg *conf.Config, name string) bool {
 }
 
 // deliverOptions configures the local delivery agents.
-func (a *app) deliverOptions() deliver.Options {
+func (a *app) deliverOptions(cfg *conf.Config) deliver.Options {
 	return deliver.Options{
-		MailSpoolDirectory:  a.cfg.MailSpoolDirectory,
-		SafeFileEnvironment: a.cfg.SafeFileEnvironment,
-		SmrshDirectory:      a.cfg.SmrshDirectory,
-		DefaultUser:         a.cfg.DefaultUser,
+		MailSpoolDirectory:  cfg.MailSpoolDirectory,
+		SafeFileEnvironment: cfg.SafeFileEnvironment,
+		SmrshDirectory:      cfg.SmrshDirectory,
+		DefaultUser:         cfg.DefaultUser,
 		// $g and $d are the sender and date of each delivery.
-		UnixFromLine: a.cfg.Expand(a.cfg.UnixFromLine, map[string]string{"g": "$g", "d": "$d"}),
+		UnixFromLine: cfg.Expand(cfg.UnixFromLine, map[string]string{"g": "$g", "d": "$d"}),
 		Logger:       a.log,
 	}
 }
