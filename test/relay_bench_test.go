@@ -23,7 +23,9 @@ import (
 // relayhost), so no DNS is involved. It reports messages per second and
 // the CPU time each MTA spent per message (user+system of its processes,
 // children included) and logs a table with the ratio.
-// POSTHORN_BENCH_RELAY_N sets the message count (default 2000).
+// POSTHORN_BENCH_RELAY_N sets the message count (default 2000);
+// POSTHORN_BENCH_RELAY_CF adds lines to posthorn's cf (";" between them),
+// e.g. "O ConnectionCacheSize=20".
 func BenchmarkRelayThroughput(b *testing.B) {
 	src, err := exec.LookPath("smtp-source")
 	if err != nil {
@@ -36,7 +38,11 @@ func BenchmarkRelayThroughput(b *testing.B) {
 	sinkIP := hopIP(b)
 	sk := startSMTPSink(b, sinkIP)
 
-	r := newRoot(b, "O DeliveryMode=background", "O RelayHosts=127.0.0.1/32")
+	cf := []string{"O DeliveryMode=background", "O RelayHosts=127.0.0.1/32"}
+	if v := os.Getenv("POSTHORN_BENCH_RELAY_CF"); v != "" {
+		cf = append(cf, strings.Split(v, ";")...)
+	}
+	r := newRoot(b, cf...)
 	if err := os.WriteFile(r.path("etc/mailertable"), []byte("sink.example esmtp:["+sinkIP+"]\n"), 0o644); err != nil {
 		b.Fatal(err)
 	}

@@ -14,18 +14,24 @@ import (
 // with a space). NOTIFY=SUCCESS is honoured by Postfix itself: its
 // success DSN comes back through posthorn's daemon (Postfix's relayhost)
 // to the sender's mailbox. The recipient Postfix refuses comes back in
-// posthorn's DSN with Postfix's reply.
+// posthorn's DSN with Postfix's reply. Postfix offers STARTTLS with a
+// self-signed certificate: posthorn (Go's TLS) and Postfix (OpenSSL)
+// agree on TLS 1.3 and the log says verify=FAIL.
 func TestRelayToPostfix(t *testing.T) {
 	pfIP := hopIP(t)
 	e := newRelayEnv(t, []string{
 		"mx-host=pf.example,mx.pf.example,10",
 		"host-record=mx.pf.example," + pfIP,
 	}, "O DeliveryMode=background")
+	cert, key := e.r.path("etc/pf.crt"), e.r.path("etc/pf.key")
+	writeTestCert(t, cert, key)
 	pf := startPostfix(t, postfixConfig{
 		ip:        pfIP,
 		domain:    "pf.example",
 		mailboxes: []string{"alice"},
 		relayhost: fmt.Sprintf("[127.0.0.1]:%d", e.r.port),
+		extra: []string{"smtpd_tls_security_level = may", "smtpd_tls_cert_file = " + cert,
+			"smtpd_tls_key_file = " + key, "smtpd_tls_loglevel = 1"},
 	})
 	startDaemon(t, e.r, "-X", e.r.path("run/daemon.log"))
 	c, _, _ := waitGreeting(t, e.r.addr())
@@ -42,6 +48,8 @@ func TestRelayToPostfix(t *testing.T) {
 	}
 	for _, want := range []string{
 		"220 mx.pf.example ESMTP Postfix",
+		"250-STARTTLS\n",
+		">>> STARTTLS\n220 2.0.0 Ready to start TLS\n",
 		">>> MAIL From:<root@posthorn.test> SIZE=",
 		" BODY=8BITMIME ENVID=envid-interop RET=HDRS",
 		">>> RCPT To:<alice@pf.example> NOTIFY=SUCCESS,FAILURE",
@@ -57,16 +65,18 @@ func TestRelayToPostfix(t *testing.T) {
 		t.Fatalf("no Sent line for alice:\n%s", e.logText())
 	}
 	pfID := m[1]
+	wantLog(t, pf.logText(), `Anonymous TLS connection established from unknown\[127\.0\.0\.1\]: TLSv1\.3 with cipher `)
 	wantLog(t, e.logText(),
+		`STARTTLS=client, relay=mx\.pf\.example\., version=TLSv1\.3, verify=FAIL, cipher=TLS_\w+, bits=\d+/\d+`,
 		`: to=nosuch@pf\.example, .*relay=mx\.pf\.example\. \[`+q(pfIP)+`\], dsn=5\.1\.1, reply=550 5\.1\.1 <nosuch@pf\.example>: Recipient address rejected: User unknown in virtual mailbox table, stat=User unknown`)
 
-	waitFor(t, "Postfix's delivery", func() bool { return strings.Contains(pf.mailbox("alice"), "last line") })
-	wantLog(t, pf.logText(), q(pfID)+`: to=<alice@pf\.example>, relay=virtual, .*status=sent \(delivered to mailbox\)`)
+	delivered := regexp.MustCompile(q(pfID) + `: to=<alice@pf\.example>, relay=virtual, .*status=sent \(delivered to mailbox\)`)
+	waitFor(t, "Postfix's delivery", func() bool { return delivered.MatchString(pf.logText()) })
 	box := pf.mailbox("alice")
 	for _, want := range []string{
 		"From root@posthorn.test ",
 		"\nReturn-Path: <root@posthorn.test>\n",
-		"\nReceived: from posthorn.test (unknown [127.0.0.1])\n\tby mx.pf.example (Postfix) with ESMTP id " + pfID + "\n",
+		"\nReceived: from posthorn.test (unknown [127.0.0.1])\n\tby mx.pf.example (Postfix) with ESMTPS id " + pfID + "\n",
 		"\nReceived: (from root@localhost)\n\tby posthorn.test (posthorn ",
 		"\nFrom: Root <root@posthorn.test>\nTo: alice@pf.example, nosuch@pf.example\nSubject: interop\n" +
 			"Message-ID: <interop@posthorn.test>\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n" +
