@@ -60,7 +60,7 @@ func hopIP(t testing.TB) string {
 		hopUsed[ip] = true
 		return ip
 	}
-	t.Fatal("no free loopback address for a next hop")
+	t.Skip("port 25 is taken on every loopback address tried (an MTA listening on *:25?)")
 	return ""
 }
 
