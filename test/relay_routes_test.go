@@ -193,3 +193,33 @@ func TestRelayDaemonBackground(t *testing.T) {
 		`: to=<good@daemon\.example>, .*mailer=esmtp, .*relay=mx\.daemon\.example\. \[`+q(ip)+`\], dsn=2\.0\.0, stat=Sent \(`,
 		`: to=<nosuch@daemon\.example>, .*dsn=5\.1\.1, reply=550 5\.1\.1 <nosuch@daemon\.example>: Recipient address rejected: User unknown, stat=User unknown`)
 }
+
+// TestRelayDaemonQueueRun: the daemon's own periodic queue run (-q1s)
+// retries a relayed recipient that got 451 at the first attempt; it
+// also runs on the configuration SIGHUP brought.
+func TestRelayDaemonQueueRun(t *testing.T) {
+	ip := hopIP(t)
+	e := newRelayEnv(t, []string{
+		"mx-host=retry.example,mx.retry.example,10",
+		"host-record=mx.retry.example," + ip,
+	}, "O DeliveryMode=background", "O RelayHosts=127.0.0.1/32")
+	s := startSink(t, ip+":25", func(addr string, n int) error {
+		if n == 1 {
+			return smtpReply(451, "4.3.0", "Try again later")
+		}
+		return nil
+	})
+	cmd := startDaemon(t, e.r, "-X", e.log, "-q1s")
+	c0, _, _ := waitGreeting(t, e.r.addr())
+	c0.Close()
+	c2, _ := reloadGreeting(t, e.r, cmd)
+	c2.Close()
+	if err := sendMail(e.r.addr(), "root@posthorn.test", []string{"user@retry.example"}, strings.ReplaceAll(relayMsg, "\n", "\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the retried message at the next hop", func() bool { return len(s.messages()) == 1 })
+	waitFor(t, "the queue to empty", func() bool { return len(e.queued()) == 0 })
+	wantLog(t, e.logText(),
+		`: to=<user@retry\.example>, .*dsn=4\.3\.0, reply=451 4\.3\.0 Try again later, stat=Deferred: 451 4\.3\.0 Try again later`,
+		`: to=<user@retry\.example>, .*relay=mx\.retry\.example\. \[`+q(ip)+`\], dsn=2\.0\.0, stat=Sent \(`)
+}
