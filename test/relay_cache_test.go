@@ -10,10 +10,7 @@ import (
 // cached one (after an RSET), and the run says QUIT when it ends.
 func TestRelayQueueRunReusesConnection(t *testing.T) {
 	ip := hopIP(t)
-	e := newRelayEnv(t, []string{
-		"mx-host=cache.example,mx.cache.example,10",
-		"host-record=mx.cache.example," + ip,
-	})
+	e := newRelayEnv(t, oneMX("cache.example", ip))
 	s := startSink(t, ip+":25", nil)
 	for _, rcpt := range []string{"one@cache.example", "two@cache.example", "three@cache.example"} {
 		if got := run(t, binary(t), relayMsg, "-C", e.r.cf, "-X", e.log, "-odq", rcpt); got.code != 0 {

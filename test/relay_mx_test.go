@@ -138,10 +138,7 @@ func TestRelayMXFallback(t *testing.T) {
 // the remote reply as its Diagnostic-Code.
 func TestRelayMixedReplies(t *testing.T) {
 	ip := hopIP(t)
-	e := newRelayEnv(t, []string{
-		"mx-host=mixed.example,mx.mixed.example,10",
-		"host-record=mx.mixed.example," + ip,
-	})
+	e := newRelayEnv(t, oneMX("mixed.example", ip))
 	s := startSink(t, ip+":25", func(addr string, n int) error {
 		if strings.HasPrefix(addr, "nosuch@") {
 			return smtpReply(550, "5.1.1", "<"+addr+">: Recipient address rejected: User unknown in sink")
@@ -191,10 +188,7 @@ func TestRelayMixedReplies(t *testing.T) {
 // recipient (the job stays, mailq says why); the next queue run delivers.
 func TestRelayDeferredThenSent(t *testing.T) {
 	ip := hopIP(t)
-	e := newRelayEnv(t, []string{
-		"mx-host=later.example,mx.later.example,10",
-		"host-record=mx.later.example," + ip,
-	})
+	e := newRelayEnv(t, oneMX("later.example", ip))
 	s := startSink(t, ip+":25", func(addr string, n int) error {
 		if n == 1 {
 			return smtpReply(451, "4.3.0", "Try again later")
@@ -282,10 +276,7 @@ func TestRelayDNSAnswers(t *testing.T) {
 // once the status has expired the run connects and delivers.
 func TestRelayHostStatus(t *testing.T) {
 	ip := hopIP(t)
-	e := newRelayEnv(t, []string{
-		"mx-host=status.example,mx.status.example,10",
-		"host-record=mx.status.example," + ip,
-	}, "O HostStatusDirectory=HOSTSTAT")
+	e := newRelayEnv(t, oneMX("status.example", ip), "O HostStatusDirectory=HOSTSTAT")
 	hsDir := e.r.path("hoststat")
 	if err := os.Mkdir(hsDir, 0o755); err != nil {
 		t.Fatal(err)

@@ -152,6 +152,11 @@ func dnsAnswers(addr string, exited <-chan struct{}) bool {
 	return false
 }
 
+// oneMX is the DNS records of a domain with one MX host, mx.<domain>, at ip.
+func oneMX(domain, ip string) []string {
+	return []string{"mx-host=" + domain + ",mx." + domain + ",10", "host-record=mx." + domain + "," + ip}
+}
+
 // dnsRoot is a private root that asks the DNS server at dnsAddr.
 func dnsRoot(t testing.TB, dnsAddr string, extra ...string) *root {
 	t.Helper()

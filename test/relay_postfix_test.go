@@ -19,10 +19,7 @@ import (
 // agree on TLS 1.3 and the log says verify=FAIL.
 func TestRelayToPostfix(t *testing.T) {
 	pfIP := hopIP(t)
-	e := newRelayEnv(t, []string{
-		"mx-host=pf.example,mx.pf.example,10",
-		"host-record=mx.pf.example," + pfIP,
-	}, "O DeliveryMode=background")
+	e := newRelayEnv(t, oneMX("pf.example", pfIP), "O DeliveryMode=background")
 	cert, key := e.r.path("etc/pf.crt"), e.r.path("etc/pf.key")
 	writeTestCert(t, cert, key)
 	pf := startPostfix(t, postfixConfig{

@@ -58,10 +58,7 @@ func TestRelayMailertableAndSmartHost(t *testing.T) {
 // queued.
 func TestRelayDoubleBounce(t *testing.T) {
 	ip := hopIP(t)
-	e := newRelayEnv(t, []string{
-		"mx-host=sender.example,mx.sender.example,10",
-		"host-record=mx.sender.example," + ip,
-	})
+	e := newRelayEnv(t, oneMX("sender.example", ip))
 	s := startSink(t, ip+":25", func(addr string, n int) error {
 		return smtpReply(550, "5.1.1", "<"+addr+">: Recipient address rejected: User unknown")
 	})
@@ -125,10 +122,7 @@ func TestRelayDoubleBounce(t *testing.T) {
 // and the queue is empty afterwards.
 func TestRelayDaemonBackground(t *testing.T) {
 	ip := hopIP(t)
-	e := newRelayEnv(t, []string{
-		"mx-host=daemon.example,mx.daemon.example,10",
-		"host-record=mx.daemon.example," + ip,
-	}, "O DeliveryMode=background", "O RelayHosts=127.0.0.1/32")
+	e := newRelayEnv(t, oneMX("daemon.example", ip), "O DeliveryMode=background", "O RelayHosts=127.0.0.1/32")
 	s := startSink(t, ip+":25", func(addr string, n int) error {
 		if strings.HasPrefix(addr, "nosuch@") {
 			return smtpReply(550, "5.1.1", "<"+addr+">: Recipient address rejected: User unknown")
@@ -199,10 +193,7 @@ func TestRelayDaemonBackground(t *testing.T) {
 // also runs on the configuration SIGHUP brought.
 func TestRelayDaemonQueueRun(t *testing.T) {
 	ip := hopIP(t)
-	e := newRelayEnv(t, []string{
-		"mx-host=retry.example,mx.retry.example,10",
-		"host-record=mx.retry.example," + ip,
-	}, "O DeliveryMode=background", "O RelayHosts=127.0.0.1/32")
+	e := newRelayEnv(t, oneMX("retry.example", ip), "O DeliveryMode=background", "O RelayHosts=127.0.0.1/32")
 	s := startSink(t, ip+":25", func(addr string, n int) error {
 		if n == 1 {
 			return smtpReply(451, "4.3.0", "Try again later")
