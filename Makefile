@@ -22,7 +22,7 @@ DEB       ?= posthorn_$(POSTHORN_VERSION)_$(DEB_ARCH).deb
 BUILDDIR  ?= build
 DEB_MAINTAINER ?= posthorn maintainers <maintainers@users.noreply.github.com>
 
-.PHONY: build run test unit blackbox bench fuzz lint install install-man man deb lintian clean FORCE
+.PHONY: build run test unit blackbox bench bench-relay fuzz lint install install-man man deb lintian clean FORCE
 
 build: $(BIN)
 
@@ -48,6 +48,14 @@ test: build
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+# Relay throughput (issue 10): smtp-source into a posthorn daemon and into a
+# private Postfix, both relaying to smtp-sink on a loopback address, in the
+# same run; prints msgs/s, CPU per message and the ratio. Needs root and the
+# postfix package. BENCH_RELAY_N messages per MTA.
+BENCH_RELAY_N ?= 2000
+bench-relay: build
+	POSTHORN_BENCH_RELAY_N=$(BENCH_RELAY_N) $(GO) test -count=1 -run '^$$' -bench '^BenchmarkRelayThroughput$$' -benchtime 1x ./test/
 
 # A short run of every fuzz target.
 fuzz:

@@ -15,7 +15,7 @@ type testDNS struct {
 	addr string
 }
 
-func startDNS(t *testing.T, records map[string]string) *testDNS {
+func startGoDNS(t *testing.T, records map[string]string) *testDNS {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -50,7 +50,7 @@ func startDNS(t *testing.T, records map[string]string) *testDNS {
 // 01-smtp-rcpt-relay-denied.txt shows it), not for relay clients, and off
 // with AcceptUnresolvableDomains.
 func TestSenderDomain(t *testing.T) {
-	d := startDNS(t, map[string]string{"client.example": "A 127.0.0.67", "broken.example": "servfail"})
+	d := startGoDNS(t, map[string]string{"client.example": "A 127.0.0.67", "broken.example": "servfail"})
 	r := newRoot(t, "O DeliveryMode=queueonly", "O RelayHosts=127.0.0.1/32", "O ResolverServers="+d.addr)
 	writeAliases(t, r, "postmaster: root\n")
 	startDaemon(t, r)

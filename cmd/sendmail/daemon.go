@@ -125,7 +125,12 @@ func (a *app) reload(site *mta.Site) error {
 		site.Close()
 		return err
 	}
-	a.runner.SetSite(site)
+	if a.live.Load() != nil { // at start the runner was built from site
+		if err := a.runner.SetSite(site); err != nil {
+			site.Close()
+			return err
+		}
+	}
 	old := a.live.Swap(&liveState{site: site, svc: svc})
 	if old != nil {
 		// Sessions still using the old expander keep working: a closed

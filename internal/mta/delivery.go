@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,13 +32,51 @@ type DeliveryOptions struct {
 }
 
 // Delivery is the queue runner of a process and its mailers. It lives as
-// long as the process: SetSite gives it a new configuration's routing and
-// expansion (SIGHUP) without losing its index, its lanes or the relay
-// client's cached connections.
+// long as the process: SetSite gives it a new configuration's routing,
+// expansion and mailers (SIGHUP: the smart host, the mailertable, the
+// resolver, the relay timeouts, the delivery agents' options) without
+// losing its index, its lanes or the jobs in progress. The schedule and
+// the concurrency bounds (Timeout.queuewarn, Timeout.queuereturn,
+// MinQueueAge, MaxQueueChildren, MaxRunnersPerQueue, QueueSortOrder) are
+// the first configuration's: they need a restart.
 type Delivery struct {
-	Runner *runner.Runner
-	relay  *relay.Client
-	site   atomic.Pointer[Site]
+	Runner  *runner.Runner
+	opts    DeliveryOptions
+	site    atomic.Pointer[Site]
+	mailers atomic.Pointer[mailerSet]
+
+	mu       sync.Mutex
+	replaced []*relay.Client // the relay clients of former sites, closed with the Delivery
+}
+
+// mailerSet is one configuration's mailers.
+type mailerSet struct {
+	local *localMailers
+	relay *relay.Client
+}
+
+// newMailers builds site's delivery agents and relay client.
+func newMailers(site *Site, o DeliveryOptions) (*mailerSet, error) {
+	agent, err := deliver.New(DeliverOptions(site.Config, site.Log))
+	if err != nil {
+		return nil, err
+	}
+	return &mailerSet{local: &localMailers{agent: agent}, relay: relay.New(site.relayConfig(o))}, nil
+}
+
+// liveMailer is a runner mailer that delivers with the current
+// configuration's agents (local) or relay client (remote).
+type liveMailer struct {
+	d      *Delivery
+	remote bool
+}
+
+func (m liveMailer) Deliver(ctx context.Context, d *runner.Delivery) []runner.Result {
+	set := m.d.mailers.Load()
+	if m.remote {
+		return set.relay.Deliver(ctx, d)
+	}
+	return set.local.Deliver(ctx, d)
 }
 
 // NewDelivery builds the runner over site's queue: the local delivery
@@ -45,17 +84,17 @@ type Delivery struct {
 // esmtp, smtp, smtp8, dsmtp and relay mailers.
 func NewDelivery(site *Site, o DeliveryOptions) (*Delivery, error) {
 	cfg := site.Config
-	agent, err := deliver.New(DeliverOptions(cfg, site.Log))
+	set, err := newMailers(site, o)
 	if err != nil {
 		return nil, err
 	}
-	d := &Delivery{}
+	d := &Delivery{opts: o}
 	d.site.Store(site)
-	lm := &localMailers{agent: agent}
-	mailers := map[string]runner.Mailer{route.Local: lm, route.File: lm, route.Prog: lm}
-	d.relay = relay.New(site.relayConfig(o))
+	d.mailers.Store(set)
+	local, remote := liveMailer{d: d}, liveMailer{d: d, remote: true}
+	mailers := map[string]runner.Mailer{route.Local: local, route.File: local, route.Prog: local}
 	for _, m := range []string{route.ESMTP, route.SMTP, route.SMTP8, route.DSMTP, route.Relay} {
-		mailers[m] = d.relay
+		mailers[m] = remote
 	}
 	order, ok := runner.ParseSortOrder(cfg.QueueSortOrder)
 	if !ok {
@@ -88,19 +127,41 @@ func NewDelivery(site *Site, o DeliveryOptions) (*Delivery, error) {
 		Now:          site.now,
 	})
 	if err != nil {
-		d.relay.Close()
+		set.relay.Close()
 		return nil, err
 	}
 	return d, nil
 }
 
-// SetSite makes site the configuration that routes and expands from now
-// on (the daemon's SIGHUP). It must share the Delivery's queue.
-func (d *Delivery) SetSite(site *Site) { d.site.Store(site) }
+// SetSite makes site the configuration that routes, expands and delivers
+// from now on (the daemon's SIGHUP). It must share the Delivery's queue.
+// Deliveries in progress finish with the mailers they started with; the
+// former relay client's idle connections time out (it is closed with the
+// Delivery).
+func (d *Delivery) SetSite(site *Site) error {
+	set, err := newMailers(site, d.opts)
+	if err != nil {
+		return err
+	}
+	d.site.Store(site)
+	old := d.mailers.Swap(set)
+	d.mu.Lock()
+	d.replaced = append(d.replaced, old.relay)
+	d.mu.Unlock()
+	return nil
+}
 
-// Close stops the relay client (QUIT to the hosts whose connections are
+// Close stops the relay clients (QUIT to the hosts whose connections are
 // cached). The runner's own work is ended by Shutdown or Wait.
-func (d *Delivery) Close() { d.relay.Close() }
+func (d *Delivery) Close() {
+	d.mailers.Load().relay.Close()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, c := range d.replaced {
+		c.Close()
+	}
+	d.replaced = nil
+}
 
 // The SMTP backend's hand-over points.
 

@@ -279,7 +279,9 @@ func TestReloadedSiteRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(w.path("etc/mailertable2"), []byte("later.example esmtp:["+sink.host+"]:"+sink.port+"\n"), 0o644)
-	w.run.SetSite(New(Options{Config: cfg, Log: w.site.Log, Store: w.store, Users: users}))
+	if err := w.run.SetSite(New(Options{Config: cfg, Log: w.site.Log, Store: w.store, Users: users})); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := w.run.Runner.Run(context.Background(), runner.RunOptions{}); err != nil {
 		t.Fatal(err)
 	}
