@@ -389,12 +389,12 @@ func TestUserSMTPOnStdin(t *testing.T) {
 
 	// Scripted input, all at once: answered as the MSP answers it
 	// (06-sendmail-bs-pipelined-input-msp.txt), nothing is sent.
-	script, err := os.ReadFile("../../shared/reference/sendmail/scripts/bs-session.txt")
+	script, err := os.ReadFile("../testdata/reference/sendmail/scripts/bs-session.txt")
 	if err != nil {
 		t.Skip("reference scripts not beside the repository")
 	}
 	got := u.run(t, strings.ReplaceAll(string(script), "\n", "\r\n"), "-bs")
-	ref, _ := os.ReadFile("../../shared/reference/sendmail/06-sendmail-bs-pipelined-input-msp.txt")
+	ref, _ := os.ReadFile("../testdata/reference/sendmail/06-sendmail-bs-pipelined-input-msp.txt")
 	wantLines := strings.Split(strings.TrimSpace(strings.ReplaceAll(string(ref), "\r\n", "\n")), "\n")
 	wantLines = wantLines[2 : len(wantLines)-1] // the command, the greeting; the exit status
 	gotLines := strings.Split(strings.TrimSpace(strings.ReplaceAll(got.stdout, "\r\n", "\n")), "\n")
