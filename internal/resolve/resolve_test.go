@@ -277,7 +277,7 @@ func TestServerFallback(t *testing.T) {
 	silent := newFakeDNS(t)
 	silent.set(silent.drop, "pref.example")
 	good := newFakeDNS(t, zone...)
-	r := New(Config{Servers: []string{bad.addr, silent.addr, good.addr}, Timeout: 200 * time.Millisecond, Retries: 1})
+	r := New(Config{Servers: []string{bad.addr, silent.addr, good.addr}, Timeout: time.Second, Retries: 1})
 	got, err := r.Exchangers(ctx, "pref.example")
 	if err != nil {
 		t.Fatal(err)
