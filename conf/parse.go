@@ -71,6 +71,14 @@ func (c *Config) parse(path string, data []byte, readFile func(string) ([]byte, 
 			}
 		case 'T':
 			c.TrustedUsers = append(c.TrustedUsers, strings.Fields(rest)...)
+		case 'M':
+			if m := parseMailer(rest); m != nil {
+				if c.Mailers == nil {
+					c.Mailers = map[string]*Mailer{}
+				}
+				c.Mailers[m.Name] = m
+			}
+			counts[kind]++
 		case 'X':
 			c.MailFilters = append(c.MailFilters, strings.TrimSpace(strings.ReplaceAll(rest, "\n", " ")))
 		default:

@@ -37,12 +37,14 @@ type DeliveryOptions struct {
 type Delivery struct {
 	Runner *runner.Runner
 	relay  *relay.Client
+	lmtp   *relay.LMTP // the local mailer when sendmail.cf's Mlocal is LMTP
 	site   atomic.Pointer[Site]
 }
 
 // NewDelivery builds the runner over site's queue: the local delivery
-// agents as the local, *file* and prog mailers, one relay client as the
-// esmtp, smtp, smtp8, dsmtp and relay mailers.
+// agents as the local, *file* and prog mailers (an LMTP client as the
+// local mailer when sendmail.cf defines it so: LocalLMTP), one relay
+// client as the esmtp, smtp, smtp8, dsmtp and relay mailers.
 func NewDelivery(site *Site, o DeliveryOptions) (*Delivery, error) {
 	cfg := site.Config
 	agent, err := deliver.New(DeliverOptions(cfg, site.Log))
@@ -53,6 +55,12 @@ func NewDelivery(site *Site, o DeliveryOptions) (*Delivery, error) {
 	d.site.Store(site)
 	lm := &localMailers{agent: agent}
 	mailers := map[string]runner.Mailer{route.Local: lm, route.File: lm, route.Prog: lm}
+	if d.lmtp, err = site.lmtpMailer(); err != nil {
+		return nil, err
+	}
+	if d.lmtp != nil {
+		mailers[route.Local] = d.lmtp
+	}
 	d.relay = relay.New(site.relayConfig(o))
 	for _, m := range []string{route.ESMTP, route.SMTP, route.SMTP8, route.DSMTP, route.Relay} {
 		mailers[m] = d.relay
@@ -88,7 +96,7 @@ func NewDelivery(site *Site, o DeliveryOptions) (*Delivery, error) {
 		Now:          site.now,
 	})
 	if err != nil {
-		d.relay.Close()
+		d.Close()
 		return nil, err
 	}
 	return d, nil
@@ -98,9 +106,14 @@ func NewDelivery(site *Site, o DeliveryOptions) (*Delivery, error) {
 // on (the daemon's SIGHUP). It must share the Delivery's queue.
 func (d *Delivery) SetSite(site *Site) { d.site.Store(site) }
 
-// Close stops the relay client (QUIT to the hosts whose connections are
-// cached). The runner's own work is ended by Shutdown or Wait.
-func (d *Delivery) Close() { d.relay.Close() }
+// Close stops the relay client and the LMTP client (QUIT to the hosts
+// and the mail store whose connections are cached). The runner's own work is ended by Shutdown or Wait.
+func (d *Delivery) Close() {
+	d.relay.Close()
+	if d.lmtp != nil {
+		d.lmtp.Close()
+	}
+}
 
 // The SMTP backend's hand-over points.
 

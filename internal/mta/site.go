@@ -127,7 +127,9 @@ func (s *Site) expander(noAlias bool, users aliases.Users) (*aliases.Expander, *
 		ForwardPath: strings.Join(cfg.ForwardPath, ":"),
 		Macros:      map[string]string{"w": cfg.Macros["w"], "j": cfg.Macros["j"]},
 		MaxDepth:    cfg.MaxAliasRecursion,
-		Logger:      s.Log,
+		// An LMTP store without F=w knows users this host does not.
+		AnyLocalUser: anyLocalUser(cfg),
+		Logger:       s.Log,
 	}
 	opts.DefaultUID, opts.DefaultGID = s.defaultIDs()
 	var src *aliases.Source
