@@ -138,6 +138,12 @@ type Config struct {
 	MailFilters []string
 	// Mailers are the M lines by mailer name (see Mailer).
 	Mailers map[string]*Mailer
+	// Maps are the K lines by map name; package mta uses the ldap class
+	// ones for the mailertable, virtuser, ldapmh and ldapmra.
+	Maps map[string]*MapDef
+	// LDAPRoutingBounce is FEATURE(ldap_routing)'s "bounce": the
+	// LDAPExpand ruleset refuses addresses without an entry.
+	LDAPRoutingBounce bool
 
 	// Values holds the effective value of every option that was set, by
 	// canonical name, as written: what -d0.1 prints.

@@ -50,3 +50,17 @@ func parseMailer(s string) *Mailer {
 	m.Args = strings.Fields(m.Fields['A'])
 	return m
 }
+
+// MapDef is one map definition (a K line): "Kname class args".
+type MapDef struct {
+	Name, Class, Args string
+}
+
+// parseMap reads the text of a K line after the K.
+func parseMap(s string) *MapDef {
+	f := strings.Fields(strings.ReplaceAll(s, "\n", " "))
+	if len(f) < 2 {
+		return nil
+	}
+	return &MapDef{Name: f[0], Class: f[1], Args: strings.Join(f[2:], " ")}
+}
