@@ -35,9 +35,9 @@ func TestParseSpec(t *testing.T) {
 		{spec: "-H ldap://a -x -k (a=%0) -v b -T<TMPF>", want: func(s *Spec) bool { return s.StartTLS }},
 		{spec: "-k (a=%0) -v member:dn", err: "recursion"},
 		{spec: "-h a -H ldap://b -k x", err: "both"},
-		{spec: "-s everything", err: "Scope"},
-		{spec: "-M sasl", err: "Method"},
-		{spec: "-Q", err: "Illegal"},
+		{spec: "-s everything", err: "scope"},
+		{spec: "-M sasl", err: "method"},
+		{spec: "-Q", err: "illegal"},
 		{spec: `-k "(a=b`, err: "quote"},
 		{spec: "-H http://x", err: "ldap://"},
 	} {

@@ -123,7 +123,7 @@ func ParseSpec(spec string, defaults *Spec, readFile func(string) ([]byte, error
 			case "sub", "subtree":
 				s.Scope = ldap.ScopeWholeSubtree
 			default:
-				return nil, fmt.Errorf("Scope must be [base|one|sub] (not %s)", val)
+				return nil, fmt.Errorf("scope must be [base|one|sub] (not %s)", val)
 			}
 			s.scopeSet = true
 		case 'h':
@@ -150,7 +150,7 @@ func ParseSpec(spec string, defaults *Spec, readFile func(string) ([]byte, error
 			case "simple":
 				s.Simple = true
 			default:
-				return nil, fmt.Errorf("Method for binding must be [none|simple] (not %s)", val)
+				return nil, fmt.Errorf("method for binding must be [none|simple] (not %s)", val)
 			}
 		case 'P':
 			s.secret = val
@@ -185,11 +185,11 @@ func ParseSpec(spec string, defaults *Spec, readFile func(string) ([]byte, error
 		case 'r', 'R', 'n', 't', 'T', 'q', 'o', 'A', 'a', 'N', 'O', 'S', 'm', 'f', 'D', 'K', 'V':
 			// sendmail's generic map flags and tuning: no effect here.
 		default:
-			return nil, fmt.Errorf("Illegal option %c", flag)
+			return nil, fmt.Errorf("illegal option %c", flag)
 		}
 	}
 	if len(s.hosts) > 0 && len(s.URIs) > 0 {
-		return nil, fmt.Errorf("Can not specify both an LDAP host and an LDAP URI")
+		return nil, fmt.Errorf("can not specify both an LDAP host and an LDAP URI")
 	}
 	if defaults != nil {
 		s.inherit(defaults)
