@@ -34,8 +34,13 @@ type Options struct {
 	// DefaultUID and DefaultGID are DefaultUser (mail:mail): the
 	// controlling user of programs and files named in the aliases file.
 	DefaultUID, DefaultGID int
-	MaxDepth               int   // MaxAliasRecursion; default 10
-	MaxFileSize            int64 // largest .forward or :include: file read; default 1 MiB
+	// AnyLocalUser accepts every local name that is not an alias without
+	// looking it up in Users, and reads no ~/.forward: sendmail's local
+	// mailer without F=w, as for an LMTP mail store whose users are its
+	// own (virtual users, not accounts of this host).
+	AnyLocalUser bool
+	MaxDepth     int   // MaxAliasRecursion; default 10
+	MaxFileSize  int64 // largest .forward or :include: file read; default 1 MiB
 	// Canon canonicalises a remote host name for -bv output (sendmail
 	// shows "host remote.example." when DNS knows the name). nil: as given.
 	Canon  func(host string) (string, error)
@@ -586,6 +591,13 @@ func (r *run) findUser(name string) (*User, error) {
 
 // localUser resolves a local name that is not an alias to an account.
 func (r *run) localUser(n *node) {
+	if r.x.opts.AnyLocalUser {
+		n.user = strings.ToLower(stripQuotes(n.user))
+		if r.vrfy {
+			n.st = stVerified
+		}
+		return
+	}
 	u, err := r.findUser(stripQuotes(n.user))
 	switch {
 	case errors.Is(err, ErrNoUser):

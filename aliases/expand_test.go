@@ -95,6 +95,11 @@ var expandCases = []expandCase{
 	{name: "loop-through-user", aliases: "alice: bob\nbob: alice, dave\n", addrs: []string{"alice"}},
 	{name: "depth", aliases: "l0: l1\nl1: l2\nl2: l3\nl3: l4\nl4: alice\n",
 		opts: func(o *Options) { o.MaxDepth = 3 }, addrs: []string{"l0"}},
+	// The local mailer without F=w (an LMTP mail store with its own
+	// users): any name that is no alias is taken, no .forward is read.
+	{name: "any-local-user", aliases: "staff: Virtual1, bob\n",
+		files: map[string]string{"home/carol/.forward": "dave\n"},
+		opts:  func(o *Options) { o.AnyLocalUser = true }, addrs: []string{"staff", "NoSuchUser", "carol"}, root: true},
 	{name: "quoted-user", aliases: "alice: bob\n", addrs: []string{"\\alice", "alice"}},
 	{name: "direct-restricted", aliases: "", addrs: []string{"/tmp/x", "|/bin/true", ":include:/etc/x", "<bad", "nosuch@localhost"}},
 	{name: "syntax-in-list", aliases: "list: alice, <bob, (comment) dave\n", addrs: []string{"list"}},

@@ -18,8 +18,12 @@
 //	Xname, S=..., F=..., T=...
 //	                  a mail filter (milter), kept as written for package
 //	                  milter; InputMailFilters picks the ones in use
-//	R S M K H P V E L Q
-//	                  rules, rulesets, mailers, maps, headers, precedences,
+//	Mname, P=..., F=..., A=...
+//	                  a mailer definition, kept as written (Mailer); the
+//	                  local mailer's P=, F= and A= choose LMTP delivery
+//	                  (package mta), everything else is not interpreted
+//	R S K H P V E L Q
+//	                  rules, rulesets, maps, headers, precedences,
 //	                  the version, environment, queue groups: read,
 //	                  counted and reported once as not interpreted
 //
@@ -132,6 +136,14 @@ type Config struct {
 	// package milter parses them with InputMailFilters, Milter.LogLevel
 	// and Milter.macros.* from Values.
 	MailFilters []string
+	// Mailers are the M lines by mailer name (see Mailer).
+	Mailers map[string]*Mailer
+	// Maps are the K lines by map name; package mta uses the ldap class
+	// ones for the mailertable, virtuser, ldapmh and ldapmra.
+	Maps map[string]*MapDef
+	// LDAPRoutingBounce is FEATURE(ldap_routing)'s "bounce": the
+	// LDAPExpand ruleset refuses addresses without an entry.
+	LDAPRoutingBounce bool
 
 	// Values holds the effective value of every option that was set, by
 	// canonical name, as written: what -d0.1 prints.

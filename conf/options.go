@@ -85,7 +85,7 @@ type setter func(c *Config, v string) error
 // interpreted.
 var honoured = map[string]setter{
 	"QueueDirectory":          func(c *Config, v string) error { c.QueueDirectory = v; return nil },
-	"AliasFile":               func(c *Config, v string) error { c.AliasFiles = splitList(v, ","); return nil },
+	"AliasFile":               func(c *Config, v string) error { c.AliasFiles = splitAliasFiles(v); return nil },
 	"ForwardPath":             func(c *Config, v string) error { c.ForwardPath = splitList(v, ":"); return nil },
 	"HostStatusDirectory":     func(c *Config, v string) error { c.HostStatusDirectory = v; return nil },
 	"PidFile":                 func(c *Config, v string) error { c.PidFile = v; return nil },
@@ -124,6 +124,8 @@ var honoured = map[string]setter{
 	"ServerCertFile":          func(c *Config, v string) error { c.ServerCertFile = v; return nil },
 	"ServerKeyFile":           func(c *Config, v string) error { c.ServerKeyFile = v; return nil },
 	"Timeout":                 setTimeoutList,
+	// Read from Values by package mta for its LDAP maps.
+	"LDAPDefaultSpec": inValues,
 	// Read from Values by package milter, which checks them.
 	"InputMailFilters":      inValues,
 	"Milter.LogLevel":       inValues,
@@ -232,6 +234,37 @@ func canonicalOption(name string) string {
 		}
 	}
 	return ""
+}
+
+// splitAliasFiles splits AliasFile as sendmail's setalias does: at
+// commas outside parentheses, so that an LDAP filter stays whole
+// ("ldap: -k (&(a=b)(c=%0)) -v x, /etc/mail/aliases").
+func splitAliasFiles(v string) []string {
+	var out []string
+	depth, start := 0, 0
+	for i := 0; i <= len(v); i++ {
+		if i < len(v) {
+			switch v[i] {
+			case '(':
+				depth++
+				continue
+			case ')':
+				depth = max(0, depth-1)
+				continue
+			case ',':
+				if depth > 0 {
+					continue
+				}
+			default:
+				continue
+			}
+		}
+		if f := strings.TrimSpace(v[start:i]); f != "" {
+			out = append(out, f)
+		}
+		start = i + 1
+	}
+	return out
 }
 
 func splitList(v, sep string) []string {

@@ -42,6 +42,7 @@ var lineKinds = map[byte]string{
 
 func (c *Config) parse(path string, data []byte, readFile func(string) ([]byte, error)) error {
 	counts := map[byte]int{}
+	ruleset := "" // the S line the R lines belong to
 	for _, l := range splitLines(data) {
 		if l.text == "" || l.text[0] == '#' {
 			continue
@@ -71,6 +72,32 @@ func (c *Config) parse(path string, data []byte, readFile func(string) ([]byte, 
 			}
 		case 'T':
 			c.TrustedUsers = append(c.TrustedUsers, strings.Fields(rest)...)
+		case 'M':
+			if m := parseMailer(rest); m != nil {
+				if c.Mailers == nil {
+					c.Mailers = map[string]*Mailer{}
+				}
+				c.Mailers[m.Name] = m
+			}
+			counts[kind]++
+		case 'K':
+			if m := parseMap(rest); m != nil {
+				if c.Maps == nil {
+					c.Maps = map[string]*MapDef{}
+				}
+				c.Maps[m.Name] = m
+			}
+			counts[kind]++
+		case 'S':
+			ruleset, _, _ = strings.Cut(strings.TrimSpace(rest), "=")
+			counts[kind]++
+		case 'R':
+			// FEATURE(ldap_routing)'s "bounce" argument exists only as a
+			// rule of the LDAPExpand ruleset.
+			if ruleset == "LDAPExpand" && strings.Contains(rest, "nouser") {
+				c.LDAPRoutingBounce = true
+			}
+			counts[kind]++
 		case 'X':
 			c.MailFilters = append(c.MailFilters, strings.TrimSpace(strings.ReplaceAll(rest, "\n", " ")))
 		default:

@@ -28,6 +28,9 @@ func (a *app) initAliases() int {
 	}
 	code := sysexits.OK
 	for _, f := range a.cfg.AliasFiles {
+		if mta.IsLDAPSpec(f) {
+			continue // a directory has no database to rebuild
+		}
 		c := aliases.Newaliases(a.stdout, f, aliases.BuildOptions{
 			IsLocal: addr.NewNames(a.cfg.Class("w")...).Contains, Logger: a.log, RunUser: mta.RunUser(), Warnings: a.stderr,
 		})

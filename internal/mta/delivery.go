@@ -46,42 +46,65 @@ type Delivery struct {
 	mailers atomic.Pointer[mailerSet]
 
 	mu       sync.Mutex
-	replaced []*relay.Client // the relay clients of former sites, closed with the Delivery
+	replaced []*mailerSet // former sites' mailers, closed with the Delivery
 }
 
 // mailerSet is one configuration's mailers.
 type mailerSet struct {
-	local *localMailers
-	relay *relay.Client
+	agents *localMailers // mbox, *file*, prog
+	lmtp   *relay.LMTP   // the local mailer when sendmail.cf's Mlocal is LMTP
+	relay  *relay.Client
 }
 
-// newMailers builds site's delivery agents and relay client.
+// newMailers builds site's delivery agents, LMTP client and relay client.
 func newMailers(site *Site, o DeliveryOptions) (*mailerSet, error) {
 	agent, err := deliver.New(DeliverOptions(site.Config, site.Log))
 	if err != nil {
 		return nil, err
 	}
-	return &mailerSet{local: &localMailers{agent: agent}, relay: relay.New(site.relayConfig(o))}, nil
+	lmtp, err := site.lmtpMailer()
+	if err != nil {
+		return nil, err
+	}
+	return &mailerSet{agents: &localMailers{agent: agent}, lmtp: lmtp, relay: relay.New(site.relayConfig(o))}, nil
 }
 
+func (m *mailerSet) close() {
+	m.relay.Close()
+	if m.lmtp != nil {
+		m.lmtp.Close()
+	}
+}
+
+// Which mailers of the current set a runner mailer name stands for.
+const (
+	kindAgent  = iota // *file*, prog
+	kindLocal         // local: LMTP when configured, else the mbox agent
+	kindRemote        // the SMTP mailers
+)
+
 // liveMailer is a runner mailer that delivers with the current
-// configuration's agents (local) or relay client (remote).
+// configuration's mailers.
 type liveMailer struct {
-	d      *Delivery
-	remote bool
+	d    *Delivery
+	kind int
 }
 
 func (m liveMailer) Deliver(ctx context.Context, d *runner.Delivery) []runner.Result {
 	set := m.d.mailers.Load()
-	if m.remote {
+	switch {
+	case m.kind == kindRemote:
 		return set.relay.Deliver(ctx, d)
+	case m.kind == kindLocal && set.lmtp != nil:
+		return set.lmtp.Deliver(ctx, d)
 	}
-	return set.local.Deliver(ctx, d)
+	return set.agents.Deliver(ctx, d)
 }
 
 // NewDelivery builds the runner over site's queue: the local delivery
-// agents as the local, *file* and prog mailers, one relay client as the
-// esmtp, smtp, smtp8, dsmtp and relay mailers.
+// agents as the local, *file* and prog mailers (an LMTP client as the
+// local mailer when sendmail.cf defines it so: LocalLMTP), one relay
+// client as the esmtp, smtp, smtp8, dsmtp and relay mailers.
 func NewDelivery(site *Site, o DeliveryOptions) (*Delivery, error) {
 	cfg := site.Config
 	set, err := newMailers(site, o)
@@ -91,8 +114,8 @@ func NewDelivery(site *Site, o DeliveryOptions) (*Delivery, error) {
 	d := &Delivery{opts: o}
 	d.site.Store(site)
 	d.mailers.Store(set)
-	local, remote := liveMailer{d: d}, liveMailer{d: d, remote: true}
-	mailers := map[string]runner.Mailer{route.Local: local, route.File: local, route.Prog: local}
+	agents, remote := liveMailer{d: d, kind: kindAgent}, liveMailer{d: d, kind: kindRemote}
+	mailers := map[string]runner.Mailer{route.Local: liveMailer{d: d, kind: kindLocal}, route.File: agents, route.Prog: agents}
 	for _, m := range []string{route.ESMTP, route.SMTP, route.SMTP8, route.DSMTP, route.Relay} {
 		mailers[m] = remote
 	}
@@ -127,7 +150,7 @@ func NewDelivery(site *Site, o DeliveryOptions) (*Delivery, error) {
 		Now:          site.now,
 	})
 	if err != nil {
-		set.relay.Close()
+		set.close()
 		return nil, err
 	}
 	return d, nil
@@ -146,19 +169,20 @@ func (d *Delivery) SetSite(site *Site) error {
 	d.site.Store(site)
 	old := d.mailers.Swap(set)
 	d.mu.Lock()
-	d.replaced = append(d.replaced, old.relay)
+	d.replaced = append(d.replaced, old)
 	d.mu.Unlock()
 	return nil
 }
 
-// Close stops the relay clients (QUIT to the hosts whose connections are
+// Close stops the relay and LMTP clients, the current ones and those of
+// former sites (QUIT to the hosts and the mail store whose connections are
 // cached). The runner's own work is ended by Shutdown or Wait.
 func (d *Delivery) Close() {
-	d.mailers.Load().relay.Close()
+	d.mailers.Load().close()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, c := range d.replaced {
-		c.Close()
+	for _, m := range d.replaced {
+		m.close()
 	}
 	d.replaced = nil
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/posthorn/posthorn/internal/accept"
 	"github.com/posthorn/posthorn/internal/addr"
 	"github.com/posthorn/posthorn/internal/header"
+	"github.com/posthorn/posthorn/internal/ldapmap"
 	"github.com/posthorn/posthorn/internal/maillog"
 	"github.com/posthorn/posthorn/internal/policy"
 	"github.com/posthorn/posthorn/internal/rfcdate"
@@ -67,6 +68,7 @@ type Site struct {
 	Aliases     *aliases.Source // nil without an AliasFile or with -n
 	Acceptor    *accept.Acceptor
 	now         func() time.Time
+	ldapMaps    []*ldapmap.Map // closed with the Site
 }
 
 // New builds a Site. It reads the mailertable and virtusertable (bad lines
@@ -90,6 +92,9 @@ func (s *Site) Close() {
 	if s.Aliases != nil {
 		s.Aliases.Close()
 	}
+	for _, m := range s.ldapMaps {
+		m.Close()
+	}
 }
 
 // routing is the one routing function's configuration: $=w, the
@@ -98,23 +103,11 @@ func (s *Site) routing() (*route.Router, *route.Table) {
 	cfg := s.Config
 	rc := route.Config{Names: addr.NewNames(cfg.Class("w")...), SmartHost: cfg.Macros["S"],
 		VirtHosts: addr.NewNames(cfg.Class("VirtHost")...)}
-	load := func(path string, read func(string, func() time.Time) (*route.Table, error)) *route.Table {
-		if path == "" {
-			return nil
-		}
-		t, err := read(path, s.now)
-		if err != nil {
-			s.Log.Errf("", "%s: %v", path, err)
-			return nil
-		}
-		for _, w := range t.Warnings() {
-			s.Log.Warnf("", "%s", w)
-		}
-		return t
-	}
-	rc.MailerTable = load(cfg.MailerTable, route.LoadMailerTable)
-	rc.VirtUserTable = load(cfg.VirtUserTable, route.LoadVirtUserTable)
-	return route.New(rc), rc.MailerTable
+	var mt *route.Table
+	rc.MailerTable, mt = s.routeMap("mailertable", cfg.MailerTable, route.LoadMailerTable)
+	rc.VirtUserTable, _ = s.routeMap("virtuser", cfg.VirtUserTable, route.LoadVirtUserTable)
+	rc.LDAPRouting = s.ldapRouting()
+	return route.New(rc), mt
 }
 
 // expander is the alias and .forward expander over a Source that follows
@@ -127,14 +120,36 @@ func (s *Site) expander(noAlias bool, users aliases.Users) (*aliases.Expander, *
 		ForwardPath: strings.Join(cfg.ForwardPath, ":"),
 		Macros:      map[string]string{"w": cfg.Macros["w"], "j": cfg.Macros["j"]},
 		MaxDepth:    cfg.MaxAliasRecursion,
-		Logger:      s.Log,
+		// An LMTP store without F=w knows users this host does not.
+		AnyLocalUser: anyLocalUser(cfg),
+		Logger:       s.Log,
 	}
 	opts.DefaultUID, opts.DefaultGID = s.defaultIDs()
 	var src *aliases.Source
-	if f := AliasFile(cfg); f != "" && !noAlias {
-		src = aliases.NewSource(aliases.SourceOptions{AliasFile: f, IsLocal: s.Router.IsLocal, Logger: s.Log,
-			RunUser: RunUser(), CheckInterval: time.Second})
-		opts.Aliases = src
+	var chain aliasChain
+	for i, f := range cfg.AliasFiles {
+		switch {
+		case noAlias:
+		case IsLDAPSpec(f):
+			m, err := s.ldapMap("AliasFile", strings.TrimSpace(f)[len("ldap:"):], true)
+			if err != nil {
+				s.Log.Errf("", "%v", err)
+				continue
+			}
+			chain = append(chain, m)
+		case i == 0:
+			// Lookups use the first file, as before; newaliases builds each.
+			src = aliases.NewSource(aliases.SourceOptions{AliasFile: f, IsLocal: s.Router.IsLocal, Logger: s.Log,
+				RunUser: RunUser(), CheckInterval: time.Second})
+			chain = append(chain, src)
+		}
+	}
+	switch len(chain) {
+	case 0:
+	case 1:
+		opts.Aliases = chain[0]
+	default:
+		opts.Aliases = chain
 	}
 	return aliases.New(opts), src
 }

@@ -115,6 +115,30 @@
 // lines for loops and hop counts. The to= lines are the runner's, from
 // the Results.
 //
+// # LMTP
+//
+// LMTP (NewLMTP) is the local mailer over LMTP (RFC 2033) to one server
+// on a TCP or Unix socket, such as Dovecot's lmtp: sendmail.cf's
+// "Mlocal, P=[IPC], F=...z..., A=TCP host port" or "A=FILE /path". One
+// transaction carries all local recipients of a message:
+//
+//	220 greeting, LHLO $j (Timeout.lhlo), then per message
+//	MAIL From:<sender> SIZE=n SMTPUTF8 BODY=8BITMIME   (as offered; no DSN parameters)
+//	RCPT To:<user>      the local user, as sendmail's local mailer ("RCPT To:<bob>")
+//	DATA, the message (no line folding), "."
+//	one reply per accepted RCPT, in RCPT order
+//
+// Each recipient takes its own reply after the data: 2xx delivered (the
+// runner sends any NOTIFY=SUCCESS receipt), 4xx deferred, 5xx bounced;
+// a refused RCPT as for SMTP ("550 User unknown"). No server, a refused
+// greeting or LHLO (even 5xx: the store is this site's), a lost session:
+// deferred, never bounced; replies not received before a session was
+// lost defer their recipients. Sessions are kept idle for the next
+// message (ConnectionCacheSize/Timeout) and probed with RSET. -v shows
+// "<rcpt>... Connecting to [127.0.0.1] port 24 via local..." and the
+// dialogue, as sendmail's VERB does for its LMTP local mailer; relay= is
+// "host [address]" or the socket's path.
+//
 // # Differences from sendmail
 //
 // sendmail prints a recipient's result on -v as soon as it knows it (in

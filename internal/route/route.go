@@ -3,9 +3,10 @@
 // and that -bv and -bt print. It is the one answer for every part of
 // posthorn that asks: the RCPT-time relay check and the SMTP backend, the
 // alias expander (-bv, EXPN/VRFY, acceptance), and the queue runner at
-// delivery. Resolve is pure: the same address and configuration always
-// give the same triple; no DNS is asked (the relay client looks up the MX
-// of the host it is given).
+// delivery. Resolve asks no DNS (the relay client looks up the MX of the
+// host it is given); with file maps it is pure, the same address and
+// configuration always giving the same triple. Maps in a directory (LDAP,
+// see Map) can fail: the address then resolves to a temporary error.
 //
 // # Order
 //
@@ -19,7 +20,9 @@
 //     local: mailer local, user the lower-cased local part. Aliases and
 //     ~/.forward apply to local triples (package aliases), except for
 //     "\user".
-//  3. An address for one of our names or for a virtual domain (class
+//  3. An address whose domain is in class {LDAPRoute} is looked up in
+//     the directory first (LDAPRouting, sendmail's FEATURE(ldap_routing)).
+//     3b. An address for one of our names or for a virtual domain (class
 //     {VirtHost}) is looked up in the virtusertable (VirtUserTable, as
 //     sendmail's FEATURE(virtusertable)): "user+detail@domain",
 //     "user+*@domain", "user@domain", then "@domain"; the target (a local
@@ -148,10 +151,12 @@ func (t Triple) Key() string {
 // Config is what routing depends on.
 type Config struct {
 	Names       addr.NameSet // $=w: an *addr.Names, or LocalFunc
-	MailerTable *Table       // nil: none
+	MailerTable Map          // nil: none
 	// VirtUserTable maps addresses of virtual domains (sendmail's
 	// FEATURE(virtusertable)); nil: none.
-	VirtUserTable *Table
+	VirtUserTable Map
+	// LDAPRouting is FEATURE(ldap_routing); nil: none.
+	LDAPRouting *LDAPRouting
 	// VirtHosts are domains handled by the virtusertable without being in
 	// $=w (class {VirtHost}); they are local for the relay check.
 	VirtHosts addr.NameSet
@@ -172,15 +177,25 @@ func (f LocalFunc) Contains(domain string) bool {
 // Router resolves addresses. It is safe for concurrent use.
 type Router struct {
 	names addr.NameSet
-	mt    *Table
-	vt    *Table
+	mt    Map
+	vt    Map
+	ldap  *LDAPRouting
 	virt  addr.NameSet
 	smart Triple // Mailer "" when there is no smart host
 }
 
 // New returns a Router for cfg.
 func New(cfg Config) *Router {
-	r := &Router{names: cfg.Names, mt: cfg.MailerTable, vt: cfg.VirtUserTable, virt: cfg.VirtHosts}
+	r := &Router{names: cfg.Names, mt: cfg.MailerTable, vt: cfg.VirtUserTable, virt: cfg.VirtHosts, ldap: cfg.LDAPRouting}
+	if r.ldap != nil && (r.ldap.Domains == nil || r.ldap.MailHost == nil || r.ldap.RoutingAddress == nil) {
+		r.ldap = nil
+	}
+	if isNil(r.mt) {
+		r.mt = nil
+	}
+	if isNil(r.vt) {
+		r.vt = nil
+	}
 	if r.names == nil {
 		r.names = addr.NewNames()
 	}
@@ -240,6 +255,20 @@ func (r *Router) resolve(a addr.Address, depth int) Triple {
 	if d.Tricks&(addr.PercentHack|addr.BangPath) != 0 {
 		t.Steps = append(t.Steps, "relay form followed to "+d.String())
 	}
+	if r.ldap != nil {
+		domain := d.Domain
+		if d.Local {
+			domain = d.Via
+		}
+		if domain != "" && r.ldap.Domains.Contains(domain) {
+			user := strings.ToLower(addr.Address{Local: d.User}.LocalUnquoted())
+			lt, done := r.ldapRoute(t, user, strings.ToLower(domain), depth)
+			if done {
+				return lt
+			}
+			t = lt
+		}
+	}
 	virtual := !d.Local && r.virt != nil && r.virt.Contains(d.Domain)
 	if r.vt != nil && (virtual || d.Local && d.Via != "") {
 		domain := d.Via
@@ -247,7 +276,11 @@ func (r *Router) resolve(a addr.Address, depth int) Triple {
 		if virtual {
 			domain = d.Domain
 		}
-		if key, target, ok := r.virtualTarget(user, domain); ok {
+		key, target, ok, err := r.virtualTarget(user, domain)
+		if err != nil {
+			return tempFailure(t, "virtusertable", err)
+		}
+		if ok {
 			return r.virtualTriple(t, key, target, depth)
 		}
 		if virtual {
@@ -274,7 +307,11 @@ func (r *Router) resolve(a addr.Address, depth int) Triple {
 	}
 	rcpt := d.User + "@" + d.Domain
 	if r.mt != nil {
-		if key, val, ok := r.mt.Lookup(d.Domain); ok {
+		key, val, ok, err := lookupDomain(r.mt, d.Domain)
+		if err != nil {
+			return tempFailure(t, "mailertable", err)
+		}
+		if ok {
 			m := parseValue(val, "")
 			t.Mailer, t.Host, t.Err = m.Mailer, m.Host, m.Err
 			t.User = rcpt

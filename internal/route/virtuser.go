@@ -11,7 +11,7 @@ import (
 // "user+detail@domain", "user+*@domain", "user@domain", then the
 // catch-all "@domain". In the target, %1 is the user (without the
 // detail), %2 the detail and %3 "+detail" ("" without one).
-func (r *Router) virtualTarget(user, domain string) (key, target string, ok bool) {
+func (r *Router) virtualTarget(user, domain string) (key, target string, ok bool, err error) {
 	base, detail, plussed := strings.Cut(user, "+")
 	keys := []string{user + "@" + domain}
 	if plussed {
@@ -19,16 +19,20 @@ func (r *Router) virtualTarget(user, domain string) (key, target string, ok bool
 	}
 	keys = append(keys, "@"+domain)
 	for _, k := range keys {
-		if v, ok := r.vt.Get(k); ok {
+		v, ok, err := r.vt.Find(k)
+		if err != nil {
+			return k, "", false, err
+		}
+		if ok {
 			plus := ""
 			if plussed {
 				plus = "+" + detail
 			}
 			v = strings.NewReplacer("%1", base, "%2", detail, "%3", plus).Replace(v)
-			return k, v, true
+			return k, v, true, nil
 		}
 	}
-	return "", "", false
+	return "", "", false, nil
 }
 
 // virtualTriple routes a virtusertable target: an error: target, a local

@@ -1,0 +1,50 @@
+package mta
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/posthorn/posthorn/internal/ldapmap/slapdtest"
+)
+
+const ldapAliases = `dn: sendmailMTAKey=staff,dc=example,dc=test
+objectClass: sendmailMTAAliasObject
+sendmailMTAKey: staff
+sendmailMTAAliasValue: root
+sendmailMTAAliasValue: postmaster
+
+dn: sendmailMTAKey=postmaster,dc=example,dc=test
+objectClass: sendmailMTAAliasObject
+sendmailMTAKey: postmaster
+sendmailMTAAliasValue: root
+`
+
+// Aliases in LDAP (sendmail's AliasFile=ldap: with LDAPDefaultSpec) are
+// expanded at acceptance; with the directory stopped, RCPT gets 451 and
+// nothing is bounced; once it is back the same recipient is taken.
+func TestLDAPAliases(t *testing.T) {
+	srv := slapdtest.Start(t, "", ldapAliases)
+	w := newWorld(t, "", "O LDAPDefaultSpec=-H "+srv.URI+" -b "+slapdtest.Suffix,
+		"O AliasFile=ldap: -k (&(objectClass=sendmailMTAAliasObject)(sendmailMTAKey=%0)) -v sendmailMTAAliasValue")
+	msg := "Subject: via ldap\r\n\r\nbody\r\n"
+	if err := w.send("sender@client.example", []string{"staff@localhost"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor("the mailbox", func() bool { return strings.Contains(w.mailbox("root"), "Subject: via ldap") })
+	if n := strings.Count(w.mailbox("root"), "Subject: via ldap"); n != 1 {
+		t.Errorf("%d copies", n)
+	}
+
+	srv.Stop()
+	// The map's cache still knows staff for a while: ask for a name it
+	// has not seen.
+	err := w.send("sender@client.example", []string{"postmaster2@localhost"}, msg)
+	if err == nil || !strings.Contains(err.Error(), "451") || !strings.Contains(err.Error(), "alias database unavailable") {
+		t.Errorf("directory down: %v", err)
+	}
+	srv.Start()
+	if err := w.send("sender@client.example", []string{"postmaster@localhost"}, "Subject: after\r\n\r\nx\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor("the second message", func() bool { return strings.Contains(w.mailbox("root"), "Subject: after") })
+}
