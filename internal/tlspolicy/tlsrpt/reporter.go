@@ -71,6 +71,7 @@ func (r *Reporter) day(ctx context.Context, day time.Time) (int, error) {
 	}
 	sort.Strings(names)
 	queued := 0
+	var firstErr error
 	for _, domain := range names {
 		if sent[domain] {
 			continue
@@ -78,32 +79,50 @@ func (r *Reporter) day(ctx context.Context, day time.Time) (int, error) {
 		if err := ctx.Err(); err != nil {
 			return queued, err
 		}
-		txt, err := r.DNS.TXT(ctx, "_smtp._tls."+domain)
-		if err != nil {
-			return queued, fmt.Errorf("TLS report for %s: %w", domain, err) // try again at the next run
+		ok, err := r.send(ctx, day, domain, sessions)
+		if ok {
+			queued++
 		}
-		rec, err := ParseRecord(txt.Texts)
-		if err != nil || len(rec.Mailto) == 0 {
-			r.logf("TLS report for %s of %s not sent: %s", domain, day.Format("2006-01-02"), reason(err))
-			r.Store.markSent(day, domain)
+		if err != nil {
+			// The others go on; this domain is tried again at the next run.
+			if firstErr == nil {
+				firstErr = err
+			}
 			continue
 		}
-		rep := Build(day, domain, r.org(), r.contact(), r.Submitter, sessions)
-		msg, err := Message(rep, r.From, rec.Mailto, r.Submitter, domain, r.Date(r.Now()), r.messageID(), boundary())
-		if err != nil {
-			return queued, err
-		}
-		if err := r.Submit(r.From, rec.Mailto, msg); err != nil {
-			return queued, fmt.Errorf("TLS report for %s: %w", domain, err)
-		}
-		queued++
-		r.logf("TLS report for %s of %s queued for %s", domain, day.Format("2006-01-02"), strings.Join(rec.Mailto, ", "))
 		if err := r.Store.markSent(day, domain); err != nil {
 			return queued, err
 		}
 	}
+	if firstErr != nil {
+		return queued, firstErr
+	}
 	r.Store.done(day)
 	return queued, nil
+}
+
+// send queues one domain's report of a day; ok says it was queued. A
+// domain without a usable record gets none (and no error).
+func (r *Reporter) send(ctx context.Context, day time.Time, domain string, sessions []Session) (ok bool, err error) {
+	txt, err := r.DNS.TXT(ctx, "_smtp._tls."+domain)
+	if err != nil {
+		return false, fmt.Errorf("TLS report for %s: %w", domain, err)
+	}
+	rec, err := ParseRecord(txt.Texts)
+	if err != nil || len(rec.Mailto) == 0 {
+		r.logf("TLS report for %s of %s not sent: %s", domain, day.Format("2006-01-02"), reason(err))
+		return false, nil
+	}
+	rep := Build(day, domain, r.org(), r.contact(), r.Submitter, sessions)
+	msg, err := Message(rep, r.From, rec.Mailto, r.Submitter, domain, r.Date(r.Now()), r.messageID(), boundary())
+	if err != nil {
+		return false, err
+	}
+	if err := r.Submit(r.From, rec.Mailto, msg); err != nil {
+		return false, fmt.Errorf("TLS report for %s: %w", domain, err)
+	}
+	r.logf("TLS report for %s of %s queued for %s", domain, day.Format("2006-01-02"), strings.Join(rec.Mailto, ", "))
+	return true, nil
 }
 
 func reason(err error) string {
