@@ -202,6 +202,8 @@ type Config struct {
 	ResolverRetry      int
 	MaxSessionTime     time.Duration // an SMTP session ends after this long (0: no limit)
 	MaxSessionCommands int           // ... or after this many commands (0: no limit)
+	// TLS is outbound TLS: the policy map, DANE, MTA-STS, reports (tls.go).
+	TLS TLSOptions
 
 	daemonsFromDefault bool
 	reported           map[string]bool

@@ -25,6 +25,7 @@ import (
 	"os/user"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/posthorn/posthorn/aliases"
@@ -35,9 +36,11 @@ import (
 	"github.com/posthorn/posthorn/internal/header"
 	"github.com/posthorn/posthorn/internal/maillog"
 	"github.com/posthorn/posthorn/internal/policy"
+	"github.com/posthorn/posthorn/internal/resolve"
 	"github.com/posthorn/posthorn/internal/rfcdate"
 	"github.com/posthorn/posthorn/internal/route"
 	"github.com/posthorn/posthorn/internal/submit"
+	"github.com/posthorn/posthorn/internal/tlspolicy"
 	"github.com/posthorn/posthorn/queue"
 )
 
@@ -67,6 +70,11 @@ type Site struct {
 	Aliases     *aliases.Source // nil without an AliasFile or with -n
 	Acceptor    *accept.Acceptor
 	now         func() time.Time
+
+	dnsOnce sync.Once
+	dns     *resolve.Resolver
+	tlsOnce sync.Once
+	tls     *tlspolicy.Engine
 }
 
 // New builds a Site. It reads the mailertable and virtusertable (bad lines

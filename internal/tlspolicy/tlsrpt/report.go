@@ -119,7 +119,8 @@ func FileName(r Report, submitter, domain string) string {
 }
 
 // Message is the report as a mail (RFC 8460 §5.3), with CRLF line ends.
-// date is the Date header's value; boundary separates the parts.
+// date and messageID are the Date and Message-Id headers (left out when
+// "": the queue adds them); boundary separates the parts.
 func Message(r Report, from string, to []string, submitter, domain, date, messageID, boundary string) ([]byte, error) {
 	js, err := json.Marshal(r)
 	if err != nil {
@@ -135,8 +136,12 @@ func Message(r Report, from string, to []string, submitter, domain, date, messag
 	h := func(format string, args ...any) { fmt.Fprintf(&b, format+"\r\n", args...) }
 	h("From: %s", from)
 	h("To: %s", strings.Join(to, ", "))
-	h("Date: %s", date)
-	h("Message-Id: %s", messageID)
+	if date != "" {
+		h("Date: %s", date)
+	}
+	if messageID != "" {
+		h("Message-Id: %s", messageID)
+	}
 	h("Subject: Report Domain: %s Submitter: %s Report-ID: <%s>", domain, submitter, r.ReportID)
 	h("TLS-Report-Domain: %s", domain)
 	h("TLS-Report-Submitter: %s", submitter)

@@ -22,7 +22,9 @@ type Reporter struct {
 	// Submit queues a message for the recipients.
 	Submit func(from string, to []string, msg []byte) error
 	Now    func() time.Time
-	Date   func(time.Time) string // the Date header (rfcdate.Format)
+	// Date formats the Date header (rfcdate.Format); nil leaves Date and
+	// Message-Id to the queue.
+	Date func(time.Time) string
 	Logf   func(format string, args ...any)
 }
 
@@ -114,7 +116,11 @@ func (r *Reporter) send(ctx context.Context, day time.Time, domain string, sessi
 		return false, nil
 	}
 	rep := Build(day, domain, r.org(), r.contact(), r.Submitter, sessions)
-	msg, err := Message(rep, r.From, rec.Mailto, r.Submitter, domain, r.Date(r.Now()), r.messageID(), boundary())
+	date, id := "", ""
+	if r.Date != nil {
+		date, id = r.Date(r.Now()), r.messageID()
+	}
+	msg, err := Message(rep, r.From, rec.Mailto, r.Submitter, domain, date, id, boundary())
 	if err != nil {
 		return false, err
 	}
