@@ -40,9 +40,9 @@ type Engine struct {
 	Default Level  // TLSDefaultLevel
 	DANE    bool   // the DANE option
 	DNS     Resolver
-	STS     *sts.Client     // nil: MTA-STS off
-	Roots   *x509.CertPool  // CACertFile, CACertPath; nil: the system's
-	Reports Recorder        // nil: no TLS reports
+	STS     *sts.Client      // nil: MTA-STS off
+	Roots   *x509.CertPool   // CACertFile, CACertPath; nil: the system's
+	Reports Recorder         // nil: no TLS reports
 	Now     func() time.Time // nil: time.Now
 }
 

@@ -25,7 +25,7 @@ type Reporter struct {
 	// Date formats the Date header (rfcdate.Format); nil leaves Date and
 	// Message-Id to the queue.
 	Date func(time.Time) string
-	Logf   func(format string, args ...any)
+	Logf func(format string, args ...any)
 }
 
 func (r *Reporter) logf(format string, args ...any) {
