@@ -14,6 +14,7 @@ import (
 	"github.com/posthorn/posthorn/internal/tlspolicy"
 	"github.com/posthorn/posthorn/internal/tlspolicy/sts"
 	"github.com/posthorn/posthorn/internal/tlspolicy/tlsrpt"
+	"github.com/posthorn/posthorn/queue"
 )
 
 // TLSPolicy is the configuration's outbound TLS policy: the TLS policy
@@ -155,8 +156,15 @@ func (d *Delivery) SendTLSReports(ctx context.Context) (int, error) {
 	}
 	cfg := site.Config
 	from := cfg.Expand(cfg.TLS.ReportSender, nil)
+	submit := func(from string, to []string, msg []byte) error {
+		l, err := site.queueReport(from, to, msg)
+		if err == nil {
+			d.Runner.Background(l) // its first attempt now, as a background submission's
+		}
+		return err
+	}
 	r := &tlsrpt.Reporter{Store: site.TLSReportStore(), DNS: site.DNS(), Submitter: cfg.Macros["j"], From: from,
-		Submit: site.submitReport, Now: site.now,
+		Submit: submit, Now: site.now,
 		Logf: func(format string, args ...any) { site.Log.Infof("", format, args...) }}
 	n, err := r.Run(ctx)
 	if err != nil {
@@ -165,26 +173,27 @@ func (d *Delivery) SendTLSReports(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// submitReport queues a report mail as a local submission.
-func (s *Site) submitReport(from string, to []string, msg []byte) error {
+// queueReport queues a report mail as a local submission, still locked
+// for its first attempt.
+func (s *Site) queueReport(from string, to []string, msg []byte) (*queue.Locked, error) {
 	m, err := s.Acceptor.Begin(true)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := m.Write(bytes.ReplaceAll(msg, []byte("\r\n"), []byte("\n"))); err != nil {
 		m.Abort()
-		return err
+		return nil, err
 	}
 	env := &accept.Envelope{Sender: "<" + from + ">", Local: true, FromAddr: from}
 	for _, r := range to {
 		env.Recipients = append(env.Recipients, accept.Recipient{Addr: "<" + r + ">"})
 	}
-	j, err := m.Commit(env)
+	l, err := m.CommitLocked(env)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	s.Log.Infof(j.ID, "from=<%s>, size=%d, class=0, nrcpts=%d, relay=TLS report", from, m.Size(), len(to))
-	return nil
+	s.Log.Infof(l.ID(), "from=<%s>, size=%d, class=0, nrcpts=%d, relay=TLS report", from, m.Size(), len(to))
+	return l, nil
 }
 
 // TLSSettings describe the outbound TLS options in force, for -bt's /tls.
