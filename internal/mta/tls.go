@@ -210,7 +210,7 @@ func (s *Site) TLSSettings() []string {
 		if e.Table != nil {
 			n = e.Table.Len()
 		}
-		m = fmt.Sprintf("TLSPolicyMap=%s (%d entries)", o.PolicyMap, n)
+		m = fmt.Sprintf("TLSPolicyMap=%s (entries: %d)", o.PolicyMap, n)
 	}
 	return []string{
 		fmt.Sprintf("TLSDefaultLevel=%s, DANE=%v, MTASTS=%v, TLSReports=%v", e.Default, o.DANE, o.MTASTS, o.Reports),
