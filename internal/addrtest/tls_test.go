@@ -27,8 +27,8 @@ func (f *fakeTLS) Decide(_ context.Context, q relay.TLSQuery) tlspolicy.Decision
 	case "mx2.multi.example":
 		p, _ := sts.Parse([]byte("version: STSv1\nmode: enforce\nmx: mx1.multi.example\nmax_age: 86400\n"))
 		return tlspolicy.Decision{Level: tlspolicy.Verify, Source: "sts", Why: "MTA-STS policy mode enforce: mx2.multi.example does not match",
-			Refuse: status.New(403, "4.7.0", "403 4.7.0 TLS policy (MTA-STS): MX host mx2.multi.example is not in the policy of multi.example"),
-			STS:    &sts.Result{Policy: p, ID: "abc", Source: "cache", Expires: time.Date(2030, 1, 2, 0, 0, 0, 0, time.UTC)},
+			Refuse:        status.New(403, "4.7.0", "403 4.7.0 TLS policy (MTA-STS): MX host mx2.multi.example is not in the policy of multi.example"),
+			STS:           &sts.Result{Policy: p, ID: "abc", Source: "cache", Expires: time.Date(2030, 1, 2, 0, 0, 0, 0, time.UTC)},
 			PolicyFailure: "validation-failure", PolicyFailureDetail: "mx2.multi.example does not match the MTA-STS policy's mx patterns"}
 	}
 	return tlspolicy.Decision{Level: tlspolicy.May, Source: "opportunistic", Why: "level may: STARTTLS when offered, any certificate"}
