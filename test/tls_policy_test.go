@@ -586,3 +586,125 @@ func TestTLSReportDaily(t *testing.T) {
 		return os.IsNotExist(err)
 	})
 }
+
+// tpPostfix runs a private Postfix instance (root only) as the next hop:
+// smtpd on 127.0.0.1:tlsPort with STARTTLS and cert, on plainPort
+// without; everything it accepts is discarded and logged to its own
+// maillog, which is returned (a function reading it).
+func tpPostfix(t *testing.T, cert testca.Cert, domains []string, tlsPort, plainPort int) func() string {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("a private Postfix needs root")
+	}
+	if _, err := os.Stat("/usr/sbin/postfix"); err != nil {
+		t.Skip("postfix not installed")
+	}
+	if out, err := exec.Command("id", "postfix").CombinedOutput(); err != nil {
+		t.Skipf("no postfix user: %s", out)
+	}
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Dir(dir), 0o755) // testing's per-test directory is 0700
+	for _, d := range []string{"conf", "queue", "data"} {
+		os.Mkdir(filepath.Join(dir, d), 0o755)
+	}
+	if err := exec.Command("chown", "postfix", filepath.Join(dir, "data")).Run(); err != nil {
+		t.Fatal(err)
+	}
+	cert.WritePEM(t, filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
+	var transport []string
+	for _, d := range domains {
+		transport = append(transport, d+"=discard:")
+	}
+	mainCf := strings.Join([]string{
+		"compatibility_level = 3.6",
+		"queue_directory = " + filepath.Join(dir, "queue"),
+		"data_directory = " + filepath.Join(dir, "data"),
+		"mail_owner = postfix", "setgid_group = postdrop",
+		"inet_interfaces = 127.0.0.1", "inet_protocols = ipv4",
+		"myhostname = mx.postfix.test", "mydestination =", "mynetworks = 127.0.0.0/8",
+		"relay_domains = " + strings.Join(domains, " "),
+		"transport_maps = inline:{ " + strings.Join(transport, ", ") + " }",
+		"alias_maps =", "alias_database =",
+		"maillog_file_prefixes = " + dir, "maillog_file = " + filepath.Join(dir, "maillog"),
+		"smtpd_tls_security_level = may", "smtpd_tls_loglevel = 1",
+		"smtpd_tls_cert_file = " + filepath.Join(dir, "cert.pem"), "smtpd_tls_key_file = " + filepath.Join(dir, "key.pem"),
+		"smtp_tls_security_level = none",
+	}, "\n") + "\n"
+	masterCf := fmt.Sprintf(`127.0.0.1:%d inet n - n - - smtpd
+127.0.0.1:%d inet n - n - - smtpd -o smtpd_tls_security_level=none
+cleanup unix n - n - 0 cleanup
+qmgr unix n - n 300 1 qmgr
+tlsmgr unix - - n 1000? 1 tlsmgr
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+flush unix n - n 1000? 0 flush
+proxymap unix - - n - - proxymap
+showq unix n - n - - showq
+error unix - - n - - error
+retry unix - - n - - error
+discard unix - - n - - discard
+anvil unix - - n - 1 anvil
+scache unix - - n - 1 scache
+postlog unix-dgram n - n - 1 postlogd
+`, tlsPort, plainPort)
+	os.WriteFile(filepath.Join(dir, "conf/main.cf"), []byte(mainCf), 0o644)
+	os.WriteFile(filepath.Join(dir, "conf/master.cf"), []byte(masterCf), 0o644)
+	conf := filepath.Join(dir, "conf")
+	if out, err := exec.Command("/usr/sbin/postfix", "-c", conf, "start").CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "maillog"))
+		t.Fatalf("postfix start: %v %s\n%s", err, out, log)
+	}
+	t.Cleanup(func() { exec.Command("/usr/sbin/postfix", "-c", conf, "stop").Run() })
+	waitGreeting(t, fmt.Sprintf("127.0.0.1:%d", tlsPort))
+	waitGreeting(t, fmt.Sprintf("127.0.0.1:%d", plainPort))
+	return func() string {
+		b, _ := os.ReadFile(filepath.Join(dir, "maillog"))
+		return string(b)
+	}
+}
+
+// TestTLSPolicyPostfixPeer: Postfix as the TLS peer. DANE-EE to its
+// certificate: delivered over TLS (Postfix logs the TLS connection and
+// the message); a mismatching record, or the Postfix service without
+// STARTTLS, defers without a MAIL reaching Postfix.
+func TestTLSPolicyPostfixPeer(t *testing.T) {
+	ca := testca.New(t, "posthorn black-box root", time.Now())
+	cert := ca.Valid(t, "mx.pf.test")
+	other := ca.Valid(t, "mx.pf.test")
+	tlsPort, plainPort := freePort(t), freePort(t)
+	maillog := tpPostfix(t, cert, []string{"pf.test", "pf2.test", "pf3.test"}, tlsPort, plainPort)
+	d := tpStartDNS(t,
+		"pf.test. 300 IN MX 10 mx.pf.test.", "mx.pf.test. 300 IN A 127.0.0.1",
+		fmt.Sprintf("_%d._tcp.mx.pf.test. 300 IN TLSA %s", tlsPort, tpTLSA(cert)),
+		"pf2.test. 300 IN MX 10 mx.pf2.test.", "mx.pf2.test. 300 IN A 127.0.0.1",
+		fmt.Sprintf("_%d._tcp.mx.pf2.test. 300 IN TLSA %s", plainPort, tpTLSA(cert)),
+		"mx.pf3.test. 300 IN A 127.0.0.1", // pf3.test is routed to [mx.pf3.test]: DANE without MX
+		fmt.Sprintf("_%d._tcp.mx.pf3.test. 300 IN TLSA %s", tlsPort, tpTLSA(other)),
+	)
+	mt := fmt.Sprintf("pf.test esmtp:pf.test:%d\npf2.test esmtp:pf2.test:%d\npf3.test esmtp:[mx.pf3.test]:%d\n", tlsPort, plainPort, tlsPort)
+	r := tpRoot(t, d.addr, ca, mt)
+
+	res := tpSend(t, r, "bob@pf.test")
+	tpLog(t, res, "STARTTLS=client, relay=mx.pf.test., version=TLSv1.3, verify=TRUSTED, cipher=")
+	tpLog(t, res, "policy=dane")
+	tpLog(t, res, "stat=Sent (")
+	waitFor(t, "Postfix's delivery", func() bool { return strings.Contains(maillog(), "to=<bob@pf.test>, relay=none") })
+	if l := maillog(); !strings.Contains(l, "TLS connection established from localhost[127.0.0.1]: TLSv1.3") {
+		t.Errorf("Postfix saw no TLS:\n%s", l)
+	}
+
+	res = tpSend(t, r, "bob@pf2.test")
+	tpLog(t, res, "stat=Deferred: 403 4.7.0 TLS required (DANE): mx.pf2.test. does not offer STARTTLS")
+	res = tpSend(t, r, "bob@pf3.test")
+	tpLog(t, res, "stat=Deferred: 403 4.7.0 TLS handshake failed (DANE: no matching TLSA record)")
+	if q := run(t, binary(t), "", "-C", r.cf, "-bp"); !strings.Contains(q.stdout, "Total requests: 2") {
+		t.Errorf("mailq:\n%s", q.stdout)
+	}
+	if l := maillog(); strings.Contains(l, "pf2.test") || strings.Contains(l, "pf3.test") {
+		t.Errorf("Postfix got mail it should not have:\n%s", l)
+	}
+}
