@@ -54,7 +54,10 @@ func TestSecureAnswers(t *testing.T) {
 				t.Errorf("TLSA: %+v %v, want secure=%v", res, err, tc.tlsa)
 			}
 			if tc.validating {
-				for i, asked := range f.adAsked {
+				f.mu.Lock()
+				asked := append([]bool(nil), f.adAsked...)
+				f.mu.Unlock()
+				for i, asked := range asked {
 					if !asked {
 						t.Errorf("question %d (%s) did not ask for AD", i, f.log()[i])
 					}
