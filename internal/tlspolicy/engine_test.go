@@ -126,6 +126,7 @@ func TestDecide(t *testing.T) {
 		{name: "STS testing", q: q("testing.example", "mx.testing.example"), level: May, source: "sts-testing", names: "mx.testing.example"},
 		{name: "default encrypt", def: Encrypt, q: q("other.example", "mx.other.example"), level: Encrypt, source: "default"},
 		{name: "default encrypt, STS wins", def: Encrypt, q: q("sts.example", "mx.sts.example"), level: Verify, source: "sts"},
+		{name: "default encrypt, STS testing does not weaken it", def: Encrypt, q: q("testing.example", "mx.testing.example"), level: Encrypt, source: "sts-testing"},
 		{name: "default verify", def: Verify, q: q("other.example", "mx.other.example"), level: Verify, source: "default", names: "mx.other.example"},
 		{name: "default dane-only", def: DANEOnly, q: q("dane2.example", "mx.dane.example"), level: Verify, source: "dane"},
 		{name: "default none", def: None, q: q("both.example", "mx.both.example"), level: None, source: "default"},
