@@ -37,7 +37,7 @@ import (
 // "port 443" through the fetcher's, a test CA, the relay client with the
 // engine, a TLS report store. Nothing leaves loopback.
 type world struct {
-	t      *testing.T
+	t      testing.TB
 	ca     *testca.CA
 	dns    *zoneDNS
 	res    *resolve.Resolver
@@ -66,7 +66,7 @@ func (s *syncBuf) String() string {
 	return s.b.String()
 }
 
-func newWorld(t *testing.T, mod func(*tlspolicy.Engine)) *world {
+func newWorld(t testing.TB, mod func(*tlspolicy.Engine)) *world {
 	t.Helper()
 	w := &world{t: t, ca: testca.New(t, "posthorn test root", time.Now()), ports: map[string]string{}, log: &syncBuf{}}
 	w.dns = startZone(t)
@@ -241,7 +241,7 @@ type zoneDNS struct {
 	servfail map[string]bool
 }
 
-func startZone(t *testing.T) *zoneDNS {
+func startZone(t testing.TB) *zoneDNS {
 	t.Helper()
 	z := &zoneDNS{insecure: map[string]bool{}, servfail: map[string]bool{}}
 	var pc net.PacketConn
@@ -270,7 +270,7 @@ func startZone(t *testing.T) *zoneDNS {
 	return z
 }
 
-func (z *zoneDNS) add(t *testing.T, records ...string) {
+func (z *zoneDNS) add(t testing.TB, records ...string) {
 	t.Helper()
 	z.mu.Lock()
 	defer z.mu.Unlock()
