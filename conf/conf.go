@@ -47,7 +47,11 @@
 // SMTP server does not check that the MAIL FROM domain exists in DNS.
 // Timeout.resolver.retrans (seconds unless a unit is given) and
 // Timeout.resolver.retry (a count) set the DNS client's per-try timeout and
-// rounds, overriding resolv.conf's timeout and attempts.
+// rounds, overriding resolv.conf's timeout and attempts. The outbound TLS
+// options (tls.go) are posthorn's TLSPolicyMap, TLSDefaultLevel, MTASTS,
+// MTASTSCacheDirectory, TLSReports, TLSReportDirectory and TLSReportSender,
+// and sendmail's DANE, CACertFile, CACertPath and ResolverOptions (of
+// whose flags +TRUSTAD is acted on).
 //
 // When the default file /etc/mail/sendmail.cf does not exist, the embedded
 // defaults apply, so a fresh host works without one; a file named with -C
@@ -214,6 +218,8 @@ type Config struct {
 	ResolverRetry      int
 	MaxSessionTime     time.Duration // an SMTP session ends after this long (0: no limit)
 	MaxSessionCommands int           // ... or after this many commands (0: no limit)
+	// TLS is outbound TLS: the policy map, DANE, MTA-STS, reports (tls.go).
+	TLS TLSOptions
 
 	daemonsFromDefault bool
 	reported           map[string]bool

@@ -75,6 +75,18 @@ var defaults = [][2]string{
 	{"AcceptUnresolvableDomains", "False"},
 	{"Timeout.queuewarn", "4h"},
 	{"Timeout.queuereturn", "5d"},
+	// Outbound TLS: DANE on (it needs a resolver marked validating,
+	// without which nothing changes; sendmail's default is off), MTA-STS
+	// on (testing policies never block, enforce ones only where the domain
+	// asked for it), reports off (they are mail to third parties).
+	{"TLSPolicyMap", "/etc/mail/tls_policy"},
+	{"TLSDefaultLevel", "may"},
+	{"DANE", "True"},
+	{"MTASTS", "True"},
+	{"MTASTSCacheDirectory", ".mta-sts"},
+	{"TLSReports", "False"},
+	{"TLSReportDirectory", ".tlsrpt"},
+	{"TLSReportSender", "postmaster@$j"},
 }
 
 // setter parses an option value into the typed Config.
@@ -148,6 +160,18 @@ var honoured = map[string]setter{
 	"AcceptUnresolvableDomains": boolSetter(func(c *Config, b bool) { c.AcceptUnresolvableDomains = b }),
 	"MaxSessionTime":            durationSetter(func(c *Config, d time.Duration) { c.MaxSessionTime = d }),
 	"MaxSessionCommands":        intSetter(func(c *Config, n int64) { c.MaxSessionCommands = int(n) }),
+	// Outbound TLS (tls.go).
+	"TLSPolicyMap":         func(c *Config, v string) error { c.TLS.PolicyMap = v; return nil },
+	"TLSDefaultLevel":      setTLSDefaultLevel,
+	"DANE":                 boolSetter(func(c *Config, b bool) { c.TLS.DANE = b }),
+	"MTASTS":               boolSetter(func(c *Config, b bool) { c.TLS.MTASTS = b }),
+	"MTASTSCacheDirectory": func(c *Config, v string) error { c.TLS.MTASTSCacheDirectory = v; return nil },
+	"TLSReports":           boolSetter(func(c *Config, b bool) { c.TLS.Reports = b }),
+	"TLSReportDirectory":   func(c *Config, v string) error { c.TLS.ReportDirectory = v; return nil },
+	"TLSReportSender":      func(c *Config, v string) error { c.TLS.ReportSender = v; return nil },
+	"CACertFile":           func(c *Config, v string) error { c.TLS.CACertFile = v; return nil },
+	"CACertPath":           func(c *Config, v string) error { c.TLS.CACertPath = v; return nil },
+	"ResolverOptions":      setResolverOptions,
 }
 
 // inValues honours an option whose value its user reads from Values.
@@ -155,7 +179,8 @@ func inValues(*Config, string) error { return nil }
 
 // posthornOptions are the names posthorn adds to sendmail's.
 var posthornOptions = []string{"MailSpoolDirectory", "ResolverServers", "AccessFile", "MailerTable", "VirtUserTable", "RelayHosts", "AuthFile", "SmrshDirectory", "AcceptUnresolvableDomains",
-	"MaxSessionTime", "MaxSessionCommands"}
+	"MaxSessionTime", "MaxSessionCommands",
+	"TLSPolicyMap", "TLSDefaultLevel", "MTASTS", "MTASTSCacheDirectory", "TLSReports", "TLSReportDirectory", "TLSReportSender"}
 
 // knownOptions is every option name sendmail 8.17 knows (readcf.c's table).
 // Names are matched case-insensitively, as sendmail does.

@@ -18,6 +18,11 @@ func (a *app) addressTest() int {
 		Classes:  a.cfg.Classes,
 		Expand:   a.cfg.Expand,
 		Resolver: site.DNS(),
+		TLS:      site.TLSPolicy(),
+	}
+	env.TLSSettings = site.TLSSettings()
+	if a.cfg.TLS.Reports {
+		env.TLSReports = site.TLSReportStore().List
 	}
 	if site.MailerTable != nil {
 		env.Mailer = site.MailerTable.Get

@@ -69,6 +69,7 @@ func (a *app) runDaemon() int {
 			}
 		}
 	}
+	dc.Queue = run.WithTLSReports(dc.Queue)
 	dc.Drain = r.Shutdown
 	d, err := daemon.Listen(dc)
 	if err != nil {

@@ -20,6 +20,14 @@
 //	/canon host        "getcanonname(host) returns name"
 //	/gethostbyname host
 //	                   the host's addresses
+//	/tls domain, /tls [host][:port]
+//	                   the TLS policy the relay client applies to each
+//	                   host of the destination (routed as its postmaster
+//	                   would be), and why: "mx.example.com: policy=dane,
+//	                   verify: 1 usable TLSA record(s) at ...", the TLSA
+//	                   records, the MTA-STS policy in force
+//	/tlsrpt [domain]   the sessions kept for TLS reports, per day, domain
+//	                   and policy, with the failures
 //	/map aliases key, /map mailertable key, /map access key
 //	                   "map_lookup: map (key) returns value (0)" or
 //	                   "no match (68)"
@@ -80,6 +88,12 @@ type Env struct {
 	Resolver Resolver
 	Mailers  []Mailer
 	Timeout  time.Duration // per DNS question; 0: 10s
+	// TLS decides /tls (the configuration's tlspolicy.Engine);
+	// TLSSettings are lines /tls prints first (the options in force).
+	// TLSReports lists the TLS report data for /tlsrpt.
+	TLS         TLSDecider
+	TLSSettings []string
+	TLSReports  func(w io.Writer, domain string) error
 }
 
 // Run reads commands from in until end of input or /quit and writes the
@@ -142,6 +156,10 @@ func (s *session) command(line string) {
 		s.canon(rest)
 	case word == "/gethostbyname":
 		s.hostbyname(rest)
+	case word == "/tls":
+		s.tlsPolicy(rest)
+	case word == "/tlsrpt":
+		s.tlsReports(rest)
 	case word == "/map":
 		m, k, _ := strings.Cut(rest, " ")
 		s.mapLookup(m, strings.TrimSpace(k))
@@ -493,6 +511,8 @@ $=c		 :print the contents of class $=c.
 		  flags for header recipients.
 /canon hostname	 :try to canonify hostname.
 /map mapname key :look up ` + "`key' in `aliases', `mailertable' or `access'" + `.
+/tls domain	 :the TLS policy (map, DANE, MTA-STS) for each host of ` + "`domain'" + `.
+/tlsrpt [domain] :the sessions kept for TLS reports.
 /quit		 :quit address test mode.
 rules addr	 :show how addr is routed (posthorn has no rulesets to run).
 End of HELP info

@@ -2,6 +2,7 @@ package mta
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"slices"
 	"sync"
@@ -66,7 +67,9 @@ func newMailers(site *Site, o DeliveryOptions) (*mailerSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &mailerSet{agents: &localMailers{agent: agent}, lmtp: lmtp, relay: relay.New(site.relayConfig(o))}, nil
+	// The relay client asks this site's TLS policy (map, DANE, MTA-STS).
+	rc := relay.New(site.relayConfig(o, site.TLSPolicy().Require))
+	return &mailerSet{agents: &localMailers{agent: agent}, lmtp: lmtp, relay: rc}, nil
 }
 
 func (m *mailerSet) close() {
@@ -195,13 +198,16 @@ func (d *Delivery) DeliverNow(ctx context.Context, l *queue.Locked, transcript i
 	d.Runner.DeliverLocked(ctx, l, transcript)
 }
 
-// relayConfig is the relay client's configuration.
-func (s *Site) relayConfig(o DeliveryOptions) relay.Config {
+// relayConfig is the relay client's configuration; tlsPolicy is its TLS
+// policy (package tlspolicy).
+func (s *Site) relayConfig(o DeliveryOptions, tlsPolicy func(context.Context, relay.TLSQuery) relay.TLSRequirement) relay.Config {
 	cfg := s.Config
 	eight, _ := relay.ParseEightBitMode(cfg.EightBitMode) // conf checked the value
 	rc := relay.Config{
 		Hostname:               cfg.Macros["j"],
 		Resolver:               s.DNS(),
+		TLS:                    &tls.Config{RootCAs: s.TLSRoots()},
+		TLSPolicy:              tlsPolicy,
 		Timeouts:               relay.TimeoutsFrom(cfg.Timeout),
 		ConnectionCacheSize:    cfg.ConnectionCacheSize,
 		ConnectionCacheTimeout: cfg.ConnectionCacheTimeout,
@@ -221,15 +227,21 @@ func (s *Site) relayConfig(o DeliveryOptions) relay.Config {
 	return rc
 }
 
-// DNS is the resolver of the relay client, -bt and the sender check:
-// ResolverServers or resolv.conf, sendmail's resolver timeouts.
+// DNS is the resolver of the relay client, its TLS policy, -bt and the
+// sender check: ResolverServers or resolv.conf, sendmail's resolver
+// timeouts, the AD bit trusted with ResolverOptions=+TRUSTAD. One per
+// Site, so that they share its cache.
 func (s *Site) DNS() *resolve.Resolver {
-	return resolve.New(resolve.Config{
-		Servers: s.Config.ResolverServers,
-		IsLocal: s.Router.IsLocal,
-		Timeout: s.Config.Timeout("resolver.retrans"),
-		Retries: s.Config.ResolverRetry,
+	s.dnsOnce.Do(func() {
+		s.dns = resolve.New(resolve.Config{
+			Servers: s.Config.ResolverServers,
+			IsLocal: s.Router.IsLocal,
+			Timeout: s.Config.Timeout("resolver.retrans"),
+			Retries: s.Config.ResolverRetry,
+			TrustAD: s.Config.TLS.TrustAD,
+		})
 	})
+	return s.dns
 }
 
 // NoteNotInterpreted adds what to the configuration's list of what

@@ -25,6 +25,7 @@ import (
 	"os/user"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/posthorn/posthorn/aliases"
@@ -36,9 +37,11 @@ import (
 	"github.com/posthorn/posthorn/internal/ldapmap"
 	"github.com/posthorn/posthorn/internal/maillog"
 	"github.com/posthorn/posthorn/internal/policy"
+	"github.com/posthorn/posthorn/internal/resolve"
 	"github.com/posthorn/posthorn/internal/rfcdate"
 	"github.com/posthorn/posthorn/internal/route"
 	"github.com/posthorn/posthorn/internal/submit"
+	"github.com/posthorn/posthorn/internal/tlspolicy"
 	"github.com/posthorn/posthorn/queue"
 )
 
@@ -69,6 +72,11 @@ type Site struct {
 	Acceptor    *accept.Acceptor
 	now         func() time.Time
 	ldapMaps    []*ldapmap.Map // closed with the Site
+
+	dnsOnce sync.Once
+	dns     *resolve.Resolver
+	tlsOnce sync.Once
+	tls     *tlspolicy.Engine
 }
 
 // New builds a Site. It reads the mailertable and virtusertable (bad lines

@@ -80,7 +80,8 @@ type conn struct {
 	ext      extensions
 	eightOK  bool // the greeting said 8BIT-OK
 	tls      bool
-	verified bool
+	verified bool   // the TLS requirement's Verify accepted the peer
+	authKey  string // the TLSVerify requirement it was authenticated for
 
 	// Per use (a cached connection serves several deliveries).
 	v, xf     io.Writer // -v output, DSN transcript

@@ -36,11 +36,18 @@
 // EHLO; the smtp and smtp8 mailers say EHLO only to a greeting that
 // contains "ESMTP"). A peer that answers EHLO with our own name is a loop:
 // "553 5.3.5 <host> config error: mail loops back to me (MX problem?)".
-// STARTTLS when offered (Config.TLSPolicy may forbid or require it per
-// destination): the certificate is checked to log verify=OK or FAIL and
-// accepted either way unless TLSVerify is required; after a failed
-// handshake the same address is tried again without STARTTLS on a new
-// connection. Then, per message:
+// STARTTLS when offered: the certificate is checked to log verify=OK or
+// FAIL and accepted either way; after a failed handshake the same address
+// is tried again without STARTTLS on a new connection. Config.TLSPolicy
+// (package tlspolicy: the TLS policy map, DANE, MTA-STS) is asked before
+// each host is tried and may change that (tls.go): no STARTTLS
+// (TLSNone); STARTTLS required (TLSEncrypt), or required with a peer its
+// Verify authenticates (TLSVerify), a session that does not meet it ending
+// before MAIL with "403 4.7.0 TLS required (DANE): mx.example. does not
+// offer STARTTLS" or "403 4.7.0 TLS handshake failed (DANE: no matching
+// TLSA record)" and no plain-text retry; or not to try the host at all
+// (Refuse: an MX outside an MTA-STS policy). The outcome of every TLS
+// attempt goes to its Report hook (TLS reporting). Then, per message:
 //
 //	MAIL From:<sender> SIZE=n SMTPUTF8 BODY=8BITMIME ENVID=x RET=HDRS
 //	RCPT To:<user> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;user   (each recipient)
@@ -110,7 +117,11 @@
 // (Delivery.TranscriptOnly): "... while talking to mx.example.:", the
 // command and "<<< " reply lines of each 4xx or 5xx reply, as sendmail's
 // xf file. Log: "STARTTLS=client, relay=mx.example., version=TLSv1.3,
-// verify=FAIL, cipher=TLS_AES_128_GCM_SHA256, bits=128/128", "timeout
+// verify=FAIL, cipher=TLS_AES_128_GCM_SHA256, bits=128/128,
+// policy=opportunistic" (verify= and policy= as the TLS requirement says:
+// TRUSTED for DANE, NONE when nothing was checked; policy=dane, sts,
+// sts-testing, map, default), "STARTTLS=client, relay=mx.example.,
+// verify=FAIL, policy=dane, error: no matching TLSA record", "timeout
 // waiting for input from mx.example. during client greeting", SYSERR
 // lines for loops and hop counts. The to= lines are the runner's, from
 // the Results.

@@ -120,23 +120,6 @@ func ParseEightBitMode(s string) (EightBitMode, error) {
 	return Pass8, fmt.Errorf("unknown 8-bit mode %s", s)
 }
 
-// TLSMode is the STARTTLS requirement for one destination.
-type TLSMode int
-
-const (
-	// TLSOpportunistic: STARTTLS when offered, any certificate accepted
-	// (verify= is logged); after a failed handshake the host is tried
-	// again without STARTTLS on a new connection.
-	TLSOpportunistic TLSMode = iota
-	// TLSNone: never STARTTLS.
-	TLSNone
-	// TLSEncrypt: STARTTLS required, any certificate; otherwise deferred.
-	TLSEncrypt
-	// TLSVerify: STARTTLS required with a certificate valid for the host
-	// name (the hook for DANE and MTA-STS); otherwise deferred.
-	TLSVerify
-)
-
 // Config configures a Client.
 type Config struct {
 	Hostname string   // $j: the EHLO name and the loop check
@@ -148,10 +131,9 @@ type Config struct {
 	// certificate, versions); nil: Go's defaults. Certificates are
 	// checked only to log verify=OK/FAIL unless TLSPolicy says TLSVerify.
 	TLS *tls.Config
-	// TLSPolicy gives the STARTTLS requirement for a destination (the
-	// domain, or the bracketed host) and one of its hosts; nil: always
-	// TLSOpportunistic.
-	TLSPolicy func(domain, host string) TLSMode
+	// TLSPolicy gives the TLS requirement for each host of a destination
+	// before it is tried (see tls.go); nil: always TLSOpportunistic.
+	TLSPolicy func(ctx context.Context, q TLSQuery) TLSRequirement
 	Timeouts  Timeouts
 	// ConnectionCacheSize is how many idle connections are kept (sendmail
 	// option k); 0 gives sendmail's default 2, a negative value keeps
@@ -340,7 +322,8 @@ type delivery struct {
 	done   []bool // res[i] is final
 	v, xf  io.Writer
 	msg    *message
-	domain string // the destination, for the TLS policy
+	domain string // the destination's domain, or its host
+	dest   destination
 	port   int
 }
 
@@ -383,6 +366,7 @@ func (dl *delivery) run(ctx context.Context) {
 	if dest.port != 0 {
 		dl.port = dest.port
 	}
+	dl.dest = dest
 	dl.domain = dest.domain
 	if dl.domain == "" {
 		dl.domain = dest.host

@@ -409,11 +409,15 @@ func TestStartTLSFailureRetriesPlain(t *testing.T) {
 		t.Errorf("log:\n%s", w.logBuf.String())
 	}
 	// A destination that requires TLS is deferred instead.
-	w = newWorld(t, func(c *Config) { c.TLSPolicy = func(domain, host string) TLSMode { return TLSEncrypt } })
+	w = newWorld(t, func(c *Config) {
+		c.TLSPolicy = func(context.Context, TLSQuery) TLSRequirement { return TLSRequirement{Mode: TLSEncrypt, Policy: "map"} }
+	})
 	w.host("mx.badtls.example", "127.0.0.36", &sink{badTLS: true})
 	w.mx("badtls.example", "mx.badtls.example")
 	res = w.deliver(newMsg("badtls.example", simpleHeader, "x\n", "<user@badtls.example>"))
-	wantDeferred(t, res[0], "403 4.7.0 server not authenticated.")
+	if st := statOf(t, res[0]); !st.Temporary() || st.Enhanced != "4.7.0" || !strings.HasPrefix(st.Text, "403 4.7.0 TLS handshake failed (map: ") {
+		t.Errorf("got %d %s %q", st.Code, st.Enhanced, st.Text)
+	}
 }
 
 // Two deliveries to the same host share one connection; the cached one

@@ -22,6 +22,9 @@ type answer struct {
 	nxdomain bool
 	rrs      []dns.RR // of the asked type; owned by the cache, never modified
 	ttl      time.Duration
+	// secure: authenticated by DNSSEC, as a server marked validating said
+	// with the AD bit (the whole CNAME chain).
+	secure bool
 }
 
 type cacheKey struct {

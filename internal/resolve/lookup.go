@@ -36,11 +36,15 @@ func (r *Resolver) resolveChain(ctx context.Context, name string, qtype uint16) 
 	cur := name
 	ttl := maxTTL
 	seen := map[string]bool{}
+	// An answer is authenticated only when every step of its CNAME chain
+	// was.
+	secure := true
 	for depth := 0; depth <= maxCNAMEDepth; depth++ {
-		msg, err := r.tr.exchange(ctx, cur, qtype)
+		msg, ad, err := r.tr.exchange(ctx, cur, qtype)
 		if err != nil {
 			return answer{}, err
 		}
+		secure = secure && ad
 		final, rrs, minTTL, hops := walkAnswer(msg, cur, qtype)
 		ttl = min(ttl, minTTL)
 		if hops > maxCNAMEDepth || (final != cur && seen[final]) {
@@ -48,12 +52,12 @@ func (r *Resolver) resolveChain(ctx context.Context, name string, qtype uint16) 
 		}
 		seen[cur] = true
 		if len(rrs) > 0 {
-			return answer{rrs: rrs, ttl: ttl}, nil
+			return answer{rrs: rrs, ttl: ttl, secure: secure}, nil
 		}
 		if msg.Rcode == dns.RcodeNameError || final == cur {
 			// NXDOMAIN, or NODATA for the end of the chain: negative,
 			// kept as long as the zone's SOA says (RFC 2308 §5).
-			return answer{nxdomain: msg.Rcode == dns.RcodeNameError, ttl: min(ttl, negativeTTL(msg))}, nil
+			return answer{nxdomain: msg.Rcode == dns.RcodeNameError, ttl: min(ttl, negativeTTL(msg)), secure: secure}, nil
 		}
 		// The server gave a CNAME but not what it points at (an
 		// authoritative server for another zone): ask for the target.

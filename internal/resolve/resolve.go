@@ -86,6 +86,21 @@
 // Timeout.resolver.retry set them). SERVFAIL, REFUSED and the like move on
 // to the next server; a name is absolute (no search list).
 //
+// # DNSSEC (SecureExchangers, SecureAddrs, TLSA, TXT)
+//
+// posthorn does not validate DNSSEC itself; it trusts the AD bit of a
+// validating resolver the admin names, and only that one: the servers of
+// Config.Validating, every server with Config.TrustAD (sendmail's
+// ResolverOptions=+TRUSTAD), or the resolv.conf servers when resolv.conf
+// says "options trust-ad" (glibc's marking). Questions to such a server
+// set AD (RFC 6840 §5.7); an answer is secure when the server set AD in
+// it, for every step of a CNAME chain. AD from any other server is
+// ignored, so an answer through an unmarked server is never secure. A
+// bogus answer comes back from a validating resolver as SERVFAIL: a
+// temporary failure. The Secure* lookups and TLSA report whether their
+// answer was secure, for DANE (RFC 7672 §2.1.1); TXT is for MTA-STS and
+// TLS reporting, which need no DNSSEC.
+//
 // # Cache
 //
 // Answers are kept per (name, type) for the smallest TTL of the records
@@ -137,6 +152,11 @@ type Config struct {
 	Shuffle func(n int, swap func(i, j int))
 	// CacheSize bounds the number of answers kept; 0: 4096.
 	CacheSize int
+	// Validating lists servers ("host:port"; a bare host means port 53)
+	// that validate DNSSEC: their AD bit makes an answer secure. TrustAD
+	// marks every server so. AD from other servers is never trusted.
+	Validating []string
+	TrustAD    bool
 }
 
 // Resolver answers routing questions. It is safe for concurrent use.
@@ -165,30 +185,39 @@ func New(cfg Config) *Resolver {
 // has a null MX, or whose MX list leads back to us; temporary for SERVFAIL
 // and timeouts.
 func (r *Resolver) Exchangers(ctx context.Context, domain string) ([]MX, error) {
+	mxs, _, err := r.SecureExchangers(ctx, domain)
+	return mxs, err
+}
+
+// SecureExchangers is Exchangers, and whether the MX answer was
+// authenticated (see DNSSEC in the package comment). For an implicit MX
+// it is whether the absence of MX records was.
+func (r *Resolver) SecureExchangers(ctx context.Context, domain string) ([]MX, bool, error) {
 	name, lit, err := canonName(domain, true)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if lit.IsValid() {
-		return []MX{{Host: lit.String(), Implicit: true}}, nil
+		return []MX{{Host: lit.String(), Implicit: true}}, false, nil
 	}
 	a, err := r.lookup(ctx, name, dns.TypeMX)
 	if err != nil {
-		return nil, lookupFailure(name, err)
+		return nil, false, lookupFailure(name, err)
 	}
 	if a.nxdomain {
-		return nil, hostNotFound(name)
+		return nil, false, hostNotFound(name)
 	}
 	if len(a.rrs) == 0 {
 		if _, err := r.Addrs(ctx, name); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if r.isLocal(name) {
-			return nil, mailLoops(name)
+			return nil, false, mailLoops(name)
 		}
-		return []MX{{Host: name, Implicit: true}}, nil
+		return []MX{{Host: name, Implicit: true}}, a.secure, nil
 	}
-	return r.order(name, a.rrs)
+	mxs, err := r.order(name, a.rrs)
+	return mxs, a.secure, err
 }
 
 // order turns MX records into the list to try (see the package comment).
@@ -239,12 +268,20 @@ func (r *Resolver) order(domain string, rrs []dns.RR) ([]MX, error) {
 // Addrs returns the IPv6 and IPv4 addresses of host (AAAA and A, CNAMEs
 // followed). Errors as for Exchangers.
 func (r *Resolver) Addrs(ctx context.Context, host string) ([]netip.Addr, error) {
+	addrs, _, err := r.SecureAddrs(ctx, host)
+	return addrs, err
+}
+
+// SecureAddrs is Addrs, and whether the addresses were authenticated:
+// every address RRset that has records was (RFC 7672 §2.2.2). An address
+// literal is not.
+func (r *Resolver) SecureAddrs(ctx context.Context, host string) ([]netip.Addr, bool, error) {
 	name, lit, err := canonName(host, false)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if lit.IsValid() {
-		return []netip.Addr{lit}, nil
+		return []netip.Addr{lit}, false, nil
 	}
 	var v6, v4 answer
 	var err6, err4 error
@@ -267,17 +304,18 @@ func (r *Resolver) Addrs(ctx context.Context, host string) ([]netip.Addr, error)
 			out = append(out, a)
 		}
 	}
+	secure := (len(v6.rrs) == 0 || v6.secure) && (len(v4.rrs) == 0 || v4.secure)
 	switch {
 	case len(out) > 0:
-		return out, nil
+		return out, secure, nil
 	case err4 != nil:
-		return nil, lookupFailure(name, err4)
+		return nil, false, lookupFailure(name, err4)
 	case err6 != nil:
-		return nil, lookupFailure(name, err6)
+		return nil, false, lookupFailure(name, err6)
 	case v4.nxdomain || v6.nxdomain:
-		return nil, hostNotFound(name)
+		return nil, false, hostNotFound(name)
 	default:
-		return nil, status.New(550, "5.1.2", "Host unknown (Name server: %s: no data known)", name)
+		return nil, false, status.New(550, "5.1.2", "Host unknown (Name server: %s: no data known)", name)
 	}
 }
 

@@ -480,17 +480,32 @@ func TestTransportDefaults(t *testing.T) {
 	}
 	write("nameserver 192.0.2.53\noptions timeout:1 attempts:4\n")
 	tr := newTransport(Config{ResolvConf: path})
-	if want := (transport{servers: []string{"192.0.2.53:53"}, timeout: time.Second, tries: 4}); !reflect.DeepEqual(tr, want) {
+	if want := (transport{servers: []server{{addr: "192.0.2.53:53"}}, timeout: time.Second, tries: 4}); !reflect.DeepEqual(tr, want) {
 		t.Errorf("from resolv.conf: %+v, want %+v", tr, want)
 	}
 	tr = newTransport(Config{ResolvConf: path, Servers: []string{"127.0.0.1:5353", "::1"}, Timeout: 2 * time.Second, Retries: 1})
-	if want := (transport{servers: []string{"127.0.0.1:5353", "[::1]:53"}, timeout: 2 * time.Second, tries: 1}); !reflect.DeepEqual(tr, want) {
+	if want := (transport{servers: []server{{addr: "127.0.0.1:5353"}, {addr: "[::1]:53"}}, timeout: 2 * time.Second, tries: 1}); !reflect.DeepEqual(tr, want) {
 		t.Errorf("from Config: %+v, want %+v", tr, want)
 	}
 	write("search example.org\n")
 	tr = newTransport(Config{ResolvConf: path})
-	if want := (transport{servers: []string{"127.0.0.1:53"}, timeout: 5 * time.Second, tries: 2}); !reflect.DeepEqual(tr, want) {
+	if want := (transport{servers: []server{{addr: "127.0.0.1:53"}}, timeout: 5 * time.Second, tries: 2}); !reflect.DeepEqual(tr, want) {
 		t.Errorf("defaults: %+v, want %+v", tr, want)
+	}
+	// The AD bit is trusted from marked servers only: resolv.conf's
+	// trust-ad marks its own servers, not ResolverServers.
+	write("nameserver 192.0.2.53\nnameserver 192.0.2.54\noptions trust-ad\n")
+	tr = newTransport(Config{ResolvConf: path, Timeout: time.Second, Retries: 1})
+	if want := []server{{addr: "192.0.2.53:53", validating: true}, {addr: "192.0.2.54:53", validating: true}}; !reflect.DeepEqual(tr.servers, want) {
+		t.Errorf("trust-ad: %+v, want %+v", tr.servers, want)
+	}
+	tr = newTransport(Config{ResolvConf: path, Servers: []string{"127.0.0.1:5353", "127.0.0.2"}, Validating: []string{"127.0.0.2:53"}})
+	if want := []server{{addr: "127.0.0.1:5353"}, {addr: "127.0.0.2:53", validating: true}}; !reflect.DeepEqual(tr.servers, want) {
+		t.Errorf("Validating: %+v, want %+v", tr.servers, want)
+	}
+	tr = newTransport(Config{ResolvConf: path, Servers: []string{"127.0.0.1:5353"}, TrustAD: true})
+	if want := []server{{addr: "127.0.0.1:5353", validating: true}}; !reflect.DeepEqual(tr.servers, want) {
+		t.Errorf("TrustAD: %+v, want %+v", tr.servers, want)
 	}
 }
 

@@ -24,13 +24,17 @@ type fakeDNS struct {
 	noEDNS   bool // answer FORMERR to any query with an OPT record
 	chase    bool // follow CNAMEs inside the zone in one answer
 	queries  []string
+	// ad sets the AD bit in answers about these names (a validating
+	// resolver's "secure"); adAsked records whether the question had it.
+	ad      map[string]bool
+	adAsked []bool
 }
 
 const soaRR = "example. 3600 IN SOA ns.example. hostmaster.example. 1 3600 600 86400 60"
 
 func newFakeDNS(t testing.TB, records ...string) *fakeDNS {
 	t.Helper()
-	f := &fakeDNS{servfail: map[string]bool{}, drop: map[string]bool{}, truncate: map[string]bool{}, chase: true}
+	f := &fakeDNS{servfail: map[string]bool{}, drop: map[string]bool{}, truncate: map[string]bool{}, ad: map[string]bool{}, chase: true}
 	f.add(t, records...)
 	var pc net.PacketConn
 	var l net.Listener
@@ -100,6 +104,7 @@ func (f *fakeDNS) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	name := strings.ToLower(q.Name)
 	proto := w.RemoteAddr().Network()
 	f.queries = append(f.queries, proto+" "+dns.TypeToString[q.Qtype]+" "+name)
+	f.adAsked = append(f.adAsked, req.AuthenticatedData)
 	if f.drop[name] {
 		return
 	}
@@ -115,6 +120,7 @@ func (f *fakeDNS) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		m.Truncated = true
 	default:
 		f.answer(m, name, q.Qtype)
+		m.AuthenticatedData = f.ad[name]
 	}
 	w.WriteMsg(m)
 }

@@ -32,6 +32,7 @@ type resolvConf struct {
 	servers  []string      // host:port
 	timeout  time.Duration // options timeout:n; 0 when not given
 	attempts int           // options attempts:n; 0 when not given
+	trustAD  bool          // options trust-ad: the servers validate DNSSEC
 }
 
 // parseResolvConf reads the nameserver lines and the timeout and attempts
@@ -55,6 +56,10 @@ func parseResolvConf(r io.Reader) resolvConf {
 			}
 		case "options":
 			for _, o := range f[1:] {
+				if o == "trust-ad" {
+					rc.trustAD = true
+					continue
+				}
 				name, val, _ := strings.Cut(o, ":")
 				n, err := strconv.Atoi(val)
 				if err != nil || n < 0 {
@@ -76,9 +81,16 @@ func parseResolvConf(r io.Reader) resolvConf {
 // each server in turn, `tries` rounds, `timeout` per try; UDP first and TCP
 // for the same server when the UDP answer is truncated.
 type transport struct {
-	servers []string
+	servers []server
 	timeout time.Duration
 	tries   int
+}
+
+// server is one name server; the AD bit of its answers counts only when
+// it is marked validating.
+type server struct {
+	addr       string // host:port
+	validating bool
 }
 
 func newTransport(cfg Config) transport {
@@ -94,18 +106,23 @@ func newTransport(cfg Config) transport {
 		}
 	}
 	t := transport{timeout: cfg.Timeout, tries: cfg.Retries}
+	validating := map[string]bool{}
+	for _, v := range cfg.Validating {
+		validating[hostPort(v)] = true
+	}
 	for _, s := range cfg.Servers {
-		if _, _, err := net.SplitHostPort(s); err != nil {
-			s = net.JoinHostPort(s, "53")
-		}
-		t.servers = append(t.servers, s)
+		s = hostPort(s)
+		t.servers = append(t.servers, server{addr: s, validating: cfg.TrustAD || validating[s]})
 	}
 	if len(t.servers) == 0 {
-		t.servers = rc.servers
+		for _, s := range rc.servers {
+			t.servers = append(t.servers, server{addr: s, validating: cfg.TrustAD || rc.trustAD || validating[s]})
+		}
 	}
 	if len(t.servers) == 0 {
 		// resolv.conf(5): without nameserver lines, the local machine.
-		t.servers = []string{"127.0.0.1:53"}
+		s := "127.0.0.1:53"
+		t.servers = []server{{addr: s, validating: cfg.TrustAD || rc.trustAD || validating[s]}}
 	}
 	if t.timeout == 0 {
 		t.timeout = rc.timeout
@@ -122,6 +139,14 @@ func newTransport(cfg Config) transport {
 	return t
 }
 
+// hostPort adds port 53 to a bare host.
+func hostPort(s string) string {
+	if _, _, err := net.SplitHostPort(s); err != nil {
+		return net.JoinHostPort(s, "53")
+	}
+	return s
+}
+
 // errRcode is a server's refusal to answer (SERVFAIL, REFUSED, ...).
 type errRcode int
 
@@ -129,17 +154,27 @@ func (e errRcode) Error() string { return "server answered " + dns.RcodeToString
 
 // exchange returns a NOERROR or NXDOMAIN answer to (name, qtype), or the
 // last failure when no server gave one: a timeout, a network error or a
-// SERVFAIL-like rcode, all of which are temporary for mail.
-func (t transport) exchange(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
-	q := new(dns.Msg)
-	q.SetQuestion(dns.Fqdn(name), qtype)
-	q.RecursionDesired = true
-	q.SetEdns0(ednsSize, false)
+// SERVFAIL-like rcode, all of which are temporary for mail. secure says
+// that the answer came from a server marked validating and had the AD
+// bit set (RFC 4035 §3.2.3; the question asks for the bit, RFC 6840 §5.7).
+// A validating resolver answers SERVFAIL to a bogus answer, which is a
+// temporary failure like any other.
+func (t transport) exchange(ctx context.Context, name string, qtype uint16) (msg *dns.Msg, secure bool, err error) {
+	plainQ := new(dns.Msg)
+	plainQ.SetQuestion(dns.Fqdn(name), qtype)
+	plainQ.RecursionDesired = true
+	plainQ.SetEdns0(ednsSize, false)
+	adQ := plainQ.Copy()
+	adQ.AuthenticatedData = true
 	var last error
 	for try := 0; try < t.tries; try++ {
-		for _, srv := range t.servers {
+		for _, sv := range t.servers {
 			if err := ctx.Err(); err != nil {
-				return nil, err
+				return nil, false, err
+			}
+			q, srv := plainQ, sv.addr
+			if sv.validating {
+				q = adQ
 			}
 			resp, err := t.ask(ctx, q, srv)
 			if err == nil && resp.Rcode == dns.RcodeFormatError && q.IsEdns0() != nil {
@@ -154,7 +189,7 @@ func (t transport) exchange(ctx context.Context, name string, qtype uint16) (*dn
 			}
 			switch resp.Rcode {
 			case dns.RcodeSuccess, dns.RcodeNameError:
-				return resp, nil
+				return resp, sv.validating && resp.AuthenticatedData, nil
 			default:
 				last = errRcode(resp.Rcode)
 			}
@@ -163,7 +198,7 @@ func (t transport) exchange(ctx context.Context, name string, qtype uint16) (*dn
 	if last == nil {
 		last = errors.New("no name server to ask")
 	}
-	return nil, last
+	return nil, false, last
 }
 
 // ask sends q to one server: UDP, then TCP when the answer is truncated
