@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -86,25 +85,29 @@ func (b *backoff) wait() error {
 }
 
 // dotLock creates the lock file name (relative to the directory dirfd)
-// exclusively, holding this process's pid, as liblockfile, procmail, mutt and
-// Dovecot do. A lock whose mtime is older than stale is removed first
-// (reported through onStale). The returned function removes the lock.
-func dotLock(ctx context.Context, dirfd int, name string, deadline time.Time, stale time.Duration, now func() time.Time, onStale func(age time.Duration)) (func(), error) {
+// exclusively, holding this process's pid (see deadlock.go for the whole
+// record), as liblockfile, procmail, mutt and Dovecot do. A lock whose
+// mtime is older than stale is removed first (reported through onStale).
+// A lock left by a posthorn process that died is not removed here: it is
+// returned as dead, for the caller to take over under the mailbox's fcntl
+// lock.
+func dotLock(ctx context.Context, dirfd int, name string, deadline time.Time, stale time.Duration, now func() time.Time, onStale func(age time.Duration)) (*dotlock, *deadLock, error) {
 	bo := backoff{ctx: ctx, deadline: deadline}
-	content := []byte(strconv.Itoa(os.Getpid()) + "\n")
 	for {
 		fd, err := unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err == nil {
-			_, werr := unix.Write(fd, content)
-			unix.Close(fd)
-			if werr != nil {
-				unix.Unlinkat(dirfd, name, 0)
-				return nil, &os.PathError{Op: "write", Path: name, Err: werr}
+			l := &dotlock{dirfd: dirfd, name: name, fd: fd, rec: ourRecord()}
+			if werr := l.write(); werr != nil {
+				l.release()
+				return nil, nil, &os.PathError{Op: "write", Path: name, Err: werr}
 			}
-			return func() { unix.Unlinkat(dirfd, name, 0) }, nil
+			return l, nil, nil
 		}
 		if err != unix.EEXIST {
-			return nil, &os.PathError{Op: "create", Path: name, Err: err}
+			return nil, nil, &os.PathError{Op: "create", Path: name, Err: err}
+		}
+		if dead := readDeadLock(dirfd, name); dead != nil {
+			return nil, dead, nil
 		}
 		var st unix.Stat_t
 		if unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
@@ -117,7 +120,7 @@ func dotLock(ctx context.Context, dirfd int, name string, deadline time.Time, st
 			}
 		}
 		if err := bo.wait(); err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
+			return nil, nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
 }
