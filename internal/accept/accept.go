@@ -225,7 +225,7 @@ func (m *Message) Write(p []byte) (int, error) {
 		p = rest
 	}
 	if err := m.writeBody(p); err != nil {
-		m.err = status.Wrap(err, 452, "4.3.1", "Insufficient disk space; try again later")
+		m.err = writeError(err)
 		return 0, m.err
 	}
 	return n, nil
@@ -438,7 +438,7 @@ func (m *Message) Commit(env *Envelope) (*queue.Job, error) {
 		return nil, err
 	}
 	if err := m.txn.Commit(jobs[0]); err != nil {
-		return nil, status.Wrap(err, 451, "4.3.0", "Temporary failure: cannot write queue file")
+		return nil, writeError(err)
 	}
 	if err := m.commitClones(jobs[1:]); err != nil {
 		return nil, err
@@ -456,7 +456,7 @@ func (m *Message) CommitLocked(env *Envelope) (*queue.Locked, error) {
 	}
 	l, err := m.txn.CommitLocked(jobs[0])
 	if err != nil {
-		return nil, status.Wrap(err, 451, "4.3.0", "Temporary failure: cannot write queue file")
+		return nil, writeError(err)
 	}
 	if err := m.commitClones(jobs[1:]); err != nil {
 		l.Unlock()
@@ -480,10 +480,10 @@ func (m *Message) commitClones(jobs []*queue.Job) error {
 		}
 		if err := copyFile(t, m.txn.DataPath()); err != nil {
 			t.Abort()
-			return status.Wrap(err, 451, "4.3.0", "Temporary failure: cannot write queue file")
+			return writeError(err)
 		}
 		if err := t.Commit(j); err != nil {
-			return status.Wrap(err, 451, "4.3.0", "Temporary failure: cannot write queue file")
+			return writeError(err)
 		}
 		m.clones = append(m.clones, Clone{Dir: t.Dir(), ID: j.ID})
 		m.a.Log.Infof(m.ID(), "%s: clone: owner=%s", j.ID, strings.Trim(j.Sender, "<>"))
@@ -510,7 +510,7 @@ func (m *Message) build(env *Envelope) ([]*queue.Job, error) {
 			rest := m.hdr[h.bodyStart:]
 			m.finishHeader(m.hdr[h.start:h.end])
 			if err := m.writeBody(rest); err != nil {
-				return nil, status.Wrap(err, 452, "4.3.1", "Insufficient disk space; try again later")
+				return nil, writeError(err)
 			}
 		} else { // all header and no blank line
 			m.finishHeader(m.hdr)
@@ -519,7 +519,7 @@ func (m *Message) build(env *Envelope) ([]*queue.Job, error) {
 	if m.pendCR { // a lone CR at the very end is data, not half a CRLF
 		m.pendCR = false
 		if err := m.emit([]byte{'\r'}); err != nil {
-			return nil, status.Wrap(err, 452, "4.3.1", "Insufficient disk space; try again later")
+			return nil, writeError(err)
 		}
 	}
 	groups, err := m.a.expand(env.Recipients)
