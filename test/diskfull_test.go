@@ -219,13 +219,30 @@ func TestQueueDiskNearlyFull(t *testing.T) {
 		queued = 0
 		fillUp(t, q)
 	}
+	// A local submission that does not fit: EX_TEMPFAIL, with the reason.
+	if err := os.Truncate(ballast, max(mustSize(t, ballast)-(32<<10-freeBytes(t, q)), 0)); err != nil {
+		t.Fatal(err)
+	}
+	sub := run(t, binary(t), strings.ReplaceAll(bodyOf("local-too-big", 100<<10), "\r\n", "\n"), "-C", r.cf, "-odq", "root")
+	if sub.code != 75 || !strings.Contains(sub.stderr, "452 4.3.1 Insufficient disk space; try again later") {
+		t.Errorf("local submission larger than the free space: exit %d %q %q", sub.code, sub.stdout, sub.stderr)
+	}
+	if n := countFiles(t, q, "qf") + countFiles(t, q, "df") + countFiles(t, q, "tf"); n != 0 {
+		t.Errorf("%d queue files left by the refused submission", n)
+	}
 	os.Remove(ballast)
+	if got := run(t, binary(t), "", "-C", r.cf, "-q"); got.code != 0 {
+		t.Fatalf("queue run: %+v", got)
+	}
 	copies := map[string]int{}
 	for _, c := range readMbox(t, r.path("mail/root")) {
 		copies[strings.TrimSuffix(strings.TrimPrefix(c.msgid, "<"), "@proof.test>")]++
 		if !c.whole {
 			t.Errorf("%s cut short in the mailbox", c.msgid)
 		}
+	}
+	if copies["local-too-big"] != 0 {
+		t.Errorf("the refused local submission was delivered")
 	}
 	for id := range acked {
 		if copies[id] != 1 {
