@@ -276,7 +276,16 @@ func formatLine(code int, enh, text string, more bool) []byte {
 		b = append(b, enh...)
 		b = append(b, ' ')
 	}
-	b = append(b, text...)
+	for i := 0; i < len(text); i++ {
+		// A CR, LF or NUL in the text (echoed from a client, or from a
+		// filter's or the access file's message) would end or cut the
+		// reply line where the client does not expect it.
+		if c := text[i]; c == '\r' || c == '\n' || c == 0 {
+			b = append(b, '?')
+		} else {
+			b = append(b, c)
+		}
+	}
 	return append(b, '\r', '\n')
 }
 
