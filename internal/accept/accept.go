@@ -284,9 +284,9 @@ func scanHeader(buf []byte, local bool) (h headerBlock, ok bool) {
 func ParseMessage(raw []byte, local bool) ([]queue.Header, []byte) {
 	h, ok := scanEnd(raw, local)
 	if !ok { // all header, no end of it
-		return parseHeaders(string(bytes.ReplaceAll(raw[h.start:], []byte("\r\n"), []byte("\n")))), nil
+		return parseHeaders(headerText(raw[h.start:])), nil
 	}
-	return parseHeaders(string(bytes.ReplaceAll(raw[h.start:h.end], []byte("\r\n"), []byte("\n")))), raw[h.bodyStart:]
+	return parseHeaders(headerText(raw[h.start:h.end])), raw[h.bodyStart:]
 }
 
 // scanEnd is scanHeader for a whole message: a last line without a line
@@ -312,7 +312,7 @@ func scanEnd(buf []byte, local bool) (headerBlock, bool) {
 }
 
 func (m *Message) finishHeader(block []byte) {
-	m.headers = parseHeaders(string(bytes.ReplaceAll(block, []byte("\r\n"), []byte("\n"))))
+	m.headers = parseHeaders(headerText(block))
 	m.inBody = true
 	m.hdr = nil
 }

@@ -1,6 +1,7 @@
 package accept
 
 import (
+	"bytes"
 	"errors"
 	"syscall"
 
@@ -17,4 +18,17 @@ func writeError(err error) error {
 		return status.Wrap(err, 452, "4.3.1", "Insufficient disk space; try again later")
 	}
 	return status.Wrap(err, 451, "4.3.0", "Temporary failure: cannot write queue file")
+}
+
+// headerText is a header block as the queue keeps it: LF line ends, and
+// without NUL bytes, which sendmail's collect drops from header lines (a
+// NUL in a qf H line would cut the field short for sendmail's own tools
+// and for every program that reads it as a C string). NULs in the body
+// are kept, as sendmail keeps them.
+func headerText(block []byte) string {
+	block = bytes.ReplaceAll(block, []byte("\r\n"), []byte("\n"))
+	if bytes.IndexByte(block, 0) >= 0 {
+		block = bytes.ReplaceAll(block, []byte{0}, nil)
+	}
+	return string(block)
 }

@@ -1,9 +1,11 @@
 package accept
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 
@@ -24,5 +26,24 @@ func TestWriteError(t *testing.T) {
 		if got := status.From(writeError(tc.err)).Error(); got != tc.want {
 			t.Errorf("%v: %q, want %q", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestNULInHeaderDropped: sendmail's collect drops NUL bytes from header
+// lines; the body keeps them.
+func TestNULInHeaderDropped(t *testing.T) {
+	a, dir := newAcceptor(t, nil)
+	_, id := accept(t, a, &Envelope{Sender: "<a@b>", Recipients: []Recipient{{Addr: "<c@d>"}}},
+		"Subject: a\x00b\r\nX-Long: one\r\n\ttwo\x00\r\n\r\nbody\x00nul\r\n", false)
+	qf, err := os.ReadFile(filepath.Join(dir, "qf"+id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.IndexByte(qf, 0) >= 0 || !bytes.Contains(qf, []byte("\nH??Subject: ab\n")) || !bytes.Contains(qf, []byte("\nH??X-Long: one\n\ttwo\n")) {
+		t.Errorf("qf:\n%q", qf)
+	}
+	df, _ := os.ReadFile(filepath.Join(dir, "df"+id))
+	if string(df) != "body\x00nul\n" {
+		t.Errorf("df %q", df)
 	}
 }
