@@ -156,6 +156,7 @@ type Config struct {
 	MaxDaemonChildren       int
 	ConnectionRateThrottle  int
 	MaxHopCount             int
+	MaxHeadersLength        int // bytes of header per message (sendmail's default 32768; 0: posthorn's 1 MiB bound)
 	MaxQueueChildren        int
 	MaxRunnersPerQueue      int
 	BadRcptThrottle         int

@@ -29,6 +29,7 @@ var defaults = [][2]string{
 	{"MaxDaemonChildren", "0"},
 	{"ConnectionRateThrottle", "0"},
 	{"MaxHopCount", "25"},
+	{"MaxHeadersLength", "32768"}, // sendmail's MAXHDRSLEN
 	{"DeliveryMode", "background"},
 	{"MinQueueAge", "0"},
 	{"ConnectionCacheSize", "2"},
@@ -98,6 +99,7 @@ var honoured = map[string]setter{
 	"MaxDaemonChildren":       intSetter(func(c *Config, n int64) { c.MaxDaemonChildren = int(n) }),
 	"ConnectionRateThrottle":  intSetter(func(c *Config, n int64) { c.ConnectionRateThrottle = int(n) }),
 	"MaxHopCount":             intSetter(func(c *Config, n int64) { c.MaxHopCount = int(n) }),
+	"MaxHeadersLength":        intSetter(func(c *Config, n int64) { c.MaxHeadersLength = int(n) }),
 	"MaxQueueChildren":        intSetter(func(c *Config, n int64) { c.MaxQueueChildren = int(n) }),
 	"MaxRunnersPerQueue":      intSetter(func(c *Config, n int64) { c.MaxRunnersPerQueue = int(n) }),
 	"BadRcptThrottle":         intSetter(func(c *Config, n int64) { c.BadRcptThrottle = int(n) }),

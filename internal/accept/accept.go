@@ -118,7 +118,10 @@ type Acceptor struct {
 	// is the clock. Both are required.
 	Date func(time.Time) string
 	Now  func() time.Time
-	// MaxHeaderBytes bounds the header block (0: 1 MiB).
+	// MaxHeaderBytes is sendmail's MaxHeadersLength: a header block
+	// longer than this is refused with "552 5.6.0 Headers too large (N
+	// max)". 0 means posthorn's own bound of 1 MiB, not none: the header
+	// is held in memory until it ends.
 	MaxHeaderBytes int
 	// MinFreeBlocks is sendmail's option: no message is accepted when
 	// queueing it would leave fewer blocks free (see CheckSpace).
@@ -210,16 +213,13 @@ func (m *Message) Write(p []byte) (int, error) {
 	n := len(p)
 	if !m.inBody {
 		m.hdr = append(m.hdr, p...)
-		rest, done := m.splitHeader()
+		rest, size, done := m.splitHeader()
+		if max := m.a.maxHeader(); size > max {
+			m.a.Log.Noticef(m.ID(), "headers too large (%d max) during message collect", max)
+			m.err = status.New(552, "5.6.0", "Headers too large (%d max)", max)
+			return 0, m.err
+		}
 		if !done {
-			max := m.a.MaxHeaderBytes
-			if max == 0 {
-				max = 1 << 20
-			}
-			if len(m.hdr) > max {
-				m.err = status.New(552, "5.6.0", "Headers too large (%d max)", max)
-				return 0, m.err
-			}
 			return n, nil
 		}
 		p = rest
@@ -233,16 +233,27 @@ func (m *Message) Write(p []byte) (int, error) {
 
 // splitHeader looks for the end of the header block in m.hdr. When found it
 // parses the headers, switches to the body and returns the body bytes that
-// followed.
-func (m *Message) splitHeader() (rest []byte, done bool) {
+// followed. size is the length of the header block, or of all that was
+// collected while its end has not come.
+func (m *Message) splitHeader() (rest []byte, size int, done bool) {
 	h, ok := scanHeader(m.hdr, m.local)
 	if !ok {
-		return nil, false
+		return nil, len(m.hdr), false
+	}
+	if h.end-h.start > m.a.maxHeader() {
+		return nil, h.end - h.start, false
 	}
 	m.blank = h.blank
 	rest = m.hdr[h.bodyStart:]
 	m.finishHeader(m.hdr[h.start:h.end])
-	return rest, true
+	return rest, h.end - h.start, true
+}
+
+func (a *Acceptor) maxHeader() int {
+	if a.MaxHeaderBytes > 0 {
+		return a.MaxHeaderBytes
+	}
+	return 1 << 20
 }
 
 // headerBlock locates the header block of a message text.
