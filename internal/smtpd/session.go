@@ -58,6 +58,8 @@ type session struct {
 	logged     [numTarpits]bool
 	badCmds    int
 	nCommands  int
+	// the client's open sessions and recent connections (Config.Clients)
+	clientOpen, clientRate int
 }
 
 func newSession(ctx context.Context, srv *Server, c *Client, r io.Reader, w io.Writer, conn net.Conn) *session {
@@ -160,6 +162,15 @@ func (s *session) greet() error {
 		var ne net.Error
 		if !errors.As(err, &ne) || !ne.Timeout() {
 			return nil // the client left
+		}
+	}
+	if s.clientOpen > 0 {
+		if e := s.cfg.Policy.Access.CheckClient(s.c.Addr, s.clientOpen, s.clientRate); e != nil {
+			s.log().Noticef(s.id, "ruleset=check_relay, arg1=%s, arg2=%s, relay=%s, reject=%s", s.c.Name, s.c.Addr, s.c.Relay(), e.Error())
+			s.reply(e.Code, e.Enhanced, "%s", e.Text)
+			s.notIssued()
+			s.closing = true
+			return s.flush()
 		}
 	}
 	d := s.policyClient()
