@@ -74,6 +74,8 @@ func TestParsePath(t *testing.T) {
 		{arg: "<a\\\nb@c>", err: `501 5.1.7 Syntax error in mailbox address "a\?b@c" (non-printable character)`},
 		{arg: "<\"a\x00b\"@c>", err: `501 5.1.7 Syntax error in mailbox address ""a?b"@c" (non-printable character)`},
 		{arg: "a\r@c", err: `501 5.1.7 Syntax error in mailbox address "a?@c" (non-printable character)`},
+		{arg: "\\\r", err: `501 5.1.7 Syntax error in mailbox address "\?" (non-printable character)`},
+		{arg: "<a@c> SIZE=1\r", err: `501 5.1.7 Syntax error in mailbox address "<a@c> SIZE=1?" (non-printable character)`},
 	}
 	for _, tt := range tests {
 		a, params, err := ParsePath(tt.arg, tt.kind)

@@ -54,8 +54,15 @@ func ParsePath(arg string, kind PathKind) (a Address, params string, err error) 
 	r, err := scan(arg, " \t")
 	raw := strings.TrimSpace(arg[:r.n])
 	params = strings.TrimLeft(arg[r.n:], " \t")
-	if shown, bad := lineBreaks(raw); bad {
-		return Address{Raw: shown}, params, ctrlError(kind, strings.TrimSuffix(strings.TrimPrefix(shown, "<"), ">"))
+	if _, bad := lineBreaks(arg); bad {
+		// anywhere in the argument: TrimSpace would hide a trailing CR
+		shown, inPath := lineBreaks(arg[:r.n])
+		if inPath {
+			shown = strings.TrimSuffix(strings.TrimPrefix(shown, "<"), ">")
+		} else { // in the parameters: show them all
+			shown, _ = lineBreaks(arg)
+		}
+		return Address{Raw: shown}, params, ctrlError(kind, shown)
 	}
 	if err != nil {
 		return Address{Raw: raw}, params, err
