@@ -183,3 +183,24 @@ func TestLockRecordRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseLockRecord: whatever a lock file holds, a record is either
+// refused or written back to exactly the same bytes.
+func FuzzParseLockRecord(f *testing.F) {
+	f.Add([]byte("42 posthorn 5c6c0c54-4a8e-4c47-9d8e-bb0d3b3fcb0e 4026531836\n"))
+	f.Add([]byte("42 posthorn b n 7 1099511627776\n"))
+	f.Add([]byte("99999\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, ok := parseLockRecord(b)
+		if !ok {
+			return
+		}
+		if r.pid <= 0 || (r.hasSize && r.size < 0) {
+			t.Fatalf("%q: %+v", b, r)
+		}
+		again, ok := parseLockRecord([]byte(r.String()))
+		if !ok || again != r {
+			t.Fatalf("%q: %+v does not round-trip (%+v, %v)", b, r, again, ok)
+		}
+	})
+}
