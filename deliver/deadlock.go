@@ -19,7 +19,8 @@ import (
 //	<pid> posthorn <boot id> <pid namespace> <inode> <size>\n
 //
 // The first word is the pid, as liblockfile and procmail write it (they
-// read only that). The second form is written once the mailbox is locked
+// read only that). The lock comes into being with its record in it
+// (createLock), so a writer killed at any moment leaves a readable one. The second form is written once the mailbox is locked
 // and before the first byte is appended: the inode and size of the file
 // before the append.
 //

@@ -204,3 +204,30 @@ func FuzzParseLockRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestLockCreatedWithItsRecord: the lock file exists only with the record
+// in it (a writer killed between creating and writing it would leave an
+// empty lock that only ages out: the kill -9 test found that window).
+func TestLockCreatedWithItsRecord(t *testing.T) {
+	dir := t.TempDir()
+	dirfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dirfd)
+	l, err := createLock(dirfd, "alice.lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.release()
+	got, _ := os.ReadFile(filepath.Join(dir, "alice.lock"))
+	if string(got) != ourRecord().String() {
+		t.Errorf("lock holds %q, want %q", got, ourRecord().String())
+	}
+	if _, err := createLock(dirfd, "alice.lock"); err != unix.EEXIST {
+		t.Errorf("a second lock: %v, want EEXIST", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("%d files in the directory, want the lock alone", len(entries))
+	}
+}

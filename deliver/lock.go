@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -94,13 +95,8 @@ func (b *backoff) wait() error {
 func dotLock(ctx context.Context, dirfd int, name string, deadline time.Time, stale time.Duration, now func() time.Time, onStale func(age time.Duration)) (*dotlock, *deadLock, error) {
 	bo := backoff{ctx: ctx, deadline: deadline}
 	for {
-		fd, err := unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		l, err := createLock(dirfd, name)
 		if err == nil {
-			l := &dotlock{dirfd: dirfd, name: name, fd: fd, rec: ourRecord()}
-			if werr := l.write(); werr != nil {
-				l.release()
-				return nil, nil, &os.PathError{Op: "write", Path: name, Err: werr}
-			}
 			return l, nil, nil
 		}
 		if err != unix.EEXIST {
@@ -123,6 +119,43 @@ func dotLock(ctx context.Context, dirfd int, name string, deadline time.Time, st
 			return nil, nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
+}
+
+// createLock makes the dot-lock name in dirfd, holding this process's
+// record from the moment it exists: the record is written to an unnamed
+// file (O_TMPFILE) that is then linked under the lock's name, so that a
+// writer killed at any moment never leaves an empty lock, which nothing
+// could tell from another program's and which would only age out. Where
+// the file system has no O_TMPFILE the lock is created and then written.
+// The error is EEXIST when the lock is held.
+func createLock(dirfd int, name string) (*dotlock, error) {
+	rec := ourRecord()
+	fd, err := unix.Openat(dirfd, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+	if err == nil {
+		l := &dotlock{dirfd: dirfd, name: name, fd: fd, rec: rec}
+		if err := l.write(); err != nil {
+			unix.Close(fd)
+			return nil, err
+		}
+		if err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), dirfd, name, unix.AT_SYMLINK_FOLLOW); err != nil {
+			unix.Close(fd)
+			return nil, err
+		}
+		return l, nil
+	}
+	if err != unix.EOPNOTSUPP && err != unix.EISDIR && err != unix.EINVAL && err != unix.ENOENT {
+		return nil, err
+	}
+	fd, err = unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	l := &dotlock{dirfd: dirfd, name: name, fd: fd, rec: rec}
+	if err := l.write(); err != nil {
+		l.release()
+		return nil, err
+	}
+	return l, nil
 }
 
 // fcntlLock takes a write lock on the whole file as an open file description
