@@ -171,15 +171,19 @@ type Config struct {
 	MinFreeBlocks           int64 // blocks of the queue file system kept free (MinFreeBlocks, short b)
 	MaxDaemonChildren       int
 	ConnectionRateThrottle  int
-	MaxHopCount             int
-	MaxQueueChildren        int
-	MaxRunnersPerQueue      int
-	BadRcptThrottle         int
-	MaxAliasRecursion       int
-	LogLevel                int
-	DeliveryMode            DeliveryMode
-	ErrorMode               byte
-	MinQueueAge             time.Duration
+	// ConnectionRateWindowSize is the window of the access file's
+	// ClientRate: limits (sendmail's default 60s).
+	ConnectionRateWindowSize time.Duration
+	MaxHopCount              int
+	MaxHeadersLength         int // bytes of header per message (sendmail's default 32768; 0: posthorn's 1 MiB bound)
+	MaxQueueChildren         int
+	MaxRunnersPerQueue       int
+	BadRcptThrottle          int
+	MaxAliasRecursion        int
+	LogLevel                 int
+	DeliveryMode             DeliveryMode
+	ErrorMode                byte
+	MinQueueAge              time.Duration
 	// The relay client's: idle connections kept (option k) and for how
 	// long (K); EightBitMode (8: pass8, mimefy, strict) and the charset
 	// of Content-Type headers it adds.

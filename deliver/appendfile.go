@@ -180,20 +180,11 @@ func checkOpened(fd int, r appendRules) unsafe {
 // lockedAppend locks f, verifies that sp still names it, appends and syncs.
 func lockedAppend(ctx context.Context, f *os.File, sp spot, r appendRules, lc lockConfig, deadline time.Time, write func(io.Writer) error) error {
 	fd := int(f.Fd())
-	unlock, err := dotLock(ctx, sp.dirfd, sp.name+".lock", deadline, lc.stale, lc.now, func(age time.Duration) {
-		lc.log.Warnf(lc.qid, "%s.lock: removed stale lock (%s old)", sp.display, maillog.Delay(age))
-	})
+	lk, dead, err := takeLocks(ctx, fd, sp, r, lc, deadline)
 	if err != nil {
-		var pe *os.PathError
-		if !r.optionalDotlock || !errors.As(err, &pe) || (pe.Err != unix.EACCES && pe.Err != unix.EROFS && pe.Err != unix.EPERM) {
-			return err
-		}
-		unlock = func() {}
-	}
-	defer unlock()
-	if err := fcntlLock(ctx, fd, deadline); err != nil {
 		return err
 	}
+	defer lk.release()
 	defer fcntlUnlock(fd)
 
 	var st, now unix.Stat_t
@@ -204,6 +195,29 @@ func lockedAppend(ctx context.Context, f *os.File, sp spot, r appendRules, lc lo
 		return errChanged
 	}
 	size := st.Size
+	if dead != nil && dead.rec.hasSize && dead.rec.ino == st.Ino {
+		switch {
+		case size > dead.rec.size:
+			// what the dead writer appended: half a message, or a whole
+			// one its queue file does not record as delivered
+			if err := writeAsUser(r.fsUID, r.fsGID, func() error {
+				if err := f.Truncate(dead.rec.size); err != nil {
+					return err
+				}
+				return f.Sync()
+			}); err != nil {
+				lc.log.Errf(lc.qid, "%s: cannot roll back the append of pid %d, which died: %v", sp.display, dead.rec.pid, err)
+				return err
+			}
+			lc.log.Warnf(lc.qid, "%s: rolled back %d bytes appended by pid %d, which died while delivering", sp.display, size-dead.rec.size, dead.rec.pid)
+			size = dead.rec.size
+		case size < dead.rec.size:
+			lc.log.Warnf(lc.qid, "%s: shorter (%d bytes) than when pid %d, which died, began to append (%d): left alone", sp.display, size, dead.rec.pid, dead.rec.size)
+		}
+	}
+	if err := lk.appending(st.Ino, size); err != nil {
+		return err
+	}
 	err = writeAsUser(r.fsUID, r.fsGID, func() error {
 		if err := write(f); err != nil {
 			return err
@@ -221,6 +235,41 @@ func lockedAppend(ctx context.Context, f *os.File, sp spot, r appendRules, lc lo
 		return err
 	}
 	return nil
+}
+
+// takeLocks takes the dot-lock and then the fcntl lock of f. A dot-lock
+// left by a posthorn process that died is taken over while holding the
+// fcntl lock (so that one deliverer alone does it) and returned as dead:
+// the caller undoes what that process appended.
+func takeLocks(ctx context.Context, fd int, sp spot, r appendRules, lc lockConfig, deadline time.Time) (*dotlock, *deadLock, error) {
+	for {
+		lk, dead, err := dotLock(ctx, sp.dirfd, sp.name+".lock", deadline, lc.stale, lc.now, func(age time.Duration) {
+			lc.log.Warnf(lc.qid, "%s.lock: removed stale lock (%s old)", sp.display, maillog.Delay(age))
+		})
+		if err != nil {
+			var pe *os.PathError
+			if !r.optionalDotlock || !errors.As(err, &pe) || (pe.Err != unix.EACCES && pe.Err != unix.EROFS && pe.Err != unix.EPERM) {
+				return nil, nil, err
+			}
+			lk = &dotlock{fd: -1}
+		}
+		if err := fcntlLock(ctx, fd, deadline); err != nil {
+			lk.release()
+			return nil, nil, err
+		}
+		if dead == nil {
+			return lk, nil, nil
+		}
+		if lk, ok := dead.takeOver(sp.dirfd, sp.name+".lock"); ok {
+			lc.log.Warnf(lc.qid, "%s.lock: taken over from pid %d, which died while delivering", sp.display, dead.rec.pid)
+			return lk, dead, nil
+		}
+		// another deliverer took it over first: wait for its lock
+		fcntlUnlock(fd)
+		if time.Now().After(deadline) {
+			return nil, nil, fmt.Errorf("%s.lock: %w", sp.name, errLockTimeout)
+		}
+	}
 }
 
 // refuse logs and returns the failure for an unsafe target: temporary for

@@ -52,6 +52,14 @@
 // truncated back to its size before the append, so it never holds half a
 // message, and the failure is temporary (4xx; 75 for mail.local).
 //
+// A deliverer killed in the middle (SIGKILL, the OOM killer) cannot roll
+// back, so the dot-lock doubles as its record: it names the writer's pid,
+// boot and pid namespace and, before the first byte is appended, the
+// mailbox's inode and size. The next deliverer that finds the lock of a
+// posthorn process that no longer exists takes it over at once (instead
+// of waiting StaleLockAge) and truncates the mailbox back to the recorded
+// size; see deadlock.go for the rules that keep this to our own locks.
+//
 // # Safety of the spool
 //
 // Mailboxes are opened by root with O_NOFOLLOW|O_NONBLOCK, and the checks are

@@ -86,25 +86,24 @@ func (b *backoff) wait() error {
 }
 
 // dotLock creates the lock file name (relative to the directory dirfd)
-// exclusively, holding this process's pid, as liblockfile, procmail, mutt and
-// Dovecot do. A lock whose mtime is older than stale is removed first
-// (reported through onStale). The returned function removes the lock.
-func dotLock(ctx context.Context, dirfd int, name string, deadline time.Time, stale time.Duration, now func() time.Time, onStale func(age time.Duration)) (func(), error) {
+// exclusively, holding this process's pid (see deadlock.go for the whole
+// record), as liblockfile, procmail, mutt and Dovecot do. A lock whose
+// mtime is older than stale is removed first (reported through onStale).
+// A lock left by a posthorn process that died is not removed here: it is
+// returned as dead, for the caller to take over under the mailbox's fcntl
+// lock.
+func dotLock(ctx context.Context, dirfd int, name string, deadline time.Time, stale time.Duration, now func() time.Time, onStale func(age time.Duration)) (*dotlock, *deadLock, error) {
 	bo := backoff{ctx: ctx, deadline: deadline}
-	content := []byte(strconv.Itoa(os.Getpid()) + "\n")
 	for {
-		fd, err := unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		l, err := createLock(dirfd, name)
 		if err == nil {
-			_, werr := unix.Write(fd, content)
-			unix.Close(fd)
-			if werr != nil {
-				unix.Unlinkat(dirfd, name, 0)
-				return nil, &os.PathError{Op: "write", Path: name, Err: werr}
-			}
-			return func() { unix.Unlinkat(dirfd, name, 0) }, nil
+			return l, nil, nil
 		}
 		if err != unix.EEXIST {
-			return nil, &os.PathError{Op: "create", Path: name, Err: err}
+			return nil, nil, &os.PathError{Op: "create", Path: name, Err: err}
+		}
+		if dead := readDeadLock(dirfd, name); dead != nil {
+			return nil, dead, nil
 		}
 		var st unix.Stat_t
 		if unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
@@ -117,9 +116,46 @@ func dotLock(ctx context.Context, dirfd int, name string, deadline time.Time, st
 			}
 		}
 		if err := bo.wait(); err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
+			return nil, nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
+}
+
+// createLock makes the dot-lock name in dirfd, holding this process's
+// record from the moment it exists: the record is written to an unnamed
+// file (O_TMPFILE) that is then linked under the lock's name, so that a
+// writer killed at any moment never leaves an empty lock, which nothing
+// could tell from another program's and which would only age out. Where
+// the file system has no O_TMPFILE the lock is created and then written.
+// The error is EEXIST when the lock is held.
+func createLock(dirfd int, name string) (*dotlock, error) {
+	rec := ourRecord()
+	fd, err := unix.Openat(dirfd, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+	if err == nil {
+		l := &dotlock{dirfd: dirfd, name: name, fd: fd, rec: rec}
+		if err := l.write(); err != nil {
+			unix.Close(fd)
+			return nil, err
+		}
+		if err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), dirfd, name, unix.AT_SYMLINK_FOLLOW); err != nil {
+			unix.Close(fd)
+			return nil, err
+		}
+		return l, nil
+	}
+	if err != unix.EOPNOTSUPP && err != unix.EISDIR && err != unix.EINVAL && err != unix.ENOENT {
+		return nil, err
+	}
+	fd, err = unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	l := &dotlock{dirfd: dirfd, name: name, fd: fd, rec: rec}
+	if err := l.write(); err != nil {
+		l.release()
+		return nil, err
+	}
+	return l, nil
 }
 
 // fcntlLock takes a write lock on the whole file as an open file description

@@ -1,6 +1,8 @@
 package deliver
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +23,16 @@ func TestMain(m *testing.M) {
 		switch os.Args[1] {
 		case ChildFlag:
 			os.Exit(RunChild(os.Args[2:], os.Stdin, os.Stdout))
+		case "-hangappend":
+			// -hangappend <spool>: deliver to alice a body that stops half-way
+			// (after printing "appending"), to be killed there
+			opt := Options{MailSpoolDirectory: os.Args[2], LookupUser: fixedUsers(itoa(os.Geteuid())), LockTimeout: 5 * time.Second}
+			a, err := New(opt)
+			if err != nil {
+				os.Exit(70)
+			}
+			body := &hangingBody{data: strings.Repeat("first half of the body\n", 20000)}
+			os.Exit(exitCode(a.Mailbox(context.Background(), "alice", &Message{Sender: "dead@x", Header: []byte("Subject: killed\n"), Body: body, BodySize: 1 << 20})))
 		case "-maillocal":
 			// -maillocal <spool> <uid> args...
 			uid := os.Args[3]
@@ -119,4 +131,22 @@ func executableCopy(t *testing.T) string {
 	}
 	os.Chmod(dst, 0o755)
 	return dst
+}
+
+// hangingBody gives its data, then announces it on stdout and blocks.
+type hangingBody struct{ data string }
+
+func (h *hangingBody) ReadAt(p []byte, off int64) (int, error) {
+	if off < int64(len(h.data)) {
+		return copy(p, h.data[off:]), nil
+	}
+	fmt.Println("appending")
+	select {}
+}
+
+func exitCode(err error) int {
+	if err != nil {
+		return 75
+	}
+	return 0
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
+	"syscall"
 
 	"github.com/posthorn/posthorn/conf"
 
@@ -54,6 +56,10 @@ func hasGlob(p string) bool {
 
 // printQueue is -bp / mailq.
 func (a *app) printQueue() int {
+	if os.Getuid() != 0 && a.cfg.Privacy("restrictmailq") && !inQueueGroup(a.cfg.QueueDirectory) {
+		fmt.Fprintln(a.stderr, "You are not permitted to see the queue")
+		return sysexits.NoPerm
+	}
 	st, code := a.openStore(storeList)
 	if st == nil {
 		return code
@@ -64,4 +70,25 @@ func (a *app) printQueue() int {
 		return sysexits.OSErr
 	}
 	return sysexits.OK
+}
+
+// ownsQueue is sendmail's restrictqrun exception: a user may run a queue
+// directory that is their own.
+func ownsQueue(dir string) bool {
+	var st syscall.Stat_t
+	return !hasGlob(dir) && syscall.Stat(dir, &st) == nil && int(st.Uid) == os.Getuid()
+}
+
+// inQueueGroup is sendmail's restrictmailq rule: only members of the
+// queue directory's group (its real or a supplementary group) may list it.
+func inQueueGroup(dir string) bool {
+	var st syscall.Stat_t
+	if hasGlob(dir) || syscall.Stat(dir, &st) != nil {
+		return false
+	}
+	if int(st.Gid) == os.Getgid() {
+		return true
+	}
+	groups, _ := os.Getgroups()
+	return slices.Contains(groups, int(st.Gid))
 }

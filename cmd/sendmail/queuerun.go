@@ -39,7 +39,7 @@ func (a *app) runQueue() int {
 	if code, ok := a.deliverAdopted(); ok {
 		return code
 	}
-	if os.Getuid() != 0 && a.cfg.Privacy("restrictqrun") && !a.trusted() {
+	if os.Getuid() != 0 && a.cfg.Privacy("restrictqrun") && !a.trusted() && !ownsQueue(a.cfg.QueueDirectory) {
 		fmt.Fprintln(a.stderr, "You do not have permission to process the queue")
 		return sysexits.NoPerm
 	}

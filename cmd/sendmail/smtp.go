@@ -20,6 +20,7 @@ import (
 type smtpService struct {
 	servers  map[string]*smtpd.Server
 	limiters map[string]*policy.Limiter
+	clients  *policy.ClientCounter // every listener's, for ClientRate: and ClientConn:
 }
 
 // newSMTPService builds the service for cfg. A listener's limiter is carried
@@ -29,14 +30,17 @@ func (a *app) newSMTPService(site *mta.Site, backend smtpd.Backend) (*smtpServic
 	cfg := site.Config
 	svc := &smtpService{servers: map[string]*smtpd.Server{}, limiters: map[string]*policy.Limiter{}}
 	var prev map[string]*policy.Limiter
+	svc.clients = &policy.ClientCounter{}
 	if old := a.live.Load(); old != nil {
 		prev = old.svc.limiters
+		svc.clients = old.svc.clients
 	}
 	for _, p := range cfg.Daemons {
 		sc, err := site.SMTPConfig(p, backend)
 		if err != nil {
 			return nil, err
 		}
+		sc.Clients = svc.clients
 		srv, err := smtpd.New(sc)
 		if err != nil {
 			return nil, err
@@ -50,6 +54,7 @@ func (a *app) newSMTPService(site *mta.Site, backend smtpd.Backend) (*smtpServic
 	for _, l := range svc.limiters { // only once the whole service is built
 		l.SetLimits(cfg.MaxDaemonChildren, cfg.ConnectionRateThrottle)
 	}
+	svc.clients.SetWindow(cfg.ConnectionRateWindowSize)
 	return svc, nil
 }
 

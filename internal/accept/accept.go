@@ -118,7 +118,10 @@ type Acceptor struct {
 	// is the clock. Both are required.
 	Date func(time.Time) string
 	Now  func() time.Time
-	// MaxHeaderBytes bounds the header block (0: 1 MiB).
+	// MaxHeaderBytes is sendmail's MaxHeadersLength: a header block
+	// longer than this is refused with "552 5.6.0 Headers too large (N
+	// max)". 0 means posthorn's own bound of 1 MiB, not none: the header
+	// is held in memory until it ends.
 	MaxHeaderBytes int
 	// MinFreeBlocks is sendmail's option: no message is accepted when
 	// queueing it would leave fewer blocks free (see CheckSpace).
@@ -210,22 +213,19 @@ func (m *Message) Write(p []byte) (int, error) {
 	n := len(p)
 	if !m.inBody {
 		m.hdr = append(m.hdr, p...)
-		rest, done := m.splitHeader()
+		rest, size, done := m.splitHeader()
+		if max := m.a.maxHeader(); size > max {
+			m.a.Log.Noticef(m.ID(), "headers too large (%d max) during message collect", max)
+			m.err = status.New(552, "5.6.0", "Headers too large (%d max)", max)
+			return 0, m.err
+		}
 		if !done {
-			max := m.a.MaxHeaderBytes
-			if max == 0 {
-				max = 1 << 20
-			}
-			if len(m.hdr) > max {
-				m.err = status.New(552, "5.6.0", "Headers too large (%d max)", max)
-				return 0, m.err
-			}
 			return n, nil
 		}
 		p = rest
 	}
 	if err := m.writeBody(p); err != nil {
-		m.err = status.Wrap(err, 452, "4.3.1", "Insufficient disk space; try again later")
+		m.err = writeError(err)
 		return 0, m.err
 	}
 	return n, nil
@@ -233,16 +233,27 @@ func (m *Message) Write(p []byte) (int, error) {
 
 // splitHeader looks for the end of the header block in m.hdr. When found it
 // parses the headers, switches to the body and returns the body bytes that
-// followed.
-func (m *Message) splitHeader() (rest []byte, done bool) {
+// followed. size is the length of the header block, or of all that was
+// collected while its end has not come.
+func (m *Message) splitHeader() (rest []byte, size int, done bool) {
 	h, ok := scanHeader(m.hdr, m.local)
 	if !ok {
-		return nil, false
+		return nil, len(m.hdr), false
+	}
+	if h.end-h.start > m.a.maxHeader() {
+		return nil, h.end - h.start, false
 	}
 	m.blank = h.blank
 	rest = m.hdr[h.bodyStart:]
 	m.finishHeader(m.hdr[h.start:h.end])
-	return rest, true
+	return rest, h.end - h.start, true
+}
+
+func (a *Acceptor) maxHeader() int {
+	if a.MaxHeaderBytes > 0 {
+		return a.MaxHeaderBytes
+	}
+	return 1 << 20
 }
 
 // headerBlock locates the header block of a message text.
@@ -284,9 +295,9 @@ func scanHeader(buf []byte, local bool) (h headerBlock, ok bool) {
 func ParseMessage(raw []byte, local bool) ([]queue.Header, []byte) {
 	h, ok := scanEnd(raw, local)
 	if !ok { // all header, no end of it
-		return parseHeaders(string(bytes.ReplaceAll(raw[h.start:], []byte("\r\n"), []byte("\n")))), nil
+		return parseHeaders(headerText(raw[h.start:])), nil
 	}
-	return parseHeaders(string(bytes.ReplaceAll(raw[h.start:h.end], []byte("\r\n"), []byte("\n")))), raw[h.bodyStart:]
+	return parseHeaders(headerText(raw[h.start:h.end])), raw[h.bodyStart:]
 }
 
 // scanEnd is scanHeader for a whole message: a last line without a line
@@ -312,7 +323,7 @@ func scanEnd(buf []byte, local bool) (headerBlock, bool) {
 }
 
 func (m *Message) finishHeader(block []byte) {
-	m.headers = parseHeaders(string(bytes.ReplaceAll(block, []byte("\r\n"), []byte("\n"))))
+	m.headers = parseHeaders(headerText(block))
 	m.inBody = true
 	m.hdr = nil
 }
@@ -438,7 +449,7 @@ func (m *Message) Commit(env *Envelope) (*queue.Job, error) {
 		return nil, err
 	}
 	if err := m.txn.Commit(jobs[0]); err != nil {
-		return nil, status.Wrap(err, 451, "4.3.0", "Temporary failure: cannot write queue file")
+		return nil, writeError(err)
 	}
 	if err := m.commitClones(jobs[1:]); err != nil {
 		return nil, err
@@ -456,7 +467,7 @@ func (m *Message) CommitLocked(env *Envelope) (*queue.Locked, error) {
 	}
 	l, err := m.txn.CommitLocked(jobs[0])
 	if err != nil {
-		return nil, status.Wrap(err, 451, "4.3.0", "Temporary failure: cannot write queue file")
+		return nil, writeError(err)
 	}
 	if err := m.commitClones(jobs[1:]); err != nil {
 		l.Unlock()
@@ -480,10 +491,10 @@ func (m *Message) commitClones(jobs []*queue.Job) error {
 		}
 		if err := copyFile(t, m.txn.DataPath()); err != nil {
 			t.Abort()
-			return status.Wrap(err, 451, "4.3.0", "Temporary failure: cannot write queue file")
+			return writeError(err)
 		}
 		if err := t.Commit(j); err != nil {
-			return status.Wrap(err, 451, "4.3.0", "Temporary failure: cannot write queue file")
+			return writeError(err)
 		}
 		m.clones = append(m.clones, Clone{Dir: t.Dir(), ID: j.ID})
 		m.a.Log.Infof(m.ID(), "%s: clone: owner=%s", j.ID, strings.Trim(j.Sender, "<>"))
@@ -510,7 +521,7 @@ func (m *Message) build(env *Envelope) ([]*queue.Job, error) {
 			rest := m.hdr[h.bodyStart:]
 			m.finishHeader(m.hdr[h.start:h.end])
 			if err := m.writeBody(rest); err != nil {
-				return nil, status.Wrap(err, 452, "4.3.1", "Insufficient disk space; try again later")
+				return nil, writeError(err)
 			}
 		} else { // all header and no blank line
 			m.finishHeader(m.hdr)
@@ -519,7 +530,7 @@ func (m *Message) build(env *Envelope) ([]*queue.Job, error) {
 	if m.pendCR { // a lone CR at the very end is data, not half a CRLF
 		m.pendCR = false
 		if err := m.emit([]byte{'\r'}); err != nil {
-			return nil, status.Wrap(err, 452, "4.3.1", "Insufficient disk space; try again later")
+			return nil, writeError(err)
 		}
 	}
 	groups, err := m.a.expand(env.Recipients)

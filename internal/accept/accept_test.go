@@ -219,15 +219,37 @@ func TestRefusalLeavesNothing(t *testing.T) {
 	}
 }
 
+// TestHeaderTooLarge: MaxHeadersLength holds whether the header arrives
+// in pieces or whole with its end and the body in one write; a header of
+// exactly the bound passes.
 func TestHeaderTooLarge(t *testing.T) {
-	a, _ := newAcceptor(t, nil)
-	a.MaxHeaderBytes = 100
-	m, _ := a.Begin(false)
-	defer m.Abort()
-	_, err := m.Write([]byte("Subject: " + strings.Repeat("x", 200)))
-	var se *status.Error
-	if !errors.As(err, &se) || se.Code != 552 || se.Text != "Headers too large (100 max)" {
-		t.Errorf("err = %v", err)
+	for _, tc := range []struct {
+		name   string
+		writes []string
+		ok     bool
+	}{
+		{"unfinished", []string{"Subject: " + strings.Repeat("x", 200)}, false},
+		{"whole in one write", []string{"Subject: " + strings.Repeat("x", 200) + "\n\nbody\n"}, false},
+		{"in pieces", []string{"Subject: x\n", "X-A: " + strings.Repeat("a", 60) + "\n", "X-B: " + strings.Repeat("b", 60) + "\n\nbody\n"}, false},
+		{"at the bound", []string{"Subject: " + strings.Repeat("x", 90) + "\n\n" + strings.Repeat("body\n", 100)}, true},
+	} {
+		a, _ := newAcceptor(t, nil)
+		a.MaxHeaderBytes = 100
+		m, _ := a.Begin(false)
+		var err error
+		for _, w := range tc.writes {
+			if _, err = m.Write([]byte(w)); err != nil {
+				break
+			}
+		}
+		var se *status.Error
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case !tc.ok && (!errors.As(err, &se) || se.Code != 552 || se.Enhanced != "5.6.0" || se.Text != "Headers too large (100 max)"):
+			t.Errorf("%s: err = %v", tc.name, err)
+		}
+		m.Abort()
 	}
 }
 

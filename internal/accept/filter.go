@@ -4,7 +4,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/posthorn/posthorn/internal/status"
 	"github.com/posthorn/posthorn/queue"
 )
 
@@ -29,7 +28,7 @@ func (m *Message) SetHeaders(h []queue.Header) { m.headers = h }
 // OpenBody opens the body written so far (LF line ends) for reading.
 func (m *Message) OpenBody() (io.ReadCloser, error) {
 	if err := m.txn.FlushData(); err != nil {
-		return nil, status.Wrap(err, 452, "4.3.1", "Insufficient disk space; try again later")
+		return nil, writeError(err)
 	}
 	return os.Open(m.txn.DataPath())
 }
@@ -37,11 +36,11 @@ func (m *Message) OpenBody() (io.ReadCloser, error) {
 // ReplaceBody makes body (LF line ends) the message's body.
 func (m *Message) ReplaceBody(body []byte) error {
 	if err := m.txn.ResetData(); err != nil {
-		return status.Wrap(err, 452, "4.3.1", "Insufficient disk space; try again later")
+		return writeError(err)
 	}
 	m.bodySize, m.pendCR = 0, false
 	if err := m.emit(body); err != nil {
-		return status.Wrap(err, 452, "4.3.1", "Insufficient disk space; try again later")
+		return writeError(err)
 	}
 	return nil
 }

@@ -67,6 +67,15 @@ func TestParsePath(t *testing.T) {
 		{arg: "<\"a\x01b\"@c>", want: "\"a\x01b\"@c", flags: Bracketed | QuotedLocal},
 		{arg: "<a\\\x01b@c>", want: "a\\\x01b@c", flags: Bracketed},
 		{arg: "<a\tb@c>", want: "a.b@c", flags: Bracketed}, // a tab is white space
+		// CR, LF and NUL: refused even quoted or escaped (stricter than sendmail)
+		{arg: "<a\rb@c>", err: `501 5.1.7 Syntax error in mailbox address "a?b@c" (non-printable character)`},
+		{arg: "<a@c>\rRCPT TO:<x@y>", kind: Recipient, err: `501 5.1.3 Syntax error in mailbox address "a@c>?RCPT" (non-printable character)`},
+		{arg: "<\"a\rb\"@c>", kind: Recipient, err: `501 5.1.3 Syntax error in mailbox address ""a?b"@c" (non-printable character)`},
+		{arg: "<a\\\nb@c>", err: `501 5.1.7 Syntax error in mailbox address "a\?b@c" (non-printable character)`},
+		{arg: "<\"a\x00b\"@c>", err: `501 5.1.7 Syntax error in mailbox address ""a?b"@c" (non-printable character)`},
+		{arg: "a\r@c", err: `501 5.1.7 Syntax error in mailbox address "a?@c" (non-printable character)`},
+		{arg: "\\\r", err: `501 5.1.7 Syntax error in mailbox address "\?" (non-printable character)`},
+		{arg: "<a@c> SIZE=1\r", err: `501 5.1.7 Syntax error in mailbox address "<a@c> SIZE=1?" (non-printable character)`},
 	}
 	for _, tt := range tests {
 		a, params, err := ParsePath(tt.arg, tt.kind)

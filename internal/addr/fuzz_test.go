@@ -1,6 +1,7 @@
 package addr
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -26,6 +27,9 @@ func FuzzParsePath(f *testing.F) {
 		a, params, err := ParsePath(arg, kind)
 		if len(params) > len(arg) {
 			t.Fatalf("params longer than argument")
+		}
+		if err == nil && strings.ContainsAny(a.String()+a.Raw, "\r\n\x00") {
+			t.Fatalf("%q: accepted with a line break or NUL: %q", arg, a.String())
 		}
 		if err != nil || a.Null || a.Flags&(Program|File) != 0 {
 			return

@@ -44,7 +44,8 @@ var ErrNoUser = errors.New("addr: recipient path without a user")
 //	501 5.1.7 Syntax error in mailbox address "a?b@x" (non-printable character)   MAIL
 //	501 5.1.3 Syntax error in mailbox address "a?b@x" (non-printable character)   RCPT
 //
-// naming the address (String) with each such character shown as '?'.
+// naming the address (String) with each such character shown as '?'. A CR,
+// LF or NUL is refused so even inside quotes or after a backslash.
 func ParsePath(arg string, kind PathKind) (a Address, params string, err error) {
 	arg = strings.TrimLeft(arg, " \t")
 	if arg == "" {
@@ -53,6 +54,16 @@ func ParsePath(arg string, kind PathKind) (a Address, params string, err error) 
 	r, err := scan(arg, " \t")
 	raw := strings.TrimSpace(arg[:r.n])
 	params = strings.TrimLeft(arg[r.n:], " \t")
+	if _, bad := lineBreaks(arg); bad {
+		// anywhere in the argument: TrimSpace would hide a trailing CR
+		shown, inPath := lineBreaks(arg[:r.n])
+		if inPath {
+			shown = strings.TrimSuffix(strings.TrimPrefix(shown, "<"), ">")
+		} else { // in the parameters: show them all
+			shown, _ = lineBreaks(arg)
+		}
+		return Address{Raw: shown}, params, ctrlError(kind, shown)
+	}
 	if err != nil {
 		return Address{Raw: raw}, params, err
 	}
@@ -64,13 +75,38 @@ func ParsePath(arg string, kind PathKind) (a Address, params string, err error) 
 		return a, params, status.Wrap(ErrNoUser, 553, "5.0.0", "%s... User address required", Shorten(raw))
 	}
 	if shown, bad := controlChars(a.String()); bad {
-		enh := "5.1.7"
-		if kind == Recipient {
-			enh = "5.1.3"
-		}
-		return a, params, status.New(501, enh, "Syntax error in mailbox address \"%s\" (non-printable character)", shown)
+		return a, params, ctrlError(kind, shown)
 	}
 	return a, params, nil
+}
+
+func ctrlError(kind PathKind, shown string) error {
+	enh := "5.1.7"
+	if kind == Recipient {
+		enh = "5.1.3"
+	}
+	return status.New(501, enh, "Syntax error in mailbox address \"%s\" (non-printable character)", shown)
+}
+
+// lineBreaks reports whether s has a CR, LF or NUL anywhere, quoted and
+// escaped ones included, and returns s with every control character
+// shown as '?'. Beyond
+// sendmail, which takes a bare CR in a command line for white space
+// ("<a\rb@x>" is a.b@x, echoed with its CR) and keeps quoted ones: such
+// a byte has no use in an address, and one that reached a reply, a queue
+// file or the next hop's MAIL command could end a line there (SMTP
+// smuggling).
+func lineBreaks(s string) (string, bool) {
+	if !strings.ContainsAny(s, "\r\n\x00") {
+		return s, false
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if c < ' ' || c == 0x7f {
+			b[i] = '?'
+		}
+	}
+	return string(b), true
 }
 
 // controlChars reports whether s has a control character (below space, or

@@ -90,7 +90,8 @@ func New(o Options) *Site {
 	s.Expander, s.Aliases = s.expander(o.NoAlias, o.Users)
 	if o.Store != nil {
 		s.Acceptor = &accept.Acceptor{Store: o.Store, Hostname: s.Config.Macros["j"], Expander: acceptExpander{s.Expander},
-			Date: rfcdate.Format, Now: s.now, Log: s.Log, MinFreeBlocks: s.Config.MinFreeBlocks}
+			Date: rfcdate.Format, Now: s.now, Log: s.Log, MinFreeBlocks: s.Config.MinFreeBlocks,
+			MaxHeaderBytes: s.Config.MaxHeadersLength}
 	}
 	return s
 }

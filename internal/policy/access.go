@@ -22,6 +22,8 @@
 //
 // A key is a tag ("Connect:", "From:", "To:", case-insensitive) and a
 // value to match; a key without a tag applies to every kind of lookup.
+// "ClientRate:" and "ClientConn:" keys hold per-client connection limits
+// (clients.go).
 // The value is separated by white space and is one of OK (accept, skip
 // the remaining checks of this kind), RELAY (as OK, and allow relaying:
 // for Connect: the client, for To: the domain), REJECT (refuse with
@@ -53,7 +55,9 @@
 // # Connection limits
 //
 // Limiter applies MaxDaemonChildren (refuse with 421 4.3.2 when full) and
-// ConnectionRateThrottle (slow down, as sendmail does) per listener.
+// ConnectionRateThrottle (slow down, as sendmail does) per listener;
+// ClientCounter and the access file's ClientRate: and ClientConn: entries
+// bound each client (clients.go).
 package policy
 
 import (
@@ -142,7 +146,7 @@ func ParseAccess(r io.Reader, name string) (*Access, error) {
 // normKey lower-cases a key and gives untagged keys the ":" prefix.
 func normKey(key string) string {
 	k := strings.ToLower(key)
-	for _, tag := range []string{"connect:", "from:", "to:"} {
+	for _, tag := range []string{"connect:", "from:", "to:", "clientrate:", "clientconn:"} {
 		if strings.HasPrefix(k, tag) {
 			return k
 		}

@@ -243,14 +243,24 @@ func TestAuthFile(t *testing.T) {
 
 func FuzzParseAccess(f *testing.F) {
 	f.Add("Connect:127 RELAY\nTo:x ERROR:\"550 5.7.1 no\"\nFrom:a@ REJECT\n")
+	f.Add("ClientRate:10.1.2.3 0\nClientRate: 1\nClientConn:10 -1\n")
 	f.Fuzz(func(t *testing.T, text string) {
 		a, err := ParseAccess(strings.NewReader(text), "access")
 		if err != nil {
 			return
 		}
-		_ = a.Connect(netip.MustParseAddr("10.1.2.3"), "a.b.example")
+		ip := netip.MustParseAddr("10.1.2.3")
+		_ = a.Connect(ip, "a.b.example")
 		_ = a.From("user@a.b.example")
 		_ = a.To("user@a.b.example")
+		for _, tag := range []string{"ClientRate", "ClientConn"} {
+			if n := a.ClientLimit(tag, ip); n < 0 {
+				t.Fatalf("%s limit %d", tag, n)
+			}
+		}
+		if e := a.CheckClient(ip, 1, 1); e != nil && e != ErrClientRate && e != ErrClientConn {
+			t.Fatalf("CheckClient: %v", e)
+		}
 	})
 }
 

@@ -161,6 +161,10 @@ type Config struct {
 	Log *maillog.Logger
 	// Milters are the mail filters for this listener; nil for none.
 	Milters Milters
+	// Clients counts each client's sessions and connections for the
+	// access file's ClientConn: and ClientRate: limits (shared by the
+	// daemon's listeners); nil: no per-client limits.
+	Clients *policy.ClientCounter
 }
 
 // Server serves SMTP sessions with one configuration.
@@ -255,6 +259,11 @@ func (srv *Server) ServeConn(ctx context.Context, conn net.Conn) error {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	s := newSession(ctx, srv, c, conn, conn, conn)
+	if srv.cfg.Clients != nil && c.Addr.IsValid() {
+		open, rate, leave := srv.cfg.Clients.Arrive(c.Addr, time.Now())
+		defer leave()
+		s.clientOpen, s.clientRate = open, rate
+	}
 	srv.lookupClient(ctx, c)
 	err := s.serve()
 	lingeringClose(conn)

@@ -58,6 +58,8 @@ type session struct {
 	logged     [numTarpits]bool
 	badCmds    int
 	nCommands  int
+	// the client's open sessions and recent connections (Config.Clients)
+	clientOpen, clientRate int
 }
 
 func newSession(ctx context.Context, srv *Server, c *Client, r io.Reader, w io.Writer, conn net.Conn) *session {
@@ -160,6 +162,15 @@ func (s *session) greet() error {
 		var ne net.Error
 		if !errors.As(err, &ne) || !ne.Timeout() {
 			return nil // the client left
+		}
+	}
+	if s.clientOpen > 0 {
+		if e := s.cfg.Policy.Access.CheckClient(s.c.Addr, s.clientOpen, s.clientRate); e != nil {
+			s.log().Noticef(s.id, "ruleset=check_relay, arg1=%s, arg2=%s, relay=%s, reject=%s", s.c.Name, s.c.Addr, s.c.Relay(), e.Error())
+			s.reply(e.Code, e.Enhanced, "%s", e.Text)
+			s.notIssued()
+			s.closing = true
+			return s.flush()
 		}
 	}
 	d := s.policyClient()
@@ -276,7 +287,16 @@ func formatLine(code int, enh, text string, more bool) []byte {
 		b = append(b, enh...)
 		b = append(b, ' ')
 	}
-	b = append(b, text...)
+	for i := 0; i < len(text); i++ {
+		// A CR, LF or NUL in the text (echoed from a client, or from a
+		// filter's or the access file's message) would end or cut the
+		// reply line where the client does not expect it.
+		if c := text[i]; c == '\r' || c == '\n' || c == 0 {
+			b = append(b, '?')
+		} else {
+			b = append(b, c)
+		}
+	}
 	return append(b, '\r', '\n')
 }
 
