@@ -143,7 +143,9 @@ func (s *sbs) addThroughput(what string, ph, pf figures) {
 		return fmt.Sprintf("%.2f (%.2f user + %.2f sys)", f.cpu(), ms(f.user)/float64(f.n), ms(f.sys)/float64(f.n))
 	}
 	s.add("… CPU ms per message", cpu(ph), cpu(pf), times(pf.cpu()/ph.cpu()))
-	mem := func(f figures) string { return fmt.Sprintf("%.0f / %.0f MiB", float64(f.rss)/1024, float64(f.pss)/1024) }
+	mem := func(f figures) string {
+		return fmt.Sprintf("%.0f / %.0f MiB", float64(f.rss)/1024, float64(f.pss)/1024)
+	}
 	s.add("… peak RSS / PSS of all its processes", mem(ph), mem(pf), times(float64(pf.pss)/float64(ph.pss))+" (PSS)")
 }
 
