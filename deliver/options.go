@@ -159,8 +159,8 @@ type Agent struct {
 	deflt    *User
 	defltErr error
 
-	mu    sync.Mutex
-	boxes map[string]*boxLock // in-process queue per mailbox path
+	mu     sync.Mutex
+	queues map[string]*boxQueue // the deliveries waiting per mailbox
 }
 
 // New returns an Agent with the defaults filled in. The error is reserved
@@ -199,7 +199,7 @@ func New(opt Options) (*Agent, error) {
 	if opt.SafeFileEnvironment == "/" {
 		opt.SafeFileEnvironment = ""
 	}
-	a := &Agent{opt: opt, euid: os.Geteuid(), boxes: map[string]*boxLock{}}
+	a := &Agent{opt: opt, euid: os.Geteuid(), queues: map[string]*boxQueue{}}
 	a.root = a.euid == 0
 	if len(a.opt.Child) == 0 {
 		exe, err := os.Executable()
