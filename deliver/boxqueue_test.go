@@ -173,4 +173,3 @@ func TestQueuedDeliveryGivesUp(t *testing.T) {
 	must(t, os.Remove(box+".lock"))
 	must(t, a.Mailbox(context.Background(), "carol", msg("s@x", "x", "b\n")))
 }
-
