@@ -349,7 +349,9 @@ func (t *Txn) Write(p []byte) (int, error) {
 			t.err = err
 			return 0, err
 		}
-		t.df, t.dfw = df, bufio.NewWriterSize(df, 64<<10)
+		t.dfw = dataWriters.Get().(*bufio.Writer)
+		t.df = df
+		t.dfw.Reset(df)
 	}
 	n, err := t.dfw.Write(p)
 	t.size += int64(n)
@@ -357,6 +359,19 @@ func (t *Txn) Write(p []byte) (int, error) {
 		t.err = err
 	}
 	return n, err
+}
+
+// dataWriters are the df buffers, reused from job to job (a new 64 KiB
+// buffer per message was most of what an enqueue allocated).
+var dataWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+
+// releaseWriter gives the df buffer back; the Txn writes no more.
+func (t *Txn) releaseWriter() {
+	if t.dfw != nil {
+		t.dfw.Reset(nil)
+		dataWriters.Put(t.dfw)
+		t.dfw = nil
+	}
 }
 
 // createData makes the df: a spare when the pool has one, else a new file.
@@ -409,6 +424,7 @@ func (t *Txn) commit(j *Job) (*os.File, error) {
 	if t.err == nil {
 		t.err = t.dfw.Flush()
 	}
+	t.releaseWriter() // the Txn ends here, one way or the other
 	if t.err != nil {
 		err := t.err
 		t.Abort()
@@ -448,6 +464,7 @@ func (t *Txn) Abort() error {
 		return nil
 	}
 	t.done = true
+	t.releaseWriter()
 	d := t.dir
 	d.qfPool.put(t.tf, d.qf, filepath.Base(t.tf.Name()))
 	if t.df != nil {
