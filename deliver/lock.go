@@ -46,13 +46,17 @@ func (b *backoff) wait() error {
 	}
 }
 
+// lockContent is what a dot-lock holds: this process's ID, as
+// liblockfile writes it (readers may check that the process lives).
+var lockContent = []byte(strconv.Itoa(os.Getpid()) + "\n")
+
 // dotLock creates the lock file name (relative to the directory dirfd)
 // exclusively, holding this process's pid, as liblockfile, procmail, mutt and
 // Dovecot do. A lock whose mtime is older than stale is removed first
 // (reported through onStale). The returned function removes the lock.
 func dotLock(ctx context.Context, dirfd int, name string, deadline time.Time, stale time.Duration, now func() time.Time, onStale func(age time.Duration)) (func(), error) {
 	bo := backoff{ctx: ctx, deadline: deadline}
-	content := []byte(strconv.Itoa(os.Getpid()) + "\n")
+	content := lockContent
 	for {
 		fd, err := unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err == nil {

@@ -7,8 +7,9 @@
 // An answer is kept for at most TTL. All answers are dropped as soon as
 // /etc/passwd or /etc/group changes (useradd, userdel, vipw replace or
 // rewrite the file: its inode, size or modification time differ), which
-// is checked with one stat each per lookup, so a local account made or
-// removed is seen at once. Accounts from other NSS sources (LDAP, sssd)
+// is checked with one stat each before an unknown name is answered from
+// the cache and at most once a second otherwise, so a local account made
+// is seen at once and one removed within a second. Accounts from other NSS sources (LDAP, sssd)
 // are seen within TTL, as Postfix's local(8) sees them within the life of
 // its process. Unknown names and IDs are cached too; other errors
 // (temporary failures of a source) are not.
@@ -57,6 +58,9 @@ var (
 	osGroupIds = (*user.User).GroupIds
 )
 
+// checked is when fresh last looked at the files.
+var checked time.Time
+
 // fresh drops everything when a watched file changed; mu is held.
 func fresh() {
 	cur := make([]fileID, len(watched))
@@ -80,11 +84,15 @@ func fresh() {
 
 // cached looks key up in m, or asks find and keeps a definite answer.
 func cached(m map[string]entry, key string, find func() entry) entry {
-	mu.Lock()
-	fresh()
-	e, ok := m[key]
-	mu.Unlock()
 	t := now()
+	mu.Lock()
+	e, ok := m[key]
+	if !ok || e.err != nil || t.Sub(checked) >= time.Second {
+		fresh()
+		checked = t
+		e, ok = m[key]
+	}
+	mu.Unlock()
 	if ok && t.Sub(e.at) < TTL {
 		return e
 	}

@@ -47,7 +47,7 @@ func setup(t *testing.T) (*fake, string, *time.Time) {
 	osGroupIds = func(u *user.User) ([]string, error) { f.calls++; return []string{u.Gid, "27"}, nil }
 	now = func() time.Time { return clock }
 	mu.Lock()
-	files = nil
+	files, checked = nil, time.Time{}
 	clear(byName)
 	clear(byID)
 	clear(groups)
@@ -129,5 +129,22 @@ func TestLookupId(t *testing.T) {
 	u, err := LookupId("1001")
 	if err != nil || u.Username != "alice" || f.calls != 1 {
 		t.Fatalf("LookupId: %v %v, %d calls", u, err, f.calls)
+	}
+}
+
+// A removed account is forgotten once the files are looked at again,
+// within a second.
+func TestRemovedUserForgotten(t *testing.T) {
+	f, passwd, clock := setup(t)
+	if _, err := Lookup("alice"); err != nil {
+		t.Fatal(err)
+	}
+	delete(f.users, "alice")
+	os.WriteFile(passwd+".new", []byte("root:x:0:0::/root:/bin/sh\n"), 0o644)
+	os.Rename(passwd+".new", passwd)
+	*clock = clock.Add(time.Second)
+	var unk user.UnknownUserError
+	if _, err := Lookup("alice"); !errors.As(err, &unk) {
+		t.Errorf("alice after userdel: %v, want UnknownUserError", err)
 	}
 }
