@@ -22,7 +22,7 @@ DEB       ?= posthorn_$(POSTHORN_VERSION)_$(DEB_ARCH).deb
 BUILDDIR  ?= build
 DEB_MAINTAINER ?= posthorn maintainers <maintainers@users.noreply.github.com>
 
-.PHONY: build run test unit blackbox bench bench-relay fuzz fuzz-quick vuln lint install install-man man deb lintian clean FORCE
+.PHONY: build run test unit blackbox bench bench-relay bench-postfix fuzz fuzz-quick vuln lint install install-man man deb lintian clean FORCE
 
 build: $(BIN)
 
@@ -56,6 +56,21 @@ bench: build
 BENCH_RELAY_N ?= 2000
 bench-relay: build
 	POSTHORN_BENCH_RELAY_N=$(BENCH_RELAY_N) $(GO) test -count=1 -run '^$$' -bench '^BenchmarkRelayThroughput$$' -benchtime 1x ./test/
+
+# posthorn against a private Postfix, scenario by scenario in one run
+# (issue 15): local delivery to 1 and 5 mailboxes, relay to smtp-sink,
+# latency, queue fill / mailq / flush and restart with a big queue; one
+# table with the ratios (test/sidebyside_bench_test.go). Needs root and the
+# postfix package. BENCH_N messages per throughput scenario, BENCH_JOBS
+# for the queue ones, BENCH_ONLY=local1,relay,... for some scenarios only,
+# BENCH_OUT=file to keep the table.
+BENCH_N    ?= 20000
+BENCH_JOBS ?= 50000
+BENCH_ONLY ?=
+BENCH_OUT  ?=
+bench-postfix: build
+	POSTHORN_BENCH_N=$(BENCH_N) POSTHORN_BENCH_JOBS=$(BENCH_JOBS) POSTHORN_BENCH_ONLY=$(BENCH_ONLY) POSTHORN_BENCH_OUT=$(if $(BENCH_OUT),$(abspath $(BENCH_OUT))) \
+	  $(GO) test -count=1 -timeout 3h -run '^$$' -bench '^BenchmarkSideBySide$$' -benchtime 1x ./test/
 
 # Every fuzz target for FUZZTIME each (1 minute: about 40 minutes in
 # all), one after the other; the last line of each is its executions.

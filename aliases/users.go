@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/posthorn/posthorn/internal/pwcache"
 )
 
 // User is a local account: what the local mailer and the controlling-user
@@ -30,7 +32,7 @@ type Users interface {
 	LookupID(uid int) (*User, error)
 }
 
-// SystemUsers reads the system's password database.
+// SystemUsers reads the system's password database (through pwcache).
 type SystemUsers struct{}
 
 // Lookup implements Users.
@@ -38,7 +40,7 @@ func (SystemUsers) Lookup(name string) (*User, error) {
 	if name == "" || strings.ContainsAny(name, "/:\x00") {
 		return nil, ErrNoUser
 	}
-	u, err := user.Lookup(name)
+	u, err := pwcache.Lookup(name)
 	if err != nil {
 		var unk user.UnknownUserError
 		if errors.As(err, &unk) {
@@ -51,7 +53,7 @@ func (SystemUsers) Lookup(name string) (*User, error) {
 
 // LookupID implements Users.
 func (SystemUsers) LookupID(uid int) (*User, error) {
-	u, err := user.LookupId(strconv.Itoa(uid))
+	u, err := pwcache.LookupId(strconv.Itoa(uid))
 	if err != nil {
 		var unk user.UnknownUserIdError
 		if errors.As(err, &unk) {

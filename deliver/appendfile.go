@@ -76,26 +76,45 @@ var errChanged = errors.New("file changed after open")
 // failure the file is truncated back to its size before the append. The
 // error is a *status.Error.
 func appendMessage(ctx context.Context, sp spot, r appendRules, lc lockConfig, write func(io.Writer) error) error {
-	deadline := time.Now().Add(lc.timeout)
+	return appendAll(ctx, sp, r, lc, time.Now().Add(lc.timeout), []func(io.Writer) error{write})[0]
+}
+
+// appendAll is appendMessage for several messages under one lock and one
+// fsync (the group commit of a mailbox): each write is one message, all
+// or nothing; the result of each (nil only once the fsync covering it
+// succeeded) is at its index. A message that fails to be written is cut
+// off again and the next ones are still appended; a failed fsync cuts the
+// file back to its size before the first and fails them all.
+func appendAll(ctx context.Context, sp spot, r appendRules, lc lockConfig, deadline time.Time, writes []func(io.Writer) error) []error {
+	errs := make([]error, len(writes))
 	for attempt := 0; ; attempt++ {
 		f, err := openForAppend(sp, r, lc)
-		if err != nil {
-			return err
-		}
-		err = lockedAppend(ctx, f, sp, r, lc, deadline, write)
-		f.Close()
-		if errors.Is(err, errChanged) && attempt < 3 {
-			continue // replaced while we waited for the lock: start again
-		}
-		if err != nil {
-			var st *status.Error
-			if errors.As(err, &st) {
-				return st
+		if err == nil {
+			err = lockedAppend(ctx, f, sp, r, lc, deadline, writes, errs)
+			f.Close()
+			if errors.Is(err, errChanged) && attempt < 3 {
+				continue // replaced while we waited for the lock: start again
 			}
-			return ioStatus(sp.display, err)
 		}
-		return nil
+		for i := range errs {
+			if err != nil {
+				errs[i] = err
+			}
+			if errs[i] != nil {
+				errs[i] = asStatus(sp, errs[i])
+			}
+		}
+		return errs
 	}
+}
+
+// asStatus is err as a *status.Error.
+func asStatus(sp spot, err error) error {
+	var st *status.Error
+	if errors.As(err, &st) {
+		return st
+	}
+	return ioStatus(sp.display, err)
 }
 
 // openForAppend opens sp for appending without following a symlink and
@@ -178,7 +197,9 @@ func checkOpened(fd int, r appendRules) unsafe {
 }
 
 // lockedAppend locks f, verifies that sp still names it, appends and syncs.
-func lockedAppend(ctx context.Context, f *os.File, sp spot, r appendRules, lc lockConfig, deadline time.Time, write func(io.Writer) error) error {
+// The error returned concerns every write (the lock, the check, the
+// fsync); errs[i] is set for a write that failed on its own.
+func lockedAppend(ctx context.Context, f *os.File, sp spot, r appendRules, lc lockConfig, deadline time.Time, writes []func(io.Writer) error, errs []error) error {
 	fd := int(f.Fd())
 	lk, dead, err := takeLocks(ctx, fd, sp, r, lc, deadline)
 	if err != nil {
@@ -218,17 +239,34 @@ func lockedAppend(ctx context.Context, f *os.File, sp spot, r appendRules, lc lo
 	if err := lk.appending(st.Ino, size); err != nil {
 		return err
 	}
+	start := size
 	err = writeAsUser(r.fsUID, r.fsGID, func() error {
-		if err := write(f); err != nil {
-			return err
+		size := start
+		for i, write := range writes {
+			w := &countingWriter{w: f}
+			if errs[i] = write(w); errs[i] == nil {
+				size += w.n
+				continue
+			}
+			if w.n == 0 {
+				continue
+			}
+			if err := f.Truncate(size); err != nil {
+				// A partial message stays: nothing more may follow it.
+				lc.log.Errf(lc.qid, "%s: cannot truncate back to %d bytes after %v: %v", sp.display, size, errs[i], err)
+				for j := i + 1; j < len(errs); j++ {
+					errs[j] = errs[i]
+				}
+				break
+			}
 		}
 		return f.Sync()
 	})
 	if err != nil {
 		// Put the mailbox back as it was; a failure here too is logged, as
 		// it leaves a partial message that a reader may show.
-		if terr := f.Truncate(size); terr != nil {
-			lc.log.Errf(lc.qid, "%s: cannot truncate back to %d bytes after %v: %v", sp.display, size, err, terr)
+		if terr := f.Truncate(start); terr != nil {
+			lc.log.Errf(lc.qid, "%s: cannot truncate back to %d bytes after %v: %v", sp.display, start, err, terr)
 		} else {
 			f.Sync()
 		}
@@ -270,6 +308,18 @@ func takeLocks(ctx context.Context, fd int, sp spot, r appendRules, lc lockConfi
 			return nil, nil, fmt.Errorf("%s.lock: %w", sp.name, errLockTimeout)
 		}
 	}
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // refuse logs and returns the failure for an unsafe target: temporary for

@@ -3,6 +3,7 @@ package deliver
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -29,6 +30,7 @@ func BenchmarkMailbox(b *testing.B) {
 		a.opt.LookupUser = func(name string) (*User, error) { return &User{Name: name, UID: uid, GID: uid}, nil }
 		var n atomic.Int64
 		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
 		b.SetParallelism(parallel)
 		var before syscall.Rusage
 		syscall.Getrusage(syscall.RUSAGE_SELF, &before)
@@ -51,4 +53,20 @@ func BenchmarkMailbox(b *testing.B) {
 	b.Run("one-mailbox-serial", func(b *testing.B) { run(b, 1, 1) })
 	b.Run("one-mailbox-parallel", func(b *testing.B) { run(b, 1, 8) })
 	b.Run("100-mailboxes-parallel", func(b *testing.B) { run(b, 100, 8) })
+}
+
+// BenchmarkRender: a 2 KiB message in mbox form (From_ line, quoting,
+// trailing empty line), into memory: the CPU of an append without the
+// file system.
+func BenchmarkRender(b *testing.B) {
+	body := strings.Repeat("From the body, a line that needs quoting, and some more text.\n", 32)
+	m := msg("sender@client.example", "bench", body)
+	from := FromLine(m.Sender, time.Date(2026, 12, 4, 3, 54, 31, 0, time.UTC))
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := render(io.Discard, from, m.Header, m.bodyReader(), mboxFormat); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -35,6 +36,10 @@ func capEff(t *testing.T, path string) uint64 {
 func TestWriteAsUser(t *testing.T) {
 	needRoot(t)
 	const bit = uint64(1) << unix.CAP_SYS_RESOURCE
+	// The same thread before, during and after.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	before := capEff(t, "/proc/thread-self/status")
 	var inside uint64
 	var fsuid, fsgid int
 	if err := writeAsUser(4242, 4243, func() error {
@@ -48,9 +53,16 @@ func TestWriteAsUser(t *testing.T) {
 	if inside&bit != 0 || fsuid != 4242 || fsgid != 4243 {
 		t.Errorf("writing thread: CapEff %x fsuid %d fsgid %d", inside, fsuid, fsgid)
 	}
-	// The rest of the process is untouched.
+	// The thread has its identity back, and the rest of the process was
+	// never touched.
 	if got, _ := unix.SetfsuidRetUid(-1); got != 0 {
 		t.Errorf("this thread's fsuid is %d", got)
+	}
+	if got, _ := unix.SetfsgidRetGid(-1); got != 0 {
+		t.Errorf("this thread's fsgid is %d", got)
+	}
+	if after := capEff(t, "/proc/thread-self/status"); after != before {
+		t.Errorf("this thread's CapEff %x after, %x before", after, before)
 	}
 	outside := capEff(t, "/proc/self/status")
 	if outside == 0 {

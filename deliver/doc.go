@@ -60,6 +60,14 @@
 // of waiting StaleLockAge) and truncates the mailbox back to the recorded
 // size; see deadlock.go for the rules that keep this to our own locks.
 //
+// Concurrent deliveries of one process to one mailbox are a group commit:
+// while one holds the locks, the others wait in the process, and the next
+// of them appends all that waited (up to 32) under one dot-lock and one
+// fcntl lock, followed by one fsync. Each message is still all or nothing
+// (a failed one is cut off again, the others stay), none is reported
+// delivered before the fsync that covers it, and a failed fsync cuts the
+// mailbox back to its size before the batch and fails every message in it.
+//
 // # Safety of the spool
 //
 // Mailboxes are opened by root with O_NOFOLLOW|O_NONBLOCK, and the checks are

@@ -16,45 +16,6 @@ import (
 // the deadline.
 var errLockTimeout = errors.New("mailbox is locked")
 
-// boxLock queues the deliveries of one process to one mailbox, so that
-// goroutines wait on a channel instead of polling the dot-lock.
-type boxLock struct {
-	ch   chan struct{}
-	refs int
-}
-
-// lockInProcess waits for this process's turn at path.
-func (a *Agent) lockInProcess(ctx context.Context, path string, deadline time.Time) (func(), error) {
-	a.mu.Lock()
-	b := a.boxes[path]
-	if b == nil {
-		b = &boxLock{ch: make(chan struct{}, 1)}
-		a.boxes[path] = b
-	}
-	b.refs++
-	a.mu.Unlock()
-	drop := func() {
-		a.mu.Lock()
-		b.refs--
-		if b.refs == 0 {
-			delete(a.boxes, path)
-		}
-		a.mu.Unlock()
-	}
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	select {
-	case b.ch <- struct{}{}:
-		return func() { <-b.ch; drop() }, nil
-	case <-t.C:
-		drop()
-		return nil, errLockTimeout
-	case <-ctx.Done():
-		drop()
-		return nil, ctx.Err()
-	}
-}
-
 // backoff sleeps a growing interval (2 ms doubling up to 100 ms, with
 // jitter), or returns
 // errLockTimeout once the deadline has passed.

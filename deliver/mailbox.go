@@ -3,6 +3,7 @@ package deliver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 	"time"
@@ -63,20 +64,6 @@ func (a *Agent) MailboxFor(ctx context.Context, u *User, m *Message) error {
 	}
 	spool := a.opt.MailSpoolDirectory
 	display := filepath.Join(spool, u.Name)
-	dirfd, err := unix.Open(spool, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		a.opt.Logger.Errf(m.QueueID, "%s: cannot open mail spool: %s", spool, strerror(err))
-		return ioStatus(spool, err)
-	}
-	defer unix.Close(dirfd)
-
-	deadline := time.Now().Add(a.opt.LockTimeout)
-	release, err := a.lockInProcess(ctx, display, deadline)
-	if err != nil {
-		return ioStatus(display, err)
-	}
-	defer release()
-
 	rules := appendRules{create: true, mode: 0o600}
 	if a.root {
 		rules.chown, rules.uid, rules.gid = true, u.UID, u.GID
@@ -86,12 +73,33 @@ func (a *Agent) MailboxFor(ctx context.Context, u *User, m *Message) error {
 		// Development: every mailbox belongs to whoever runs posthorn.
 		rules.owners = []int{a.euid, u.UID}
 	}
-	t := m.when(a.opt.Now)
-	err = appendMessage(ctx, spot{dirfd: dirfd, name: u.Name, display: display}, rules, a.lockConfig(m.QueueID),
-		func(w io.Writer) error {
-			return render(w, FromLine(m.Sender, t), m.Header, m.bodyReader(), mboxFormat)
-		})
-	return err
+	from := FromLine(m.Sender, m.when(a.opt.Now))
+	req := &boxReq{ctx: ctx, qid: m.QueueID, deadline: time.Now().Add(a.opt.LockTimeout),
+		write: func(w io.Writer) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return render(w, from, m.Header, m.bodyReader(), mboxFormat)
+		}}
+	key := fmt.Sprintf("%s\x00%d:%d", display, u.UID, u.GID)
+	return a.appendBatched(key, req, func(batch []*boxReq) []error {
+		dirfd, err := unix.Open(spool, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			a.opt.Logger.Errf(batch[0].qid, "%s: cannot open mail spool: %s", spool, strerror(err))
+			errs := make([]error, len(batch))
+			for i := range errs {
+				errs[i] = ioStatus(spool, err)
+			}
+			return errs
+		}
+		defer unix.Close(dirfd)
+		writes := make([]func(io.Writer) error, len(batch))
+		for i, r := range batch {
+			writes[i] = r.write
+		}
+		return appendAll(batch[0].ctx, spot{dirfd: dirfd, name: u.Name, display: display}, rules,
+			a.lockConfig(batch[0].qid), batchDeadline(batch), writes)
+	})
 }
 
 func (a *Agent) lockConfig(qid string) lockConfig {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"sync"
 	"time"
 )
 
@@ -108,11 +109,20 @@ var (
 // only the first piece is at the start of a line and can need quoting.
 const bufSize = 64 << 10
 
+// The buffers of render, reused: a new pair per message was most of what
+// a delivery allocated.
+var (
+	renderWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, bufSize) }}
+	renderReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, bufSize) }}
+)
+
 // render writes a message to w in the given format, starting with the
 // From_ line from (FromLine or UnixFromLine). body may be nil. It returns
 // the first error of w or of reading the body.
 func render(w io.Writer, from []byte, header []byte, body io.Reader, f format) error {
-	bw := bufio.NewWriterSize(w, bufSize)
+	bw := renderWriters.Get().(*bufio.Writer)
+	bw.Reset(w)
+	defer func() { bw.Reset(nil); renderWriters.Put(bw) }()
 	bw.Write(from)
 	writeHeader(bw, header, f.quote)
 	bw.WriteByte('\n')
@@ -165,7 +175,9 @@ func writeHeader(w *bufio.Writer, header []byte, quote bool) {
 // it is not empty and lacks one. Write errors are left in w (a bufio.Writer
 // remembers them and reports them on Flush).
 func copyLines(w *bufio.Writer, r io.Reader, quote bool) error {
-	br := bufio.NewReaderSize(r, bufSize)
+	br := renderReaders.Get().(*bufio.Reader)
+	br.Reset(r)
+	defer func() { br.Reset(nil); renderReaders.Put(br) }()
 	atStart, empty := true, true
 	for {
 		line, err := br.ReadSlice('\n')

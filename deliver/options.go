@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/internal/maillog"
+	"github.com/posthorn/posthorn/internal/pwcache"
 )
 
 // Options configure the local delivery agents. The zero value of a field
@@ -83,9 +84,9 @@ type User struct {
 var ErrUnknownUser = errors.New("unknown user")
 
 // LookupSystemUser is the default Options.LookupUser: the passwd and group
-// databases through os/user.
+// databases through os/user (cached: internal/pwcache).
 func LookupSystemUser(name string) (*User, error) {
-	u, err := user.Lookup(name)
+	u, err := pwcache.Lookup(name)
 	if err != nil {
 		var unknown user.UnknownUserError
 		if errors.As(err, &unknown) {
@@ -103,7 +104,7 @@ func fromOSUser(u *user.User) (*User, error) {
 		return nil, fmt.Errorf("%s: non-numeric uid %q or gid %q", u.Username, u.Uid, u.Gid)
 	}
 	out := &User{Name: u.Username, UID: uid, GID: gid, Home: u.HomeDir}
-	if ids, err := u.GroupIds(); err == nil {
+	if ids, err := pwcache.GroupIds(u); err == nil {
 		for _, s := range ids {
 			if g, err := strconv.Atoi(s); err == nil && g != gid {
 				out.Groups = append(out.Groups, g)
@@ -121,7 +122,7 @@ func ParseDefaultUser(s string, lookup func(string) (*User, error)) (*User, erro
 	var u *User
 	if n, err := strconv.Atoi(name); err == nil {
 		u = &User{Name: name, UID: n, GID: n, Home: "/"}
-		if pu, err := user.LookupId(name); err == nil {
+		if pu, err := pwcache.LookupId(name); err == nil {
 			if full, err := fromOSUser(pu); err == nil {
 				u = full
 				u.Groups = nil
@@ -158,8 +159,8 @@ type Agent struct {
 	deflt    *User
 	defltErr error
 
-	mu    sync.Mutex
-	boxes map[string]*boxLock // in-process queue per mailbox path
+	mu     sync.Mutex
+	queues map[string]*boxQueue // the deliveries waiting per mailbox
 }
 
 // New returns an Agent with the defaults filled in. The error is reserved
@@ -198,7 +199,7 @@ func New(opt Options) (*Agent, error) {
 	if opt.SafeFileEnvironment == "/" {
 		opt.SafeFileEnvironment = ""
 	}
-	a := &Agent{opt: opt, euid: os.Geteuid(), boxes: map[string]*boxLock{}}
+	a := &Agent{opt: opt, euid: os.Geteuid(), queues: map[string]*boxQueue{}}
 	a.root = a.euid == 0
 	if len(a.opt.Child) == 0 {
 		exe, err := os.Executable()

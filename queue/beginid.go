@@ -15,7 +15,7 @@ func (s *Store) BeginID(id string) (*Txn, error) {
 		return nil, ErrReadOnly
 	}
 	d := s.dirs[int(s.next.Add(1)-1)%len(s.dirs)]
-	tf, spare, err := s.create(d, "tf"+id)
+	tf, spare, stale, err := s.create(d, "tf"+id)
 	if err != nil {
 		return nil, fmt.Errorf("queue: cannot reserve queue ID %s: %w", id, err)
 	}
@@ -24,5 +24,5 @@ func (s *Store) BeginID(id string) (*Txn, error) {
 		tf.Close()
 		return nil, fmt.Errorf("queue: queue ID %s is already in use", id)
 	}
-	return &Txn{s: s, dir: d, id: id, tf: tf, tfSpare: spare}, nil
+	return &Txn{s: s, dir: d, id: id, tf: tf, tfSpare: spare, tfStale: stale}, nil
 }

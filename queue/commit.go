@@ -269,8 +269,10 @@ type Txn struct {
 	done bool
 	err  error
 	// The df / tf was a spare: the commit must make the pool's loss of
-	// it durable (see commitReq.spares).
+	// it durable (see commitReq.spares). A spare still holds this many
+	// bytes of its old contents, cut off once the new ones are written.
 	dfSpare, tfSpare bool
+	dfStale, tfStale int64
 }
 
 // Begin starts a new job in one of the store's directories (round robin)
@@ -283,7 +285,7 @@ func (s *Store) Begin() (*Txn, error) {
 	d := s.dirs[int(s.next.Add(1)-1)%len(s.dirs)]
 	for attempt := 0; attempt < 100; attempt++ {
 		id := s.ids.Next()
-		tf, spare, err := s.create(d, "tf"+id)
+		tf, spare, stale, err := s.create(d, "tf"+id)
 		if errors.Is(err, os.ErrExist) {
 			continue // a tf of another process or a leftover: not ours
 		}
@@ -297,33 +299,34 @@ func (s *Store) Begin() (*Txn, error) {
 			tf.Close()
 			continue
 		}
-		return &Txn{s: s, dir: d, id: id, tf: tf, tfSpare: spare}, nil
+		return &Txn{s: s, dir: d, id: id, tf: tf, tfSpare: spare, tfStale: stale}, nil
 	}
 	return nil, errors.New("queue: cannot find an unused queue ID")
 }
 
 // create makes a new locked file in d's qf directory that must not exist
 // yet: a spare from the pool when there is one, else a new file.
-// spare says which.
-func (s *Store) create(d *queueDir, name string) (f *os.File, spare bool, err error) {
-	f, err = d.qfPool.take(d.qf, name, true)
+// spare says which; stale is the length of a spare's old contents (see
+// pool.take).
+func (s *Store) create(d *queueDir, name string) (f *os.File, spare bool, stale int64, err error) {
+	f, stale, err = d.qfPool.take(d.qf, name, true)
 	if !errors.Is(err, errNoSpare) {
-		return f, err == nil, err // a spare, or the name exists
+		return f, err == nil, stale, err // a spare, or the name exists
 	}
 	p := filepath.Join(d.qf, name)
 	f, err = os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, s.mode)
 	if err != nil {
-		return nil, false, err
+		return nil, false, 0, err
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		os.Remove(p)
 		f.Close()
-		return nil, false, fmt.Errorf("queue: cannot lock %s: %w", p, err)
+		return nil, false, 0, fmt.Errorf("queue: cannot lock %s: %w", p, err)
 	}
 	if s.gid >= 0 {
 		f.Chown(-1, s.gid) // best effort: the setgid directory may do it
 	}
-	return f, false, nil
+	return f, false, 0, nil
 }
 
 // ID is the job's queue ID.
@@ -349,7 +352,9 @@ func (t *Txn) Write(p []byte) (int, error) {
 			t.err = err
 			return 0, err
 		}
-		t.df, t.dfw = df, bufio.NewWriterSize(df, 64<<10)
+		t.dfw = dataWriters.Get().(*bufio.Writer)
+		t.df = df
+		t.dfw.Reset(df)
 	}
 	n, err := t.dfw.Write(p)
 	t.size += int64(n)
@@ -359,13 +364,36 @@ func (t *Txn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// trimData cuts the df to the body written so far when it was a spare
+// with longer old contents.
+func (t *Txn) trimData() error {
+	if err := trim(t.df, t.dfStale, t.size); err != nil {
+		return err
+	}
+	t.dfStale = 0
+	return nil
+}
+
+// dataWriters are the df buffers, reused from job to job (a new 64 KiB
+// buffer per message was most of what an enqueue allocated).
+var dataWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+
+// releaseWriter gives the df buffer back; the Txn writes no more.
+func (t *Txn) releaseWriter() {
+	if t.dfw != nil {
+		t.dfw.Reset(nil)
+		dataWriters.Put(t.dfw)
+		t.dfw = nil
+	}
+}
+
 // createData makes the df: a spare when the pool has one, else a new file.
 // A df of this ID left by a crash is overwritten, as sendmail does.
 func (t *Txn) createData() (*os.File, error) {
 	d := t.dir
-	df, err := d.dfPool.take(d.df, "df"+t.id, false)
+	df, stale, err := d.dfPool.take(d.df, "df"+t.id, false)
 	if err == nil {
-		t.dfSpare = true
+		t.dfSpare, t.dfStale = true, stale
 		return df, nil
 	}
 	df, err = os.OpenFile(t.s.dataPath(d, "", t.id), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, t.s.mode)
@@ -409,13 +437,22 @@ func (t *Txn) commit(j *Job) (*os.File, error) {
 	if t.err == nil {
 		t.err = t.dfw.Flush()
 	}
+	if t.err == nil {
+		t.err = t.trimData()
+	}
+	t.releaseWriter() // the Txn ends here, one way or the other
 	if t.err != nil {
 		err := t.err
 		t.Abort()
 		return nil, err
 	}
 	j.ID = t.id
-	if _, err := t.tf.Write(Marshal(j)); err != nil {
+	qf := Marshal(j)
+	if _, err := t.tf.Write(qf); err != nil {
+		t.Abort()
+		return nil, err
+	}
+	if err := trim(t.tf, t.tfStale, int64(len(qf))); err != nil {
 		t.Abort()
 		return nil, err
 	}
@@ -448,6 +485,7 @@ func (t *Txn) Abort() error {
 		return nil
 	}
 	t.done = true
+	t.releaseWriter()
 	d := t.dir
 	d.qfPool.put(t.tf, d.qf, filepath.Base(t.tf.Name()))
 	if t.df != nil {

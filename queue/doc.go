@@ -36,9 +36,13 @@
 //
 //   - Removing a job (Locked.Remove, an aborted or orphaned job) renames
 //     the qf into the pool (the job is gone in that one step, as with
-//     unlink) and empties it under the job's lock; then the df, which
-//     nothing uses any more, is emptied in place and renamed into the
-//     pool. A reader must not keep a removed job's files open: the inode
+//     unlink); then the df, which nothing uses any more, is renamed into
+//     the pool. A file of up to 32 KiB keeps its contents there, so that
+//     the next job overwrites its blocks instead of the file system
+//     freeing them (a discard on a discard-mounted file system) and
+//     allocating others; a longer one is emptied on the way in (under
+//     the job's lock for a qf), so a pool holds at most MaxSpares × 32
+//     KiB. A reader must not keep a removed job's files open: the inode
 //     will hold another message. So the df is read only through
 //     Locked.OpenData, whose Data is closed (after the reads in
 //     progress) by Remove, Unlock and Lose, before anyone can reuse it. When the pool holds Options.MaxSpares
@@ -47,8 +51,10 @@
 //   - A new tf (Begin, BeginID, a rewrite) and a new df are a spare
 //     renamed to their name with renameat2(RENAME_NOREPLACE), so an
 //     existing name is never replaced; its mode and group are set as for
-//     new files, and it is truncated again (a crash may have left data).
-//     An empty pool means a new file, as before.
+//     new files. It is written from the start and, when its old contents
+//     were longer, cut to the new length before it is synced (and before
+//     a mail filter reads the df), so no byte of an old job is ever part
+//     of a new one. An empty pool means a new file, as before.
 //   - Several processes may share a pool (the daemon and a queue run from
 //     cron). A file is moved in or out only under flock(LOCK_EX), and
 //     taken by open, lock, rename: a spare found locked, or gone at the

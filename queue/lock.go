@@ -192,9 +192,10 @@ func (l *Locked) Rewrite(j *Job) error {
 	tfp := filepath.Join(l.dir.qf, "tf"+l.id)
 	var tf *os.File
 	var spare bool
+	var stale int64
 	for attempt := 0; ; attempt++ {
 		var err error
-		tf, spare, err = l.s.create(l.dir, "tf"+l.id)
+		tf, spare, stale, err = l.s.create(l.dir, "tf"+l.id)
 		if err == nil {
 			break
 		}
@@ -211,7 +212,12 @@ func (l *Locked) Rewrite(j *Job) error {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if _, err := tf.Write(Marshal(j)); err != nil {
+	qf := Marshal(j)
+	_, err := tf.Write(qf)
+	if err == nil {
+		err = trim(tf, stale, int64(len(qf)))
+	}
+	if err != nil {
 		os.Remove(tfp)
 		tf.Close()
 		return err

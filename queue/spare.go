@@ -20,6 +20,14 @@ const spareDir = ".spare"
 // Options.MaxSpares is 0.
 const DefaultMaxSpares = 4096
 
+// keepSpare is the largest spare kept with its old contents: reusing its
+// blocks (overwriting them, then cutting the file to the new length)
+// spares the file system freeing blocks when a job ends and allocating
+// them for the next (on a discard-mounted file system, freeing blocks
+// issues discards). A larger file is emptied as it enters the pool, so
+// the pool holds at most MaxSpares × keepSpare bytes.
+const keepSpare = 32 << 10
+
 // rescanEvery limits how often an empty pool looks on disk for spares that
 // other processes (a queue run from cron) put there.
 const rescanEvery = 30 * time.Second
@@ -142,18 +150,21 @@ func (p *pool) full() bool {
 	return len(p.names) >= p.max
 }
 
-// take moves a spare to name in directory dirPath and returns it open read-write, empty, with the pool's mode and group.
+// take moves a spare to name in directory dirPath and returns it open
+// read-write at offset 0, with the pool's mode and group, and the length
+// of the old contents it still has (at most keepSpare): the caller
+// writes from the start and cuts the file to what it wrote (see trim).
 // With keepLock the file stays flock(LOCK_EX)ed, as a tf must be. An
 // existing name gives an error matching os.ErrExist (the spare stays in
 // the pool); an empty pool gives errNoSpare.
-func (p *pool) take(dirPath, name string, keepLock bool) (*os.File, error) {
+func (p *pool) take(dirPath, name string, keepLock bool) (*os.File, int64, error) {
 	if p == nil {
-		return nil, errNoSpare
+		return nil, 0, errNoSpare
 	}
 	for {
 		n, ok := p.pop()
 		if !ok {
-			return nil, errNoSpare
+			return nil, 0, errNoSpare
 		}
 		sp, target := filepath.Join(p.path, n), filepath.Join(dirPath, name)
 		// O_RDWR does not block even on a FIFO; fit refuses anything
@@ -179,11 +190,12 @@ func (p *pool) take(dirPath, name string, keepLock bool) (*os.File, error) {
 			unix.Close(fd)
 			if err == unix.EEXIST {
 				p.push(n)
-				return nil, &os.PathError{Op: "rename", Path: target, Err: err}
+				return nil, 0, &os.PathError{Op: "rename", Path: target, Err: err}
 			}
 			continue // ENOENT: another process took it between open and rename
 		}
-		if err := p.fit(fd, &st); err != nil {
+		stale, err := p.fit(fd, &st)
+		if err != nil {
 			// Not a file to reuse: remove our name for it (a hard link
 			// left by fsck keeps its other name) and look further.
 			unix.Unlink(target)
@@ -193,8 +205,17 @@ func (p *pool) take(dirPath, name string, keepLock bool) (*os.File, error) {
 		if !keepLock {
 			unix.Flock(fd, unix.LOCK_UN)
 		}
-		return os.NewFile(uintptr(fd), target), nil
+		return os.NewFile(uintptr(fd), target), stale, nil
 	}
+}
+
+// trim cuts a file taken from a pool with stale bytes of old contents to
+// the n bytes written since, before it is synced and named as a job's.
+func trim(f *os.File, stale, n int64) error {
+	if stale > n {
+		return f.Truncate(n)
+	}
+	return nil
 }
 
 // errUnfit marks a spare that cannot be reused.
@@ -203,30 +224,33 @@ var errUnfit = errors.New("queue: spare not reusable")
 // fit checks that the file just taken (st is its status, from before the
 // rename, which changes none of it) is a spare nobody else uses (one
 // link: after a crash, fsck may have joined a spare's name and a queue
-// file's into hard links of one inode) and makes it empty with the
-// pool's mode and group.
-func (p *pool) fit(fd int, st *unix.Stat_t) error {
+// file's into hard links of one inode), gives it the pool's mode and
+// group, and returns the length of its old contents; one longer than
+// keepSpare (left by a crash, or by an older version) is emptied.
+func (p *pool) fit(fd int, st *unix.Stat_t) (int64, error) {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 {
-		return errUnfit
+		return 0, errUnfit
 	}
-	if st.Size != 0 {
+	stale := st.Size
+	if stale > keepSpare {
 		if err := unix.Ftruncate(fd, 0); err != nil {
-			return err
+			return 0, err
 		}
+		stale = 0
 	}
 	if os.FileMode(st.Mode&0o7777) != p.mode {
 		if err := unix.Fchmod(fd, uint32(p.mode)); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if p.gid >= 0 && int(st.Gid) != p.gid {
 		unix.Fchown(fd, -1, p.gid) // best effort, as for new files
 	}
-	return nil
+	return stale, nil
 }
 
-// put moves name in directory dirPath, open as f, into the pool and empties
-// it; when the pool is full (or missing, or f is not a plain file with one
+// put moves name in directory dirPath, open as f, into the pool, emptied
+// if it is longer than keepSpare; when the pool is full (or missing, or f is not a plain file with one
 // link) it unlinks name instead, as sendmail does. Either way the name is
 // gone in one step. f stays open but unlocked: its flock (a tf's or a
 // job's) is released here.
@@ -241,7 +265,9 @@ func (p *pool) put(f *os.File, dirPath, name string) error {
 		spare := strconv.FormatUint(st.Ino, 10)
 		err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, filepath.Join(p.path, spare), unix.RENAME_NOREPLACE)
 		if err == nil {
-			unix.Ftruncate(fd, 0) // a crash before this: take truncates
+			if st.Size > keepSpare {
+				unix.Ftruncate(fd, 0) // a crash before this: take truncates
+			}
 			// Unlock before the name is offered: a taker that finds it
 			// locked would drop it. The job lock is not needed any more:
 			// the qf name is gone, and Lock checks the name after locking.
@@ -257,8 +283,8 @@ func (p *pool) put(f *os.File, dirPath, name string) error {
 }
 
 // putPath is put for a file the caller does not have open: a df whose qf
-// is gone, so that no job uses it any more. It is emptied where it is and
-// then moved, so it needs no lock: it reaches the pool empty. A file with
+// is gone, so that no job uses it any more. One longer than keepSpare is
+// emptied where it is and then moved, so it needs no lock. A file with
 // other links (or not a plain file) is unlinked, never emptied. It is
 // emptied through a descriptor, not by path: ext4 marks a file truncated
 // to zero for writeback at its next close, and that close would
@@ -269,7 +295,7 @@ func (p *pool) putPath(dirPath, name string) error {
 		if fd, err := unix.Open(src, unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0); err == nil {
 			var st unix.Stat_t
 			ok := unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink == 1 &&
-				(st.Size == 0 || unix.Ftruncate(fd, 0) == nil)
+				(st.Size <= keepSpare || unix.Ftruncate(fd, 0) == nil)
 			unix.Close(fd)
 			if ok {
 				spare := strconv.FormatUint(st.Ino, 10)

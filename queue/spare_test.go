@@ -26,7 +26,8 @@ func inode(t testing.TB, p string) uint64 {
 	return st.Ino
 }
 
-// spares lists the pool of dir: inode-number names, each checked empty.
+// spares lists the pool of dir: inode-number names, each checked to be a
+// regular file of at most keepSpare bytes.
 func spares(t testing.TB, dir string) map[uint64]bool {
 	t.Helper()
 	entries, err := os.ReadDir(filepath.Join(dir, spareDir))
@@ -40,7 +41,7 @@ func spares(t testing.TB, dir string) map[uint64]bool {
 			t.Fatal(err)
 		}
 		ino := fi.Sys().(*syscall.Stat_t).Ino
-		if e.Name() != strconv.FormatUint(ino, 10) || fi.Size() != 0 || !fi.Mode().IsRegular() {
+		if e.Name() != strconv.FormatUint(ino, 10) || fi.Size() > keepSpare || !fi.Mode().IsRegular() {
 			t.Errorf("spare %s: inode %d, %d bytes, mode %v", e.Name(), ino, fi.Size(), fi.Mode())
 		}
 		m[ino] = true
@@ -358,13 +359,14 @@ func TestSpareCrashLeftovers(t *testing.T) {
 	if exists(filepath.Join(dir, "tfCRASH0000001")) || exists(filepath.Join(dir, "dfCRASH0000001")) {
 		t.Error("crash leftovers not cleaned up")
 	}
-	for _, n := range names[1:3] { // recycled by Open, and emptied
-		if fi, err := os.Stat(filepath.Join(pool, n)); err != nil || fi.Size() != 0 {
+	for _, n := range names[1:3] { // recycled by Open
+		if _, err := os.Stat(filepath.Join(pool, n)); err != nil {
 			t.Errorf("leftover %s not recycled: %v", n, err)
 		}
 	}
-	// Take every spare: the non-empty one comes back empty, the hard link
-	// is skipped and the job it shares an inode with is untouched.
+	// Take every spare: none of the old contents shows in the new jobs,
+	// the hard link is skipped and the job it shares an inode with is
+	// untouched.
 	var txs []*Txn
 	for i := 0; i < 3; i++ {
 		tx, err := s.Begin()
@@ -572,5 +574,48 @@ func TestRemoveKeepsLinkedDataIntact(t *testing.T) {
 	}
 	if got := spares(t, dir); len(got) != 1 {
 		t.Errorf("%d spares, want 1 (the qf)", len(got))
+	}
+}
+
+// A small job's files go to the pool with their contents, to be
+// overwritten by the next job and cut to its length; a big one's are
+// emptied on the way in, so that the pool holds little disk space.
+func TestSpareContentsReusedOrEmptied(t *testing.T) {
+	dir := copyQueue(t, "")
+	s := openTest(t, dir)
+	small := sampleJob("<a@x.example>", "<another@x.example>", "<and-a-third-recipient@x.example>")
+	if err := s.Enqueue(small, strings.NewReader(strings.Repeat("a fairly long line of the first body\n", 100))); err != nil {
+		t.Fatal(err)
+	}
+	big := enqueue(t, s, strings.Repeat("x", keepSpare+1))
+	dfSmall, dfBig := inode(t, filepath.Join(dir, "df"+small.ID)), inode(t, filepath.Join(dir, "df"+big.ID))
+	remove(t, s, dir, small.ID)
+	remove(t, s, dir, big.ID)
+	sizes := map[uint64]int64{}
+	entries, _ := os.ReadDir(filepath.Join(dir, spareDir))
+	for _, e := range entries {
+		fi, _ := e.Info()
+		sizes[fi.Sys().(*syscall.Stat_t).Ino] = fi.Size()
+	}
+	if sizes[dfSmall] != 3700 || sizes[dfBig] != 0 {
+		t.Errorf("spare sizes: small df %d (want its 3700 bytes kept), big df %d (want 0)", sizes[dfSmall], sizes[dfBig])
+	}
+	// The next jobs get shorter bodies and qf files than the old ones.
+	for i := range 4 {
+		j := sampleJob("<b@x.example>")
+		if err := s.Enqueue(j, strings.NewReader("short\n")); err != nil {
+			t.Fatal(err)
+		}
+		if data, _ := os.ReadFile(filepath.Join(dir, "df"+j.ID)); string(data) != "short\n" {
+			t.Errorf("job %d: df %q", i, data)
+		}
+		l, err := s.Lock(dir, j.ID)
+		if err != nil {
+			t.Fatalf("job %d: %v", i, err)
+		}
+		if got := l.Job().Recipients; len(got) != 1 || got[0].Addr != "<b@x.example>" {
+			t.Errorf("job %d: recipients %v", i, got)
+		}
+		l.Unlock()
 	}
 }

@@ -11,6 +11,9 @@ func (t *Txn) FlushData() error {
 	if t.err == nil {
 		t.err = t.dfw.Flush()
 	}
+	if t.err == nil {
+		t.err = t.trimData()
+	}
 	return t.err
 }
 
@@ -28,6 +31,6 @@ func (t *Txn) ResetData() error {
 		return err
 	}
 	t.dfw.Reset(t.df)
-	t.size = 0
+	t.size, t.dfStale = 0, 0
 	return nil
 }

@@ -182,50 +182,10 @@ func (s *smtpSink) count() int {
 	return s.msgs
 }
 
-// treeCPU is the user+system time of pid and its descendants: what each
-// live process used itself plus what its reaped children used (fields
-// 14-17 of /proc/<pid>/stat), so children that came and went in between
-// are counted through their parent.
+// treeCPU is the user+system time of pid and its descendants (treeTimes).
 func treeCPU(pid int) time.Duration {
-	type proc struct{ ppid, ticks int }
-	procs := map[int]proc{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(data)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) < 15 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		ticks := 0
-		for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
-			v, _ := strconv.Atoi(f[i])
-			ticks += v
-		}
-		procs[p] = proc{ppid, ticks}
-	}
-	children := map[int][]int{}
-	for p, pr := range procs {
-		children[pr.ppid] = append(children[pr.ppid], p)
-	}
-	total := 0
-	var walk func(int)
-	walk = func(p int) {
-		total += procs[p].ticks
-		for _, c := range children[p] {
-			walk(c)
-		}
-	}
-	walk(pid)
-	return time.Duration(total) * time.Second / 100 // USER_HZ
+	u, s := treeTimes(pid)
+	return u + s
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }

@@ -27,6 +27,7 @@ func (a *app) runDaemon() int {
 	if a.inv.Mode == cli.ModeDaemon && os.Getenv(detachedEnv) == "" {
 		return a.detach()
 	}
+	defer a.startProfile()()
 	st, code := a.openStore(storeCreate)
 	if st == nil {
 		a.notifyParent("error: cannot open the queue " + a.cfg.QueueDirectory)

@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/posthorn/posthorn/conf"
 	"github.com/posthorn/posthorn/internal/maillog"
 )
@@ -75,12 +77,39 @@ type Daemon struct {
 	active    atomic.Int64
 }
 
+// listenConfig sets TCP keepalive (15 s idle, probes every 15 s, 9 of
+// them: Go's defaults) once on each listening socket, whose accepted
+// connections inherit it, instead of four setsockopt calls on every
+// connection.
+var listenConfig = net.ListenConfig{
+	KeepAlive: -1,
+	Control: func(network, address string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			for _, o := range []struct{ level, opt, v int }{
+				{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+				{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 15},
+				{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 15},
+				{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 9},
+			} {
+				if serr == nil {
+					serr = unix.SetsockoptInt(int(fd), o.level, o.opt, o.v)
+				}
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	},
+}
+
 // Listen binds every port. An error names the daemon and the address, as
 // sendmail's "opendaemonsocket: daemon MTA: cannot bind" does.
 func Listen(cfg Config) (*Daemon, error) {
 	d := &Daemon{cfg: cfg}
 	for _, p := range cfg.Ports {
-		l, err := net.Listen(p.Network(), p.Address())
+		l, err := listenConfig.Listen(context.Background(), p.Network(), p.Address())
 		if err != nil {
 			d.closeListeners()
 			return nil, fmt.Errorf("opendaemonsocket: daemon %s: cannot bind %s: %w", p.Name, p.Address(), err)

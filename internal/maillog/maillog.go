@@ -97,6 +97,9 @@ func (l *Logger) Close() error {
 	return l.sys.Close()
 }
 
+// pid is this process's ID (os.Getpid is a system call each time).
+var pid = os.Getpid()
+
 func (l *Logger) logf(p Priority, qid, format string, args []any) {
 	if l == nil || (l.sys == nil && l.w == nil) || l.level < minLevel[p] {
 		return
@@ -123,7 +126,7 @@ func (l *Logger) logf(p Priority, qid, format string, args []any) {
 		return
 	}
 	if l.stamps {
-		fmt.Fprintf(l.w, "%s %s[%d]: %s\n", time.Now().Format(time.Stamp), l.tag, os.Getpid(), msg)
+		fmt.Fprintf(l.w, "%s %s[%d]: %s\n", time.Now().Format(time.Stamp), l.tag, pid, msg)
 		return
 	}
 	fmt.Fprintln(l.w, msg)

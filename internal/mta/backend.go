@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strings"
+	"sync"
 
 	"github.com/posthorn/posthorn/conf"
 	"github.com/posthorn/posthorn/internal/accept"
@@ -77,6 +78,10 @@ func (b *Backend) Verify(ctx context.Context, c *smtpd.Client, arg string, expan
 	return out, nil
 }
 
+// copyBuffers carry the message text from the SMTP reader to the queue,
+// one per message in flight rather than a new one per message.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // Enqueue writes the message to the queue and returns once it is durable.
 // r is the client's text; smtpd's Received header (env.Received) goes to
 // its place after Return-Path.
@@ -85,7 +90,10 @@ func (b *Backend) Enqueue(ctx context.Context, env *smtpd.Envelope, r io.Reader)
 	if err != nil {
 		return "", err
 	}
-	if _, err := io.Copy(m, r); err != nil {
+	buf := copyBuffers.Get().(*[]byte)
+	_, err = io.CopyBuffer(m, r, *buf)
+	copyBuffers.Put(buf)
+	if err != nil {
 		m.Abort()
 		return "", err
 	}

@@ -97,13 +97,15 @@ func (ls *lanes) submit(c class, t *task) error {
 	}
 	ls.keys[t.key] = true
 	ls.nwait++
-	l := t.l
-	t.l = nil
+	// Unlocked before it can be seen waiting: a lane that frees up at
+	// once would otherwise find the job still locked, skip it, and leave
+	// it for the next queue run. (Unlock is a close.)
+	if t.l != nil {
+		t.l.Unlock()
+		t.l = nil
+	}
 	ls.lane[c].waiting = append(ls.lane[c].waiting, t)
 	r.mu.Unlock()
-	if l != nil {
-		l.Unlock()
-	}
 	return nil
 }
 

@@ -314,3 +314,37 @@ func TestETRN(t *testing.T) {
 		t.Errorf("remote.example's jobs routed %d times: %d runs instead of one", n, n/6)
 	}
 }
+
+// A job handed over while its lane is full waits unlocked; a lane that
+// frees up at that very moment takes it and must find it unlocked: none
+// of many jobs handed over at once is dropped (left for the next run).
+func TestBackgroundNoneLostWhileWaiting(t *testing.T) {
+	g := newGate()
+	close(g.open)
+	e := newEnv(t, func(c *Config) {
+		c.MaxQueueChildren = 1
+		c.Mailers["local"] = g
+	})
+	const n = 300
+	locked := make(chan *queue.Locked, n)
+	for range n {
+		locked <- e.commitLocked(e.job("PFD:<bob@refhost.example.org>"))
+	}
+	close(locked)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for l := range locked {
+				e.r.Background(l)
+			}
+		}()
+	}
+	wg.Wait()
+	e.r.Wait()
+	if c := g.calls.Load(); c != n {
+		left, _ := filepath.Glob(filepath.Join(e.dir, "qf*"))
+		t.Errorf("%d of %d jobs delivered, %d left in the queue", c, n, len(left))
+	}
+}
