@@ -196,7 +196,10 @@ func (s *sbs) restart() {
 	p := s.postfix(holdRestriction)
 	s.source(p.addr(), "user@sink.example", s.jobs)()
 	p.stop()
-	if out, err := p.command("postsuper", "-H", "ALL").CombinedOutput(); err != nil {
+	// With master stopped, postsuper logs to maillog_file itself, as
+	// the postfix user, and exits 1 when it cannot open it, after the
+	// release: what it released is what counts.
+	if out, err := p.command("postsuper", "-H", "ALL").CombinedOutput(); err != nil && !strings.Contains(string(out), fmt.Sprintf("Released from hold: %d messages", s.jobs)) {
 		s.b.Fatalf("postsuper -H ALL: %v %s", err, out)
 	}
 	base = s.sink.count()
