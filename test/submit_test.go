@@ -70,6 +70,73 @@ func TestSubmitBccAndAddresses(t *testing.T) {
 	}
 }
 
+// TestSubmitResent: issue 8 item 2: with -t a resent message (one with
+// any Resent- field) takes its recipients from Resent-To, Resent-Cc and
+// Resent-Bcc only, as sendmail's eatheader does; To: and Cc: are left
+// alone (qualified, not recipients). The message gets Resent-Date,
+// Resent-From and Resent-Message-Id, and Resent-Bcc: is removed like
+// Bcc:, on root's direct path and on a user's hand-off alike.
+func TestSubmitResent(t *testing.T) {
+	const msg = "From: Orig <orig@remote.example>\nTo: accdave\nCc: accdave2\nSubject: resent\nDate: Mon, 1 Jan 2024 00:00:00 +0000\n" +
+		"Message-Id: <orig@remote.example>\nResent-To: accalice\nResent-Bcc: acccarol\n\nbody\n"
+	r := newRoot(t, "O DeliveryMode=interactive", "O DefaultUser=root:root")
+	boxes := map[string]string{}
+	var aliases strings.Builder
+	aliases.WriteString("postmaster: root\nMAILER-DAEMON: postmaster\n")
+	for _, who := range []string{"accalice", "acccarol", "accdave", "accdave2"} {
+		boxes[who] = r.path("mail/" + who + ".mbox")
+		aliases.WriteString(who + ": " + boxes[who] + "\n")
+	}
+	writeAliases(t, r, aliases.String())
+	if got := run(t, binary(t), "", "-C", r.cf, "-bi"); got.code != 0 {
+		t.Fatalf("newaliases: %+v", got)
+	}
+	if got := run(t, binary(t), msg, "-C", r.cf, "-t", "-i"); got.code != 0 {
+		t.Fatalf("sendmail -t -i: exit %d %q", got.code, got.stderr)
+	}
+	for _, who := range []string{"accdave", "accdave2"} {
+		if _, err := os.Stat(boxes[who]); err == nil {
+			t.Errorf("%s (To:/Cc: of a resent message) got a copy", who)
+		}
+	}
+	for _, who := range []string{"accalice", "acccarol"} {
+		data, err := os.ReadFile(boxes[who])
+		if err != nil {
+			t.Fatalf("%s got nothing: %v", who, err)
+		}
+		hdr := headerBlock(string(data))
+		for _, want := range []string{"\nResent-To: accalice@posthorn.test\n", "\nResent-From: root <root@posthorn.test>\n", "\nResent-Date: ",
+			"\nResent-Message-Id: <", "\nTo: accdave@posthorn.test\n", "\nCc: accdave2@posthorn.test\n", "\nFrom: Orig <orig@remote.example>\n",
+			"\nMessage-Id: <orig@remote.example>\n", "\nDate: Mon, 1 Jan 2024 00:00:00 +0000\n"} {
+			if !strings.Contains(hdr, want) {
+				t.Errorf("%s's copy lacks %q:\n%s", who, want, hdr)
+			}
+		}
+		if strings.Contains(hdr, "Bcc") || strings.Contains(hdr, "acccarol") {
+			t.Errorf("%s's copy shows the Resent-Bcc:\n%s", who, hdr)
+		}
+	}
+
+	// A user's -t goes through the hand-off: the same recipients.
+	u := newUserEnv(t, "phres", "Res Example")
+	userMsg := strings.NewReplacer("accdave2", "accdave", "accdave", u.name, "accalice", "root", "Resent-Bcc: acccarol\n", "").Replace(msg)
+	if got := u.run(t, userMsg, "-t", "-i"); got.code != 0 {
+		t.Fatalf("user's -t: exit %d %q", got.code, got.stderr)
+	}
+	box := u.r.path("mail/root")
+	waitFor(t, "the resent message", func() bool { return fileContains(box, "Subject: resent") })
+	data, _ := os.ReadFile(box)
+	hdr := headerBlock(string(data))
+	for _, want := range []string{"\nResent-To: root@posthorn.test\n", "\nResent-From: Res Example <" + u.name + "@posthorn.test>\n", "\nTo: " + u.name + "@posthorn.test\n"} {
+		if !strings.Contains(hdr, want) {
+			t.Errorf("root's copy lacks %q:\n%s", want, hdr)
+		}
+	}
+	if fileContains(u.r.path("mail/"+u.name), "Subject: resent") {
+		t.Errorf("the user (To: of a resent message) got a copy")
+	}
+}
+
 // TestSubmitLocalhostCanonical: this host's names in header addresses
 // become $j, as sendmail's delivery does (02-mbox-alice.txt: "To:
 // staff@localhost" arrives as "staff@refhost.example.org"), for mail
