@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -487,4 +488,53 @@ func TestUserSMTPOnStdin(t *testing.T) {
 	}
 	s.send("QUIT", true)
 	s.wait()
+}
+
+// TestRootSMTPOnStdinFrom: root's `sendmail -bs` (the MTA's -bs, as
+// `sendmail -Am -bs`) gives a message without From: the invoking user's
+// full name from the password file, as sendmail does (02-mbox-alice.txt:
+// "From: root <root>"); another sender gets no name.
+func TestRootSMTPOnStdinFrom(t *testing.T) {
+	pw, err := user.Lookup("root")
+	if err != nil {
+		t.Skip(err)
+	}
+	name := strings.TrimSpace(strings.Split(pw.Name, ",")[0])
+	if name == "" || strings.Contains(name, "&") {
+		t.Skipf("root's GECOS %q", pw.Name)
+	}
+	r := newRoot(t, "O DeliveryMode=queueonly")
+	cases := []struct{ from, want string }{
+		{"root", "\nH?F?From: " + name + " <root>\n"},
+		{"someone@remote.example", "\nH?F?From: someone@remote.example\n"},
+	}
+	for _, tc := range cases {
+		s := startBS(t, exec.Command(binary(t), "-C", r.cf, "-bs"))
+		s.reply()
+		s.send("EHLO localclient", true)
+		s.send("MAIL FROM:<"+tc.from+">", true)
+		s.send("RCPT TO:<root>", true)
+		s.send("DATA", true)
+		s.send("Subject: from "+tc.from, false)
+		s.send("", false)
+		if got := s.send(".", true); !strings.HasSuffix(got[0], "Message accepted for delivery") {
+			t.Fatalf("%s: %q", tc.from, got)
+		}
+		s.send("QUIT", true)
+		s.wait()
+	}
+	found := 0
+	for _, qf := range queuedFiles(t, r) {
+		for _, tc := range cases {
+			if strings.Contains(qf, "Subject: from "+tc.from+"\n") {
+				found++
+				if !strings.Contains(qf, tc.want) {
+					t.Errorf("MAIL FROM:<%s>: qf lacks %q:\n%s", tc.from, tc.want, qf)
+				}
+			}
+		}
+	}
+	if found != 2 {
+		t.Errorf("%d of 2 messages queued", found)
+	}
 }
