@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -67,6 +68,73 @@ func TestSubmitBccAndAddresses(t *testing.T) {
 	qf, _ := os.ReadFile(qfs[0])
 	if !strings.Contains(string(qf), "\nFbs\n") || strings.Contains(string(qf), "Bcc") || !strings.Contains(string(qf), "H??To: accalice@posthorn.test, Bob <accbob@acc.test>\n") {
 		t.Errorf("qf:\n%s", qf)
+	}
+}
+
+// TestSubmitResent: issue 8 item 2: with -t a resent message (one with
+// any Resent- field) takes its recipients from Resent-To, Resent-Cc and
+// Resent-Bcc only, as sendmail's eatheader does; To: and Cc: are left
+// alone (qualified, not recipients). The message gets Resent-Date,
+// Resent-From and Resent-Message-Id, and Resent-Bcc: is removed like
+// Bcc:, on root's direct path and on a user's hand-off alike.
+func TestSubmitResent(t *testing.T) {
+	const msg = "From: Orig <orig@remote.example>\nTo: accdave\nCc: accdave2\nSubject: resent\nDate: Mon, 1 Jan 2024 00:00:00 +0000\n" +
+		"Message-Id: <orig@remote.example>\nResent-To: accalice\nResent-Bcc: acccarol\n\nbody\n"
+	r := newRoot(t, "O DeliveryMode=interactive", "O DefaultUser=root:root")
+	boxes := map[string]string{}
+	var aliases strings.Builder
+	aliases.WriteString("postmaster: root\nMAILER-DAEMON: postmaster\n")
+	for _, who := range []string{"accalice", "acccarol", "accdave", "accdave2"} {
+		boxes[who] = r.path("mail/" + who + ".mbox")
+		aliases.WriteString(who + ": " + boxes[who] + "\n")
+	}
+	writeAliases(t, r, aliases.String())
+	if got := run(t, binary(t), "", "-C", r.cf, "-bi"); got.code != 0 {
+		t.Fatalf("newaliases: %+v", got)
+	}
+	if got := run(t, binary(t), msg, "-C", r.cf, "-t", "-i"); got.code != 0 {
+		t.Fatalf("sendmail -t -i: exit %d %q", got.code, got.stderr)
+	}
+	for _, who := range []string{"accdave", "accdave2"} {
+		if _, err := os.Stat(boxes[who]); err == nil {
+			t.Errorf("%s (To:/Cc: of a resent message) got a copy", who)
+		}
+	}
+	for _, who := range []string{"accalice", "acccarol"} {
+		data, err := os.ReadFile(boxes[who])
+		if err != nil {
+			t.Fatalf("%s got nothing: %v", who, err)
+		}
+		hdr := headerBlock(string(data))
+		for _, want := range []string{"\nResent-To: accalice@posthorn.test\n", "\nResent-From: root <root@posthorn.test>\n", "\nResent-Date: ",
+			"\nResent-Message-Id: <", "\nTo: accdave@posthorn.test\n", "\nCc: accdave2@posthorn.test\n", "\nFrom: Orig <orig@remote.example>\n",
+			"\nMessage-Id: <orig@remote.example>\n", "\nDate: Mon, 1 Jan 2024 00:00:00 +0000\n"} {
+			if !strings.Contains(hdr, want) {
+				t.Errorf("%s's copy lacks %q:\n%s", who, want, hdr)
+			}
+		}
+		if strings.Contains(hdr, "Bcc") || strings.Contains(hdr, "acccarol") {
+			t.Errorf("%s's copy shows the Resent-Bcc:\n%s", who, hdr)
+		}
+	}
+
+	// A user's -t goes through the hand-off: the same recipients.
+	u := newUserEnv(t, "phres", "Res Example")
+	userMsg := strings.NewReplacer("accdave2", "accdave", "accdave", u.name, "accalice", "root", "Resent-Bcc: acccarol\n", "").Replace(msg)
+	if got := u.run(t, userMsg, "-t", "-i"); got.code != 0 {
+		t.Fatalf("user's -t: exit %d %q", got.code, got.stderr)
+	}
+	box := u.r.path("mail/root")
+	waitFor(t, "the resent message", func() bool { return fileContains(box, "Subject: resent") })
+	data, _ := os.ReadFile(box)
+	hdr := headerBlock(string(data))
+	for _, want := range []string{"\nResent-To: root@posthorn.test\n", "\nResent-From: Res Example <" + u.name + "@posthorn.test>\n", "\nTo: " + u.name + "@posthorn.test\n"} {
+		if !strings.Contains(hdr, want) {
+			t.Errorf("root's copy lacks %q:\n%s", want, hdr)
+		}
+	}
+	if fileContains(u.r.path("mail/"+u.name), "Subject: resent") {
+		t.Errorf("the user (To: of a resent message) got a copy")
 	}
 }
 
@@ -420,4 +488,53 @@ func TestUserSMTPOnStdin(t *testing.T) {
 	}
 	s.send("QUIT", true)
 	s.wait()
+}
+
+// TestRootSMTPOnStdinFrom: root's `sendmail -bs` (the MTA's -bs, as
+// `sendmail -Am -bs`) gives a message without From: the invoking user's
+// full name from the password file, as sendmail does (02-mbox-alice.txt:
+// "From: root <root>"); another sender gets no name.
+func TestRootSMTPOnStdinFrom(t *testing.T) {
+	pw, err := user.Lookup("root")
+	if err != nil {
+		t.Skip(err)
+	}
+	name := strings.TrimSpace(strings.Split(pw.Name, ",")[0])
+	if name == "" || strings.Contains(name, "&") {
+		t.Skipf("root's GECOS %q", pw.Name)
+	}
+	r := newRoot(t, "O DeliveryMode=queueonly")
+	cases := []struct{ from, want string }{
+		{"root", "\nH?F?From: " + name + " <root>\n"},
+		{"someone@remote.example", "\nH?F?From: someone@remote.example\n"},
+	}
+	for _, tc := range cases {
+		s := startBS(t, exec.Command(binary(t), "-C", r.cf, "-bs"))
+		s.reply()
+		s.send("EHLO localclient", true)
+		s.send("MAIL FROM:<"+tc.from+">", true)
+		s.send("RCPT TO:<root>", true)
+		s.send("DATA", true)
+		s.send("Subject: from "+tc.from, false)
+		s.send("", false)
+		if got := s.send(".", true); !strings.HasSuffix(got[0], "Message accepted for delivery") {
+			t.Fatalf("%s: %q", tc.from, got)
+		}
+		s.send("QUIT", true)
+		s.wait()
+	}
+	found := 0
+	for _, qf := range queuedFiles(t, r) {
+		for _, tc := range cases {
+			if strings.Contains(qf, "Subject: from "+tc.from+"\n") {
+				found++
+				if !strings.Contains(qf, tc.want) {
+					t.Errorf("MAIL FROM:<%s>: qf lacks %q:\n%s", tc.from, tc.want, qf)
+				}
+			}
+		}
+	}
+	if found != 2 {
+		t.Errorf("%d of 2 messages queued", found)
+	}
 }

@@ -590,49 +590,82 @@ func (m *Message) newJob(env *Envelope, headers []queue.Header, rcpts []queue.Re
 }
 
 // jobHeaders puts sendmail's configured headers before the message's own
-// (own: the message's fields as they are queued). A resent message also
-// gets Resent-Date, Resent-From and Resent-Message-Id when it lacks them,
-// each before its plain counterpart, as sendmail.cf defines them.
+// (own: the message's fields as they are queued).
 func (m *Message) jobHeaders(env *Envelope, own []queue.Header) []queue.Header {
-	has := func(name string) bool { return header.Has(own, name) }
-	resent := header.Resent(own)
 	hs := []queue.Header{{Cond: "P", HasCond: true, Name: "Return-Path", Value: " <\x81g>"}}
 	if env.Received != "" {
 		hs = append(hs, queue.Header{HasCond: true, Name: "Received", Value: " " + env.Received})
-	}
-	date := " " + m.a.Date(m.arrival)
-	if resent && !has("Resent-Date") {
-		hs = append(hs, queue.Header{Cond: "D", HasCond: true, Name: "Resent-Date", Value: date})
-	}
-	if !has("Date") {
-		hs = append(hs, queue.Header{Cond: "D", HasCond: true, Name: "Date", Value: date})
 	}
 	fullName := env.FullName
 	if fullName == "" {
 		fullName = phraseOf(m.headers)
 	}
-	from := env.FromAddr
-	if fullName != "" {
-		from = fullName + " <" + env.FromAddr + ">"
-	}
-	if resent && !has("Resent-From") {
-		hs = append(hs, queue.Header{Cond: "F", HasCond: true, Name: "Resent-From", Value: " " + from})
-	}
-	if !has("From") {
-		hs = append(hs, queue.Header{Cond: "F", HasCond: true, Name: "From", Value: " " + from})
-	}
-	if fullName != "" && !has("Full-Name") {
-		hs = append(hs, queue.Header{Cond: "x", HasCond: true, Name: "Full-Name", Value: " " + fullName})
-	}
-	id := fmt.Sprintf(" <%s.%s@%s>", m.arrival.UTC().Format("200601021504"), m.ID(), m.a.Hostname)
-	if resent && !has("Resent-Message-Id") {
-		hs = append(hs, queue.Header{Cond: "M", HasCond: true, Name: "Resent-Message-Id", Value: id})
-	}
-	if !has("Message-Id") {
-		hs = append(hs, queue.Header{Cond: "M", HasCond: true, Name: "Message-Id", Value: id})
-	}
+	hs = append(hs, DefaultHeaders(own, Defaults{
+		Date:      m.a.Date(m.arrival),
+		FromAddr:  env.FromAddr,
+		FullName:  fullName,
+		MessageID: MessageID(m.arrival, m.ID(), m.a.Hostname),
+		FullField: true,
+	})...)
 	hs = append(hs, env.Extra...)
 	return append(hs, own...)
+}
+
+// Defaults are the values of the fields sendmail.cf's H lines add.
+type Defaults struct {
+	Date      string // the arrival date, as written in Date:
+	FromAddr  string // the sender address for From:
+	FullName  string // the sender's full name; "" for none
+	MessageID string // "<...>" (MessageID)
+	// FullField adds Full-Name: (H?x?: the qf keeps it for mailers with
+	// F=x); the MSP's relay mailer has no x, so its hand-off leaves it out.
+	FullField bool
+}
+
+// DefaultHeaders are the fields sendmail's configuration adds to a message
+// (own: its fields) that lacks them, in sendmail.cf's order; the MTA's qf
+// and the MSP's hand-off both take them from here. A resent message (one
+// with any Resent- field) also gets Resent-Date, Resent-From and
+// Resent-Message-Id, each before its plain counterpart. The values have
+// sendmail's leading space; the qf conditions (D, F, x, M) are set.
+func DefaultHeaders(own []queue.Header, d Defaults) []queue.Header {
+	has := func(name string) bool { return header.Has(own, name) }
+	resent := header.Resent(own)
+	var hs []queue.Header
+	add := func(cond, name, value string) {
+		hs = append(hs, queue.Header{Cond: cond, HasCond: true, Name: name, Value: " " + value})
+	}
+	if resent && !has("Resent-Date") {
+		add("D", "Resent-Date", d.Date)
+	}
+	if !has("Date") {
+		add("D", "Date", d.Date)
+	}
+	from := d.FromAddr
+	if d.FullName != "" {
+		from = d.FullName + " <" + d.FromAddr + ">"
+	}
+	if resent && !has("Resent-From") {
+		add("F", "Resent-From", from)
+	}
+	if !has("From") {
+		add("F", "From", from)
+	}
+	if d.FullField && d.FullName != "" && !has("Full-Name") {
+		add("x", "Full-Name", d.FullName)
+	}
+	if resent && !has("Resent-Message-Id") {
+		add("M", "Resent-Message-Id", d.MessageID)
+	}
+	if !has("Message-Id") {
+		add("M", "Message-Id", d.MessageID)
+	}
+	return hs
+}
+
+// MessageID is sendmail.cf's Message-Id value: <YYYYMMDDhhmm.ID@$j>.
+func MessageID(t time.Time, id, hostname string) string {
+	return fmt.Sprintf("<%s.%s@%s>", t.UTC().Format("200601021504"), id, hostname)
 }
 
 // phraseOf returns the display name of the From: header ("Alice Example"

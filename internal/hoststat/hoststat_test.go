@@ -140,32 +140,42 @@ type clock struct{ t time.Time }
 
 func (c *clock) now() time.Time { return c.t }
 
+// TestLookupExpires runs at a fixed date, today and a year ahead: the
+// expiry follows the table's clock, not the machine's.
 func TestLookupExpires(t *testing.T) {
-	for _, dir := range []string{"", t.TempDir()} {
-		c := &clock{time.Unix(1_800_000_000, 0)}
-		tab := Open(dir, 30*time.Minute, c.now)
-		if _, ok := tab.Lookup("mx.remote.example"); ok {
-			t.Fatal("found a status never recorded")
+	today := time.Now().Truncate(time.Second)
+	for _, start := range []time.Time{time.Unix(1_800_000_000, 0), today, today.AddDate(1, 0, 0)} {
+		for _, dir := range []string{"", t.TempDir()} {
+			lookupExpires(t, dir, start)
 		}
-		down := Status{Host: "MX.remote.example.", Errno: 111, Exit: 75, DSN: "4.4.1"}
-		if err := tab.Record(down); err != nil {
-			t.Fatal(err)
-		}
-		if err := tab.Record(Status{Host: "mx.bounce.example", DSN: "2.0.0", Reply: "250 2.0.0 Ok"}); err != nil {
-			t.Fatal(err)
-		}
-		c.t = c.t.Add(30*time.Minute - time.Second)
-		s, ok := tab.Lookup("mx.remote.example")
-		if !ok || !s.Down() || s.Host != "mx.remote.example" || s.Updated != time.Unix(1_800_000_000, 0) {
-			t.Errorf("dir %q: within Timeout.hoststatus: %+v, %v", dir, s, ok)
-		}
-		if s, ok := tab.Lookup("mx.bounce.example"); !ok || s.Down() {
-			t.Errorf("dir %q: a success: %+v, %v", dir, s, ok)
-		}
-		c.t = c.t.Add(time.Second)
-		if s, ok := tab.Lookup("mx.remote.example"); ok {
-			t.Errorf("dir %q: after Timeout.hoststatus: %+v", dir, s)
-		}
+	}
+}
+
+func lookupExpires(t *testing.T, dir string, start time.Time) {
+	t.Helper()
+	c := &clock{start}
+	tab := Open(dir, 30*time.Minute, c.now)
+	if _, ok := tab.Lookup("mx.remote.example"); ok {
+		t.Fatal("found a status never recorded")
+	}
+	down := Status{Host: "MX.remote.example.", Errno: 111, Exit: 75, DSN: "4.4.1"}
+	if err := tab.Record(down); err != nil {
+		t.Fatal(err)
+	}
+	if err := tab.Record(Status{Host: "mx.bounce.example", DSN: "2.0.0", Reply: "250 2.0.0 Ok"}); err != nil {
+		t.Fatal(err)
+	}
+	c.t = c.t.Add(30*time.Minute - time.Second)
+	s, ok := tab.Lookup("mx.remote.example")
+	if !ok || !s.Down() || s.Host != "mx.remote.example" || !s.Updated.Equal(start) {
+		t.Errorf("dir %q at %v: within Timeout.hoststatus: %+v, %v", dir, start, s, ok)
+	}
+	if s, ok := tab.Lookup("mx.bounce.example"); !ok || s.Down() {
+		t.Errorf("dir %q at %v: a success: %+v, %v", dir, start, s, ok)
+	}
+	c.t = c.t.Add(time.Second)
+	if s, ok := tab.Lookup("mx.remote.example"); ok {
+		t.Errorf("dir %q at %v: after Timeout.hoststatus: %+v", dir, start, s)
 	}
 }
 

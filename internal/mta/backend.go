@@ -12,9 +12,12 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/posthorn/posthorn/aliases"
 	"github.com/posthorn/posthorn/conf"
 	"github.com/posthorn/posthorn/internal/accept"
+	"github.com/posthorn/posthorn/internal/header"
 	"github.com/posthorn/posthorn/internal/policy"
+	"github.com/posthorn/posthorn/internal/pwcache"
 	"github.com/posthorn/posthorn/internal/route"
 	"github.com/posthorn/posthorn/internal/smtpd"
 	"github.com/posthorn/posthorn/queue"
@@ -112,6 +115,7 @@ func (b *Backend) Enqueue(ctx context.Context, env *smtpd.Envelope, r io.Reader)
 			{Name: "{daemon_flags}", Value: ""},
 		},
 	}
+	aenv.FullName = b.senderFullName(env)
 	seen := map[string]bool{}
 	for _, rc := range env.Rcpts {
 		if seen[rc.Canonical] {
@@ -147,6 +151,28 @@ func (b *Backend) Enqueue(ctx context.Context, env *smtpd.Envelope, r io.Reader)
 		b.run.Runner.Kick(c.Dir, c.ID)
 	}
 	return l.ID(), nil
+}
+
+// senderFullName is the full name for a From: the message lacks: in a -bs
+// session whose MAIL FROM is the invoking user ("root", "root@$j"), the
+// user's GECOS name, as sendmail's setsender takes it from the password
+// file (02-mbox-alice.txt: "From: root <root>"); "" otherwise. It passes
+// header.Clean, as every value from the password file does.
+func (b *Backend) senderFullName(env *smtpd.Envelope) string {
+	c := env.Client
+	if c == nil || !c.Local() {
+		return ""
+	}
+	from := env.From.Addr
+	if !strings.EqualFold(from, c.User) && !strings.EqualFold(from, c.User+"@"+b.site.Config.Macros["j"]) {
+		return ""
+	}
+	pw, err := pwcache.Lookup(c.User)
+	if err != nil {
+		return ""
+	}
+	name, _ := header.Clean(aliases.FullName(pw.Name, pw.Username))
+	return strings.TrimSpace(name)
 }
 
 // ETRN asks for a queue run for the node; it joins one running for it and

@@ -93,7 +93,7 @@ func (b *SMTPBackend) Enqueue(ctx context.Context, env *smtpd.Envelope, r io.Rea
 		from = rcptAddress(from, h.Hostname)
 	}
 	headers, body := accept.ParseMessage(raw, false)
-	text := h.composeSMTP(b.User, from, headers, body)
+	text := h.composeSMTP(b.User, from, headers, body, env.ID)
 	t := &Transfer{From: from, EnvID: unxtext(env.EnvID), Ret: env.Ret, BodyType: env.Body, Text: text}
 	for _, rc := range env.Rcpts {
 		typ, v, _ := strings.Cut(rc.ORcpt, ";")
@@ -187,10 +187,12 @@ func splitText(text []byte) (hdr, body []byte) {
 }
 
 // composeSMTP is the text the MTA receives for a -bs message: the trace
-// header smtpd made, a From: when the message has none (with the user's
-// full name when the sender is the user), the warning for an untrusted
-// user, and the message's own fields as the MSP relays them.
-func (h *Handoff) composeSMTP(u User, from string, headers []queue.Header, body []byte) []byte {
+// header smtpd made, the fields sendmail's MSP adds when the message lacks
+// them (Date, From with the user's full name when the sender is the user,
+// Message-Id with the session's queue ID id, the Resent- ones), the
+// warning for an untrusted user, and the message's own fields as the MSP
+// relays them.
+func (h *Handoff) composeSMTP(u User, from string, headers []queue.Header, body []byte, id string) []byte {
 	var b bytes.Buffer
 	if len(headers) > 0 && strings.EqualFold(headers[0].Name, "Received") {
 		fmt.Fprintf(&b, "%s:%s\n", headers[0].Name, headers[0].Value)
@@ -209,7 +211,7 @@ func (h *Handoff) composeSMTP(u User, from string, headers []queue.Header, body 
 	if from == "" && !header.Has(headers, "From") {
 		env.FromAddr = "MAILER-DAEMON@" + h.Hostname
 	}
-	h.writeHeaders(&b, env, headers)
+	h.writeHeaders(&b, env, headers, h.now(), id)
 	return finish(&b, body)
 }
 

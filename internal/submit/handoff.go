@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -35,6 +36,9 @@ type Handoff struct {
 	Date            func(time.Time) string
 	Now             func() time.Time
 	Timeout         time.Duration // whole transaction; 0 = 5 minutes
+	// IDs makes the MSP's own queue IDs (Received, Message-Id); nil: one
+	// generator for this process.
+	IDs *queue.IDGen
 	// Log receives sendmail's "POSSIBLE ATTACK" notices; nil discards.
 	Log *maillog.Logger
 }
@@ -42,7 +46,17 @@ type Handoff struct {
 // submitter is the part of Submitter that both paths share: the envelope,
 // the -t recipients and the header rewriting.
 func (h *Handoff) submitter() *Submitter {
-	return &Submitter{Hostname: h.Hostname, Trusted: h.Trusted, HostNames: h.HostNames, OldStyleHeaders: h.OldStyleHeaders, Log: h.Log}
+	return &Submitter{Hostname: h.Hostname, Version: h.Version + "/Submit", Date: h.Date, Trusted: h.Trusted, HostNames: h.HostNames,
+		OldStyleHeaders: h.OldStyleHeaders, Log: h.Log}
+}
+
+// newID is a queue ID of the MSP's own, as sendmail's MSP has one for the
+// message before it relays it.
+func (h *Handoff) newID() string {
+	if h.IDs == nil {
+		h.IDs = queue.NewIDGen(os.Getpid(), h.now)
+	}
+	return h.IDs.Next()
 }
 
 func (h *Handoff) now() time.Time {
@@ -70,7 +84,7 @@ func (h *Handoff) Submit(req *Request, in io.Reader, errw io.Writer) (*Result, e
 	}
 	env := sub.envelope(req)
 	t := &Transfer{From: strings.Trim(env.Sender, "<>"), EnvID: env.EnvID, Ret: req.Ret, BodyType: req.BodyType,
-		Text: h.compose(req, env, headers, body)}
+		Text: h.compose(req, env, headers, body, rcpts)}
 	for _, r := range rcpts {
 		t.Rcpts = append(t.Rcpts, accept.Recipient{Addr: rcptAddress(r, h.Hostname), Notify: strings.ToUpper(req.Notify)})
 	}
@@ -102,27 +116,31 @@ func (h *Handoff) Submit(req *Request, in io.Reader, errw io.Writer) (*Result, e
 	return res, nil
 }
 
-// compose is the text the MTA receives: our trace header, a From: with
-// the user's full name when the message has none, sendmail's warning for
-// an untrusted -f, and the message's own fields as the MSP relays them
-// (addresses qualified, Bcc: removed). The MTA adds Date: and Message-Id:.
-func (h *Handoff) compose(req *Request, env *accept.Envelope, headers []queue.Header, body []byte) []byte {
+// compose is the text the MTA receives: our trace header (the same as
+// root's, with "/Submit" and the MSP's own ID, "for" only for exactly one
+// recipient given as an argument), then what sendmail's MSP adds to a
+// message that lacks it (Date, From with the user's full name, Message-Id,
+// and in a resent message Resent-Date, Resent-From, Resent-Message-Id),
+// sendmail's warning for an untrusted -f, and the message's own fields as
+// the MSP relays them (addresses qualified, Bcc: removed).
+func (h *Handoff) compose(req *Request, env *accept.Envelope, headers []queue.Header, body []byte, rcpts []string) []byte {
 	var b bytes.Buffer
 	user, _ := header.Clean(req.User.Name)
-	fmt.Fprintf(&b, "Received: (from %s@localhost)\n\tby %s (%s/Submit);\n\t%s\n", user, h.Hostname, h.Version, h.Date(h.now()))
-	h.writeHeaders(&b, env, headers)
+	now, id := h.now(), h.newID()
+	if req.ReadHeaders { // sendmail's $u is not yet set when -t reads the header
+		rcpts = nil
+	}
+	fmt.Fprintf(&b, "Received: %s\n", h.submitter().Received(user, id, rcpts, now))
+	h.writeHeaders(&b, env, headers, now, id)
 	return finish(&b, body)
 }
 
 // writeHeaders writes what both kinds of hand-off add and the message's
-// own fields, rewritten.
-func (h *Handoff) writeHeaders(b *bytes.Buffer, env *accept.Envelope, headers []queue.Header) {
-	if !header.Has(headers, "From") {
-		if env.FullName != "" {
-			fmt.Fprintf(b, "From: %s <%s>\n", env.FullName, env.FromAddr)
-		} else {
-			fmt.Fprintf(b, "From: %s\n", env.FromAddr)
-		}
+// own fields, rewritten; id is the MSP's queue ID, for Message-Id.
+func (h *Handoff) writeHeaders(b *bytes.Buffer, env *accept.Envelope, headers []queue.Header, now time.Time, id string) {
+	for _, d := range accept.DefaultHeaders(headers, accept.Defaults{Date: h.Date(now), FromAddr: env.FromAddr, FullName: env.FullName,
+		MessageID: accept.MessageID(now, id, h.Hostname)}) {
+		fmt.Fprintf(b, "%s:%s\n", d.Name, d.Value)
 	}
 	for _, x := range env.Extra {
 		fmt.Fprintf(b, "%s:%s\n", x.Name, x.Value)

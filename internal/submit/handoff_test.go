@@ -5,6 +5,7 @@ import (
 	"context"
 	"github.com/posthorn/posthorn/internal/policy"
 	"net"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -67,9 +68,9 @@ func TestHandoffComposeInjection(t *testing.T) {
 	req := &Request{User: bob, FullName: "Name\nBcc: victim@localhost\nX-Injected: 1\n\nbody", Sender: "evil@x.example\nX-Inj: 1\r"}
 	headers, body := accept.ParseMessage([]byte("Subject: s\n\nthe body\n"), true)
 	env := h.submitter().envelope(req)
-	text := h.compose(req, env, headers, body)
+	text := h.compose(req, env, headers, body, []string{"alice"})
 	got := strings.Join(fieldNames(text), ",")
-	if got != "Received,From,X-Authentication-Warning,Subject" {
+	if got != "Received,Date,From,Message-Id,X-Authentication-Warning,Subject" {
 		t.Errorf("fields %s in:\n%s", got, text)
 	}
 	for _, want := range []string{"\nFrom: \"Name Bcc: victim@localhost X-Injected: 1  body\" <",
@@ -149,10 +150,11 @@ func TestSMTPBackend(t *testing.T) {
 	if want := "from refhost.example.org ([127.0.0.1])\n"; !strings.HasPrefix(msgs[0].Env.Received, want) {
 		t.Errorf("MTA's trace header: %q", msgs[0].Env.Received)
 	}
-	if names := strings.Join(fieldNames(msgs[0].Data), ","); names != "Received,From,X-Authentication-Warning,Subject,To" {
+	if names := strings.Join(fieldNames(msgs[0].Data), ","); names != "Received,Date,From,Message-Id,X-Authentication-Warning,Subject,To" {
 		t.Errorf("fields %s:\n%s", names, got)
 	}
 	for _, w := range []string{"\nReceived: from localclient (bob@localhost)\n", "\nFrom: Bob Example <bob@refhost.example.org>\n",
+		"\nDate: Wed, 25 Nov 2026 04:26:20 GMT\n", "\nMessage-Id: <202611250426.LOCAL1@refhost.example.org>\n",
 		"\nX-Authentication-Warning: refhost.example.org: bob owned process doing -bs\n", "\nTo: alice@refhost.example.org, nosuchuser@refhost.example.org\n"} {
 		if !strings.Contains(got, w) {
 			t.Errorf("lacks %q:\n%s", w, got)
@@ -200,12 +202,9 @@ func FuzzHandoffCompose(f *testing.F) {
 		req := &Request{User: User{Name: user, FullName: gecos}, FullName: fullName, Sender: sender}
 		headers, body := accept.ParseMessage(msg, true)
 		env := h.submitter().envelope(req)
-		text := h.compose(req, env, headers, body)
+		text := h.compose(req, env, headers, body, nil)
 
-		want := []string{"Received"}
-		if !header.Has(headers, "From") {
-			want = append(want, "From")
-		}
+		want := append([]string{"Received"}, added(headers)...)
 		if sender != "" {
 			want = append(want, "X-Authentication-Warning")
 		}
@@ -232,11 +231,8 @@ func FuzzHandoffCompose(f *testing.F) {
 		// the -bs hand-off: the same fields after smtpd's Received
 		bs := append([]byte("Received: from localclient (x@localhost)\n\tby h (v) with ESMTP id L;\n\td\n"), msg...)
 		headers, body = accept.ParseMessage(bs, false)
-		text = h.composeSMTP(User{Name: user, FullName: gecos}, sender, headers, body)
-		want = []string{"Received"}
-		if !header.Has(headers[1:], "From") {
-			want = append(want, "From")
-		}
+		text = h.composeSMTP(User{Name: user, FullName: gecos}, sender, headers, body, "LOCAL1")
+		want = append([]string{"Received"}, added(headers[1:])...)
 		if user != "root" {
 			want = append(want, "X-Authentication-Warning")
 		}
@@ -255,4 +251,61 @@ func FuzzHandoffCompose(f *testing.F) {
 			t.Fatalf("-bs: body %q, want %q", gotBody, body)
 		}
 	})
+}
+
+// added names the fields the MSP adds to a message with fields hs, in
+// order: Date, From and Message-Id when missing, and the Resent- ones in a
+// resent message.
+func added(hs []queue.Header) []string {
+	resent := header.Resent(hs)
+	var out []string
+	for _, f := range []struct {
+		name   string
+		resent bool
+	}{{"Resent-Date", true}, {"Date", false}, {"Resent-From", true}, {"From", false}, {"Resent-Message-Id", true}, {"Message-Id", false}} {
+		if (!f.resent || resent) && !header.Has(hs, f.name) {
+			out = append(out, f.name)
+		}
+	}
+	return out
+}
+
+// TestHandoffMSPFields: the hand-off adds what sendmail's MSP adds
+// (02-mbox-alice.txt): its Received with its own queue ID ("for" only for
+// one recipient given as an argument), then Date, From and Message-Id with
+// that ID, before the message's fields; a resent message gets the
+// Resent- ones from the user, not from the original From:.
+func TestHandoffMSPFields(t *testing.T) {
+	h := newHandoff("")
+	h.IDs = queue.NewIDGen(1477, func() time.Time { return now })
+	for _, tc := range []struct {
+		name  string
+		req   *Request
+		rcpts []string
+		msg   string
+		want  string
+	}{
+		{"one argument", &Request{User: bob}, []string{"alice"}, "Subject: s\n\nbody\n",
+			"Received: (from bob@localhost)\n\tby refhost.example.org (posthorn 0.1.0/Submit) id ID\n\tfor alice; Wed, 25 Nov 2026 04:26:20 GMT\n" +
+				"Date: Wed, 25 Nov 2026 04:26:20 GMT\nFrom: Bob Example <bob@refhost.example.org>\nMessage-Id: <202611250426.ID@refhost.example.org>\nSubject: s\n"},
+		{"-t", &Request{User: bob, ReadHeaders: true}, []string{"alice"}, "To: alice\n\nbody\n",
+			"Received: (from bob@localhost)\n\tby refhost.example.org (posthorn 0.1.0/Submit) id ID;\n\tWed, 25 Nov 2026 04:26:20 GMT\n" +
+				"Date: Wed, 25 Nov 2026 04:26:20 GMT\nFrom: Bob Example <bob@refhost.example.org>\nMessage-Id: <202611250426.ID@refhost.example.org>\nTo: alice@refhost.example.org\n"},
+		{"resent", &Request{User: bob, ReadHeaders: true}, []string{"alice"}, "From: Orig <o@remote.example>\nDate: d\nMessage-Id: <m@remote.example>\nResent-To: alice\n\nbody\n",
+			"Received: (from bob@localhost)\n\tby refhost.example.org (posthorn 0.1.0/Submit) id ID;\n\tWed, 25 Nov 2026 04:26:20 GMT\n" +
+				"Resent-Date: Wed, 25 Nov 2026 04:26:20 GMT\nResent-From: Bob Example <bob@refhost.example.org>\nResent-Message-Id: <202611250426.ID@refhost.example.org>\n" +
+				"From: Orig <o@remote.example>\nDate: d\nMessage-Id: <m@remote.example>\nResent-To: alice@refhost.example.org\n"},
+	} {
+		headers, body := accept.ParseMessage([]byte(tc.msg), true)
+		env := h.submitter().envelope(tc.req)
+		text := string(h.compose(tc.req, env, headers, body, tc.rcpts))
+		hdr, _, _ := strings.Cut(text, "\n\n")
+		id := regexp.MustCompile(` id (\w+)`).FindStringSubmatch(hdr)
+		if id == nil {
+			t.Fatalf("%s: no ID in\n%s", tc.name, hdr)
+		}
+		if want := strings.ReplaceAll(tc.want, "ID", id[1]); hdr+"\n" != want {
+			t.Errorf("%s:\n%s\nwant\n%s", tc.name, hdr, want)
+		}
+	}
 }

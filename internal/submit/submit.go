@@ -162,9 +162,11 @@ func (s *Submitter) Submit(req *Request, in io.Reader, errw io.Writer) (*Result,
 		res.Raw = raw
 		return res, nil
 	}
-	var names []string
+	var names []string // for "for": none with -t, as sendmail's $u is not yet set when it reads the header
 	for _, r := range env.Recipients {
-		names = append(names, r.Addr)
+		if !req.ReadHeaders {
+			names = append(names, r.Addr)
+		}
 	}
 	env.Received = s.Received(req.User.Name, m.ID(), names, m.Arrival())
 	if s.KeepLocked {
