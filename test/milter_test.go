@@ -126,7 +126,7 @@ func TestMilterFakeActions(t *testing.T) {
 	for _, conn := range f.Packets() {
 		sent.WriteString(miltertest.Transcript(conn))
 	}
-	for _, want := range []string{`D Cj\0posthorn.test\0_\0localhost [127.0.0.1]\0{daemon_name}\0MTA\0{if_addr}\0127.0.0.1\0`,
+	for _, want := range []string{`D Cj\0posthorn.test\0_\0localhost [127.0.0.1]\0{daemon_name}\0MTA\0{if_name}\0localhost\0{if_addr}\0127.0.0.1\0`,
 		`D Mi\0` + j.ID + `\0`, `{mail_addr}\0alice@example.org\0`, `D R{rcpt_mailer}\0local\0`, `M <alice@example.org>\0BODY=8BITMIME\0`,
 		`L Received\0from `, `E `} {
 		if !strings.Contains(sent.String(), want) {

@@ -190,7 +190,6 @@ func (s *session) greet() error {
 		s.discard = true
 	}
 	if s.milterOpen() {
-		s.reply(554, "", "%s ESMTP not accepting messages", s.cfg.Hostname)
 		return s.flush()
 	}
 	g := strings.ReplaceAll(s.cfg.Greeting, "$b", rfc822Date(s.cfg.Now()))
