@@ -350,7 +350,16 @@ func TestMilterBs(t *testing.T) {
 	if !strings.Contains(out.stdout, "550 5.7.1 not this one") {
 		t.Errorf("-bs transcript:\n%s", out.stdout)
 	}
+	// root's command-line submission queues without the filters, as
+	// sendmail's: the filter sees no second connection
+	if res := run(t, binary(t), "Subject: cmdline\n\nbody\n", "-C", r.cf, "-odq", "bob@localhost"); res.code != 0 {
+		t.Fatalf("command-line submission: %+v", res)
+	}
+	queuedJobs(t, r, 1)
 	f.Close()
+	if n := len(f.Packets()); n != 1 {
+		t.Errorf("the filter had %d connections, want only the -bs session's", n)
+	}
 	var connect string
 	for _, p := range f.Packets()[0] {
 		if p.Cmd == miltertest.CmdConnect {
