@@ -106,6 +106,9 @@ type DaemonPort struct {
 	Addr      string // listen address; empty means any
 	Port      int
 	Modifiers string // M=: 'a' require AUTH, 'E' no ETRN, ...
+	// InputMailFilters (I=) are this listener's mail filters, separated
+	// by ';', instead of the InputMailFilters option's; "" uses those.
+	InputMailFilters string
 }
 
 // Address is the host:port to listen on.
@@ -513,6 +516,8 @@ func setDaemonPort(c *Config, v string) error {
 			d.Port = port
 		case 'M', 'm':
 			d.Modifiers = val
+		case 'I', 'i':
+			d.InputMailFilters = val
 		default:
 			// Listen, SendBufSize, ReceiveSize, children...: tuning we
 			// leave to the kernel.

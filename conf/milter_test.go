@@ -43,3 +43,21 @@ func TestTablesFromKLines(t *testing.T) {
 		t.Errorf("without a K line VirtUserTable is %q", c.VirtUserTable)
 	}
 }
+
+// DaemonPortOptions' InputMailFilters= is sendmail's per-listener filter
+// list (for MAIL_FILTER lines), ';'-separated.
+func TestDaemonInputMailFilters(t *testing.T) {
+	c := load(t, "testdata/milter.cf", Override{Name: "DaemonPortOptions", Value: "Port=587, Name=MSA, M=Ea, InputMailFilters=clamav;opendkim"})
+	var found bool
+	for _, d := range c.Daemons {
+		if d.Name == "MSA" {
+			found = true
+			if d.InputMailFilters != "clamav;opendkim" || d.Modifiers != "Ea" {
+				t.Errorf("MSA listener %+v", d)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no MSA listener in %+v", c.Daemons)
+	}
+}

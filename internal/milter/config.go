@@ -242,7 +242,7 @@ type Config struct {
 // Options are the raw configuration values Configure reads.
 type Options struct {
 	XLines           []string          // the text of each X line, without the X
-	InputMailFilters string            // the option's value; "" uses no filter
+	InputMailFilters string            // the option's value (or a listener's I=, ';'-separated); "" uses no filter
 	LogLevel         string            // Milter.LogLevel; "" means DefaultLogLevel
 	Macros           map[string]string // "connect" -> "j, _, {daemon_name}" (Milter.macros.connect)
 	DefaultLogLevel  int               // the LogLevel option
@@ -262,7 +262,7 @@ func Configure(o Options) (*Config, error) {
 		defs[strings.ToLower(f.Name)] = f
 	}
 	c := &Config{Macros: DefaultMacros, LogLevel: o.DefaultLogLevel}
-	for _, name := range strings.FieldsFunc(o.InputMailFilters, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+	for _, name := range strings.FieldsFunc(o.InputMailFilters, func(r rune) bool { return r == ',' || r == ';' || r == ' ' || r == '\t' }) {
 		f, ok := defs[strings.ToLower(name)]
 		if !ok {
 			return nil, fmt.Errorf("InputFilters: filter %s not defined", name)

@@ -19,7 +19,7 @@ import (
 
 // newMilters builds the SMTP side's mail filters from the X lines and
 // the Milter options; nil when InputMailFilters names none.
-func newMilters(cfg *conf.Config, log *maillog.Logger, daemon string, res smtpd.Resolver) (smtpd.Milters, error) {
+func newMilters(cfg *conf.Config, log *maillog.Logger, port conf.DaemonPort, res smtpd.Resolver) (smtpd.Milters, error) {
 	macros := map[string]string{}
 	for _, st := range []string{"connect", "helo", "envfrom", "envrcpt", "data", "eoh", "eom"} {
 		if v, ok := cfg.Values["Milter.macros."+st]; ok {
@@ -27,13 +27,23 @@ func newMilters(cfg *conf.Config, log *maillog.Logger, daemon string, res smtpd.
 		}
 	}
 	mc, err := milter.Configure(milter.Options{
-		XLines: cfg.MailFilters, InputMailFilters: cfg.Values["InputMailFilters"],
+		XLines: cfg.MailFilters, InputMailFilters: inputFilters(cfg, port),
 		LogLevel: cfg.Values["Milter.LogLevel"], DefaultLogLevel: cfg.LogLevel, Macros: macros,
 	})
 	if err != nil || mc == nil {
 		return nil, err
 	}
-	return &milters{chain: milter.NewChain(mc, log), hostname: cfg.Macros["j"], daemon: daemon, resolver: res}, nil
+	return &milters{chain: milter.NewChain(mc, log), hostname: cfg.Macros["j"], daemon: port.Name, resolver: res}, nil
+}
+
+// inputFilters are a listener's filters: its DaemonPortOptions
+// InputMailFilters= (sendmail's per-daemon list, for MAIL_FILTER lines),
+// else the InputMailFilters option.
+func inputFilters(cfg *conf.Config, port conf.DaemonPort) string {
+	if port.InputMailFilters != "" {
+		return port.InputMailFilters
+	}
+	return cfg.Values["InputMailFilters"]
 }
 
 // milters adapts milter.Chain to smtpd.Milters.
