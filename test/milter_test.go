@@ -437,3 +437,42 @@ func TestMilterSpamAssassin(t *testing.T) {
 		t.Errorf("queued:\n%s", strings.Join(texts, "\n----\n"))
 	}
 }
+
+// TestMilterDownFlags: a filter that is down, through the daemon, per
+// F=: F=4 greets with 421 and closes, F=R refuses every command with
+// 550 5.7.1, F=T defers them with 451 4.3.2; nothing is queued.
+func TestMilterDownFlags(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close() // nothing listens there now
+	for _, tc := range []struct{ flag, greeting, mail string }{
+		{"4", "421 4.7.0 posthorn.test closing connection", ""},
+		{"R", "554 ", "550 5.7.1 Command rejected"},
+		{"T", "220 ", "451 4.3.2 Please try again later"},
+	} {
+		t.Run("F="+tc.flag, func(t *testing.T) {
+			r := milterRoot(t, fmt.Sprintf("down, S=inet:%d@127.0.0.1, F=%s, T=C:2s", port, tc.flag))
+			startDaemon(t, r)
+			c, br, greeting := waitGreeting(t, r.addr())
+			defer c.Close()
+			if !strings.HasPrefix(greeting, tc.greeting) {
+				t.Fatalf("greeting %q, want %q", greeting, tc.greeting)
+			}
+			fmt.Fprintf(c, "HELO client.example\r\n")
+			helo, _ := br.ReadString('\n')
+			if tc.mail == "" {
+				if helo != "" {
+					t.Errorf("after the 421 the server said %q", helo)
+				}
+				return
+			}
+			fmt.Fprintf(c, "MAIL FROM:<a@example.org>\r\n")
+			if mail, _ := br.ReadString('\n'); !strings.HasPrefix(mail, tc.mail) {
+				t.Errorf("HELO answered %q, MAIL %q, want %q", helo, mail, tc.mail)
+			}
+		})
+	}
+}
