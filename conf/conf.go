@@ -40,7 +40,9 @@
 // VirtUserTable, RelayHosts, AuthFile, SmrshDirectory, MailSpoolDirectory
 // and AcceptUnresolvableDomains) are set like sendmail's. MailerTable and
 // VirtUserTable name plain-text files in makemap's source format (see
-// package route); the virtusertable applies to $=w and to class
+// package route); a file-class K line (Kvirtuser hash -o
+// /etc/mail/virtusertable.db, Kmailertable, Kaccess) names the file, without
+// ".db", when the option is not set; the virtusertable applies to $=w and to class
 // {VirtHost} (C{VirtHost}…, F{VirtHost}/path), sendmail's virtual domains. AcceptUnresolvableDomains
 // (default False) stands for FEATURE(accept_unresolvable_domains), which
 // sendmail builds into its rulesets rather than an option: when True, the
@@ -104,6 +106,9 @@ type DaemonPort struct {
 	Addr      string // listen address; empty means any
 	Port      int
 	Modifiers string // M=: 'a' require AUTH, 'E' no ETRN, ...
+	// InputMailFilters (I=) are this listener's mail filters, separated
+	// by ';', instead of the InputMailFilters option's; "" uses those.
+	InputMailFilters string
 }
 
 // Address is the host:port to listen on.
@@ -227,6 +232,7 @@ type Config struct {
 
 	daemonsFromDefault bool
 	reported           map[string]bool
+	explicit           map[string]bool // options set by the file or the command line
 }
 
 // Timeout returns Timeout.<name>.
@@ -332,8 +338,44 @@ func Load(opts LoadOptions) (*Config, error) {
 	for k, v := range opts.Macros {
 		c.Macros[k] = v
 	}
+	if err := c.tablesFromMaps(); err != nil {
+		return nil, err
+	}
 	c.settleIdentity(id)
 	return c, nil
+}
+
+// tableMaps are the K lines that name the files of posthorn's table
+// options: what FEATURE(access_db), FEATURE(mailertable) and
+// FEATURE(virtusertable) write into sendmail.cf.
+var tableMaps = [][2]string{{"access", "AccessFile"}, {"mailertable", "MailerTable"}, {"virtuser", "VirtUserTable"}}
+
+// tablesFromMaps lets a file-class K line ("Kvirtuser hash -o
+// /etc/mail/virtusertable.db", "Kaccess hash -T<TMPF> /etc/mail/access")
+// name the table when its option is not set in the file or on the
+// command line: posthorn reads the map's makemap source, the path without
+// ".db". An ldap K line is used as the map itself (package mta).
+func (c *Config) tablesFromMaps() error {
+	for _, tm := range tableMaps {
+		k := c.Maps[tm[0]]
+		if k == nil || c.explicit[tm[1]] {
+			continue
+		}
+		switch strings.ToLower(k.Class) {
+		case "hash", "btree", "dbm", "text":
+		default:
+			continue
+		}
+		f := strings.Fields(k.Args)
+		if len(f) == 0 || strings.HasPrefix(f[len(f)-1], "-") {
+			continue
+		}
+		path := strings.TrimSuffix(f[len(f)-1], ".db")
+		if err := c.setOption(tm[1], path, "K"+tm[0]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func newDefault() *Config {
@@ -343,6 +385,7 @@ func newDefault() *Config {
 		Values:   map[string]string{},
 		Timeouts: map[string]time.Duration{},
 		reported: map[string]bool{},
+		explicit: map[string]bool{},
 	}
 	for _, d := range defaults {
 		if err := c.setOption(d[0], d[1], "defaults"); err != nil {
@@ -400,6 +443,9 @@ func (c *Config) setOption(name, value, source string) error {
 		}
 	} else {
 		set = honoured[canon]
+	}
+	if source != "defaults" {
+		c.explicit[canon] = true
 	}
 	if set == nil {
 		c.noteNotInterpreted("option " + canon)
@@ -470,6 +516,8 @@ func setDaemonPort(c *Config, v string) error {
 			d.Port = port
 		case 'M', 'm':
 			d.Modifiers = val
+		case 'I', 'i':
+			d.InputMailFilters = val
 		default:
 			// Listen, SendBufSize, ReceiveSize, children...: tuning we
 			// leave to the kernel.

@@ -23,3 +23,41 @@ func TestMailFilterLines(t *testing.T) {
 		}
 	}
 }
+
+// The K lines of FEATURE(access_db), FEATURE(mailertable) and
+// FEATURE(virtusertable) name the tables (their makemap source) unless
+// the option is set; the command line sets it too.
+func TestTablesFromKLines(t *testing.T) {
+	c := load(t, "testdata/tables-k.cf")
+	if c.AccessFile != "/srv/mail/access" || c.VirtUserTable != "/srv/mail/virtusertable" {
+		t.Errorf("AccessFile %q, VirtUserTable %q: want the K lines' files", c.AccessFile, c.VirtUserTable)
+	}
+	if c.MailerTable != "/srv/other/mailertable" {
+		t.Errorf("MailerTable %q: the O line wins over the K line", c.MailerTable)
+	}
+	c = load(t, "testdata/tables-k.cf", Override{Name: "VirtUserTable", Value: "/cmd/vt"})
+	if c.VirtUserTable != "/cmd/vt" {
+		t.Errorf("VirtUserTable %q with -O: want /cmd/vt", c.VirtUserTable)
+	}
+	if c := load(t, "testdata/milter.cf"); c.VirtUserTable != "/etc/mail/virtusertable" {
+		t.Errorf("without a K line VirtUserTable is %q", c.VirtUserTable)
+	}
+}
+
+// DaemonPortOptions' InputMailFilters= is sendmail's per-listener filter
+// list (for MAIL_FILTER lines), ';'-separated.
+func TestDaemonInputMailFilters(t *testing.T) {
+	c := load(t, "testdata/milter.cf", Override{Name: "DaemonPortOptions", Value: "Port=587, Name=MSA, M=Ea, InputMailFilters=clamav;opendkim"})
+	var found bool
+	for _, d := range c.Daemons {
+		if d.Name == "MSA" {
+			found = true
+			if d.InputMailFilters != "clamav;opendkim" || d.Modifiers != "Ea" {
+				t.Errorf("MSA listener %+v", d)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no MSA listener in %+v", c.Daemons)
+	}
+}

@@ -25,6 +25,10 @@ type ListOptions struct {
 	ShouldQueue func(priority int64, created time.Time) bool
 	// Lost lists the Qf files (sendmail -qL -bp), marked "?".
 	Lost bool
+	// Quarantined lists only the jobs a mail filter quarantined
+	// (mailq -qQ); without it every job is listed, quarantined ones
+	// with their "QUARANTINE:" line.
+	Quarantined bool
 }
 
 // List writes sendmail's mailq / -bp listing of every queue directory to w
@@ -56,6 +60,9 @@ func (s *Store) List(w io.Writer, o ListOptions) (int, error) {
 			}
 			continue
 		}
+		if o.Quarantined {
+			entries = quarantinedOnly(entries)
+		}
 		total += len(entries)
 		writeQueue(bw, d.path, entries, o)
 	}
@@ -64,6 +71,17 @@ func (s *Store) List(w io.Writer, o ListOptions) (int, error) {
 		return total, err
 	}
 	return total, firstErr
+}
+
+// quarantinedOnly keeps the entries of quarantined jobs.
+func quarantinedOnly(entries []scanned) []scanned {
+	out := entries[:0]
+	for _, e := range entries {
+		if e.job != nil && e.job.Quarantine != "" {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // priority for sorting: a job whose P line could not be read sorts last,

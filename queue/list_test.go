@@ -220,3 +220,22 @@ func TestListMarksAnyDate(t *testing.T) {
 		}
 	}
 }
+
+// mailq -qQ lists only the jobs a filter quarantined; plain mailq lists
+// them all.
+func TestListQuarantined(t *testing.T) {
+	dir := copyQueue(t, "")
+	write := func(name, data string) { os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600) }
+	write("qfAAAAAAAA000001", "V8\nT1795580949\nK1795580949\nN0\nP100\nqheld for review\nS<a@b>\nR:x@y\n.\n")
+	write("qfAAAAAAAA000002", "V8\nT1795580949\nK1795580949\nN0\nP200\nS<c@d>\nR:z@y\n.\n")
+	s := openTest(t, dir)
+	all := listing(t, s, ListOptions{}, map[string]string{dir: "/q"})
+	if !strings.Contains(all, "(2 requests)") || !strings.Contains(all, "AAAAAAAA000002") || !strings.Contains(all, "QUARANTINE: held for review") {
+		t.Errorf("mailq:\n%s", all)
+	}
+	got := listing(t, s, ListOptions{Quarantined: true}, map[string]string{dir: "/q"})
+	if !strings.Contains(got, "\t\t/q (1 request)\n") || !strings.Contains(got, "AAAAAAAA000001") || strings.Contains(got, "AAAAAAAA000002") ||
+		!strings.Contains(got, "\n     QUARANTINE: held for review\n") || !strings.HasSuffix(got, "\t\tTotal requests: 1\n") {
+		t.Errorf("mailq -qQ:\n%s", got)
+	}
+}

@@ -126,7 +126,7 @@ func TestMilterFakeActions(t *testing.T) {
 	for _, conn := range f.Packets() {
 		sent.WriteString(miltertest.Transcript(conn))
 	}
-	for _, want := range []string{`D Cj\0posthorn.test\0_\0localhost [127.0.0.1]\0{daemon_name}\0MTA\0{if_addr}\0127.0.0.1\0`,
+	for _, want := range []string{`D Cj\0posthorn.test\0_\0localhost [127.0.0.1]\0{daemon_name}\0MTA\0{if_name}\0localhost\0{if_addr}\0127.0.0.1\0`,
 		`D Mi\0` + j.ID + `\0`, `{mail_addr}\0alice@example.org\0`, `D R{rcpt_mailer}\0local\0`, `M <alice@example.org>\0BODY=8BITMIME\0`,
 		`L Received\0from `, `E `} {
 		if !strings.Contains(sent.String(), want) {
@@ -350,7 +350,16 @@ func TestMilterBs(t *testing.T) {
 	if !strings.Contains(out.stdout, "550 5.7.1 not this one") {
 		t.Errorf("-bs transcript:\n%s", out.stdout)
 	}
+	// root's command-line submission queues without the filters, as
+	// sendmail's: the filter sees no second connection
+	if res := run(t, binary(t), "Subject: cmdline\n\nbody\n", "-C", r.cf, "-odq", "bob@localhost"); res.code != 0 {
+		t.Fatalf("command-line submission: %+v", res)
+	}
+	queuedJobs(t, r, 1)
 	f.Close()
+	if n := len(f.Packets()); n != 1 {
+		t.Errorf("the filter had %d connections, want only the -bs session's", n)
+	}
 	var connect string
 	for _, p := range f.Packets()[0] {
 		if p.Cmd == miltertest.CmdConnect {
@@ -426,5 +435,44 @@ func TestMilterSpamAssassin(t *testing.T) {
 	_, texts := queuedJobs(t, r, 1)
 	if len(texts) != 1 || !strings.Contains(texts[0], "X-Spam-Status: No") {
 		t.Errorf("queued:\n%s", strings.Join(texts, "\n----\n"))
+	}
+}
+
+// TestMilterDownFlags: a filter that is down, through the daemon, per
+// F=: F=4 greets with 421 and closes, F=R refuses every command with
+// 550 5.7.1, F=T defers them with 451 4.3.2; nothing is queued.
+func TestMilterDownFlags(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close() // nothing listens there now
+	for _, tc := range []struct{ flag, greeting, mail string }{
+		{"4", "421 4.7.0 posthorn.test closing connection", ""},
+		{"R", "554 ", "550 5.7.1 Command rejected"},
+		{"T", "220 ", "451 4.3.2 Please try again later"},
+	} {
+		t.Run("F="+tc.flag, func(t *testing.T) {
+			r := milterRoot(t, fmt.Sprintf("down, S=inet:%d@127.0.0.1, F=%s, T=C:2s", port, tc.flag))
+			startDaemon(t, r)
+			c, br, greeting := waitGreeting(t, r.addr())
+			defer c.Close()
+			if !strings.HasPrefix(greeting, tc.greeting) {
+				t.Fatalf("greeting %q, want %q", greeting, tc.greeting)
+			}
+			fmt.Fprintf(c, "HELO client.example\r\n")
+			helo, _ := br.ReadString('\n')
+			if tc.mail == "" {
+				if helo != "" {
+					t.Errorf("after the 421 the server said %q", helo)
+				}
+				return
+			}
+			fmt.Fprintf(c, "MAIL FROM:<a@example.org>\r\n")
+			if mail, _ := br.ReadString('\n'); !strings.HasPrefix(mail, tc.mail) {
+				t.Errorf("HELO answered %q, MAIL %q, want %q", helo, mail, tc.mail)
+			}
+		})
 	}
 }

@@ -65,7 +65,7 @@ func (a *app) printQueue() int {
 		return code
 	}
 	defer st.Close()
-	_, err := st.List(a.stdout, queue.ListOptions{Verbose: a.inv.Verbose, MinQueueAge: a.cfg.MinQueueAge})
+	_, err := st.List(a.stdout, queue.ListOptions{Verbose: a.inv.Verbose, MinQueueAge: a.cfg.MinQueueAge, Quarantined: a.inv.QueueQuarantined})
 	if err != nil {
 		return sysexits.OSErr
 	}

@@ -193,7 +193,7 @@ func (inv *Invocation) set(letter byte, val string) error {
 			return nil
 		}
 		inv.Options = append(inv.Options, OptionSetting{Name: val[:1], Short: true, Value: val[1:]})
-	case 'Q': // quarantine; posthorn has no quarantine, accepted for compatibility
+	case 'Q': // -Q[reason]: (un)quarantine jobs by hand; accepted, not implemented
 	case 'q':
 		return inv.setQueue(val)
 	case 'R':

@@ -34,6 +34,11 @@ func TestParseSpec(t *testing.T) {
 		}},
 		{spec: "-H ldap://a -x -k (a=%0) -v b -T<TMPF>", want: func(s *Spec) bool { return s.StartTLS }},
 		{spec: "-k (a=%0) -v member:dn", err: "recursion"},
+		// what sendmail's m4 writes for FEATURE(mailertable, LDAP)
+		{spec: "-1 -v sendmailMTAMapValue,sendmailMTAMapSearch:FILTER:sendmailMTAMapObject,sendmailMTAMapURL:URL:sendmailMTAMapObject -k (&(objectClass=sendmailMTAMapObject)(sendmailMTAMapName=mailertable)(sendmailMTAKey=%0))",
+			want: func(s *Spec) bool {
+				return strings.Join(s.Attrs, ",") == "sendmailMTAMapValue" && strings.Join(s.Unfollowed, ",") == "sendmailMTAMapSearch:FILTER,sendmailMTAMapURL:URL"
+			}},
 		{spec: "-h a -H ldap://b -k x", err: "both"},
 		{spec: "-s everything", err: "scope"},
 		{spec: "-M sasl", err: "method"},

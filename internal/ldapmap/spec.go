@@ -12,8 +12,9 @@
 //
 //	-k filter     search filter; %0 is the key (escaped as RFC 4515 wants), %% a '%'
 //	-v attrs      attributes returned: "name[:type[:objectclass]],...";
-//	              type normal (the default); dn, filter and url (sendmail's
-//	              recursion) are refused
+//	              type normal (the default); attributes of type dn, filter
+//	              and url (sendmail's recursion) are not followed (Unfollowed),
+//	              and a list of only those is refused
 //	-b base       search base              -s scope   base, one or sub (default)
 //	-h "hosts"    host[:port] list, tried in order (replicas)   -p port (389)
 //	-H "uris"     ldap://host:port or ldaps://host:port, tried in order
@@ -75,6 +76,9 @@ type Spec struct {
 	Single    bool // -1
 	Delim     string
 	StartTLS  bool
+	// Unfollowed are the -v attributes of a recursive type ("name:FILTER")
+	// that are not read: sendmail follows them, posthorn does not.
+	Unfollowed []string
 }
 
 // AliasFilter and AliasAttr are sendmail's default alias map, before
@@ -108,9 +112,16 @@ func ParseSpec(spec string, defaults *Spec, readFile func(string) ([]byte, error
 					continue
 				}
 				if typ != "" && !strings.EqualFold(typ, "normal") {
-					return nil, fmt.Errorf("-v %s: attribute type %s (recursion) is not supported", name, typ)
+					// sendmail's m4 lists sendmailMTAMapSearch:FILTER
+					// and sendmailMTAMapURL:URL after the value: the
+					// plain values are read, these are not followed.
+					s.Unfollowed = append(s.Unfollowed, name+":"+typ)
+					continue
 				}
 				s.Attrs = append(s.Attrs, name)
+			}
+			if len(s.Attrs) == 0 && len(s.Unfollowed) > 0 {
+				return nil, fmt.Errorf("-v %s: attribute types dn, filter and url (recursion) are not supported", val)
 			}
 		case 'b':
 			s.Base = val

@@ -166,7 +166,7 @@ func TestBrokenFilters(t *testing.T) {
 		for _, flag := range []struct {
 			f    string
 			want Action
-		}{{"", ActContinue}, {"T", ActTempFail}, {"R", ActReject}} {
+		}{{"", ActContinue}, {"T", ActTempFail}, {"R", ActReject}, {"4", ActTempFail}} {
 			t.Run(tt.name+"/F="+flag.f, func(t *testing.T) {
 				if testing.Short() && strings.HasPrefix(tt.name, "slow") {
 					t.Skip("slow")
@@ -183,6 +183,15 @@ func TestBrokenFilters(t *testing.T) {
 				}
 				if res.Action != flag.want {
 					t.Fatalf("verdict %+v, want %d", res.Verdict, flag.want)
+				}
+				wantReply := map[string]string{"T": "451 4.3.2 Please try again later", "R": "550 5.7.1 Command rejected", "4": "421 4.3.0 closing connection"}[flag.f]
+				if got := ""; res.Reply != nil || wantReply != "" {
+					if res.Reply != nil {
+						got = res.Reply.Error()
+					}
+					if got != wantReply {
+						t.Errorf("reply %q, want %q", got, wantReply)
+					}
 				}
 				if !strings.Contains(h.log.String(), "Milter (a): to error state") {
 					t.Errorf("log lacks the error state line:\n%s", h.log)

@@ -16,7 +16,8 @@ type OnError byte
 const (
 	Continue OnError = 0   // no flag: go on as if the filter were not there
 	Reject   OnError = 'R' // F=R: 550 5.7.1 Command rejected
-	TempFail OnError = 'T' // F=T: 451 4.7.1 Please try again later
+	TempFail OnError = 'T' // F=T: 451 4.3.2 Please try again later
+	TempDrop OnError = '4' // F=4: 421 4.3.0 closing connection (and close it)
 )
 
 // Timeouts are a filter's T= values (sendmail's defaults: C:5m;S:10s;R:10s;E:5m).
@@ -45,7 +46,7 @@ type Filter struct {
 //	opendkim, S=inet:8891@127.0.0.1, F=T, T=C:10s;S:10s;R:10s;E:5m
 //
 // S= is inet:port@host, inet6:port@host, unix:/path or local:/path (a
-// missing host is localhost); F= holds R or T; T= lists C, S, R and E with
+// missing host is localhost); F= holds R, T or 4; T= lists C, S, R and E with
 // sendmail time values (a bare number is seconds).
 func ParseFilter(line string) (Filter, error) {
 	name, rest, _ := strings.Cut(line, ",")
@@ -71,6 +72,8 @@ func ParseFilter(line string) (Filter, error) {
 					f.OnError = Reject
 				case 'T', 't':
 					f.OnError = TempFail
+				case '4':
+					f.OnError = TempDrop
 				case ' ', '\t':
 				default:
 					return f, fmt.Errorf("milter %s: unknown flag %q", f.Name, c)
@@ -239,7 +242,7 @@ type Config struct {
 // Options are the raw configuration values Configure reads.
 type Options struct {
 	XLines           []string          // the text of each X line, without the X
-	InputMailFilters string            // the option's value; "" uses no filter
+	InputMailFilters string            // the option's value (or a listener's I=, ';'-separated); "" uses no filter
 	LogLevel         string            // Milter.LogLevel; "" means DefaultLogLevel
 	Macros           map[string]string // "connect" -> "j, _, {daemon_name}" (Milter.macros.connect)
 	DefaultLogLevel  int               // the LogLevel option
@@ -259,7 +262,7 @@ func Configure(o Options) (*Config, error) {
 		defs[strings.ToLower(f.Name)] = f
 	}
 	c := &Config{Macros: DefaultMacros, LogLevel: o.DefaultLogLevel}
-	for _, name := range strings.FieldsFunc(o.InputMailFilters, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+	for _, name := range strings.FieldsFunc(o.InputMailFilters, func(r rune) bool { return r == ',' || r == ';' || r == ' ' || r == '\t' }) {
 		f, ok := defs[strings.ToLower(name)]
 		if !ok {
 			return nil, fmt.Errorf("InputFilters: filter %s not defined", name)

@@ -29,6 +29,7 @@ func TestParseFilter(t *testing.T) {
 			Timeouts: Timeouts{Connect: time.Minute, Send: 2 * time.Second, Read: 3 * time.Second, EOM: 4 * time.Minute}}},
 		{line: "u, S=unix:/x", want: Filter{Name: "u", Socket: "unix:/x", Network: "unix", Address: "/x", Timeouts: DefaultTimeouts}},
 		{line: "nohost, S=inet:25", want: Filter{Name: "nohost", Socket: "inet:25", Network: "tcp4", Address: "localhost:25", Timeouts: DefaultTimeouts}},
+		{line: "drop, S=inet:8891@127.0.0.1, F=4", want: Filter{Name: "drop", Socket: "inet:8891@127.0.0.1", Network: "tcp4", Address: "127.0.0.1:8891", OnError: TempDrop, Timeouts: DefaultTimeouts}},
 		{line: "x", wantErr: "missing socket"},
 		{line: "x, S=inet:abc@h", wantErr: "invalid port"},
 		{line: "x, S=tcp:1@h", wantErr: "unknown socket type"},

@@ -35,10 +35,15 @@ type Verdict struct {
 	Filter string        // the filter that decided ("" for continue)
 }
 
+// Shutdown reports a 421 answer (F=4, or a filter's 421 reply code):
+// sendmail gives it and closes the SMTP connection.
+func (v Verdict) Shutdown() bool { return v.Reply != nil && v.Reply.Code == 421 }
+
 // sendmail's replies (srvrsmtp.c, sendmail 8.17).
 var (
 	replyReject   = status.New(550, "5.7.1", "Command rejected")
 	replyTempFail = status.New(451, "4.3.2", "Please try again later")
+	replyShutdown = status.New(421, "4.3.0", "closing connection")
 )
 
 // Conn describes the SMTP client for the connect stage.
@@ -152,10 +157,12 @@ func (c *Chain) Open(id string, macros map[string]string) (*Session, Verdict) {
 			}
 		}
 	}
-	switch v.Action {
-	case ActReject:
+	switch {
+	case v.Action == ActReject:
 		s.logf(3, "Milter: initialization failed, rejecting commands")
-	case ActTempFail:
+	case v.Shutdown():
+		s.logf(3, "Milter: initialization failed, closing connection")
+	case v.Action == ActTempFail:
 		s.logf(3, "Milter: initialization failed, temp failing commands")
 	}
 	return s, v
@@ -264,6 +271,8 @@ func errorVerdict(fc *filterConn) Verdict {
 		return Verdict{Action: ActReject, Reply: replyReject, Filter: fc.f.Name}
 	case TempFail:
 		return Verdict{Action: ActTempFail, Reply: replyTempFail, Filter: fc.f.Name}
+	case TempDrop:
+		return Verdict{Action: ActTempFail, Reply: replyShutdown, Filter: fc.f.Name}
 	}
 	return Verdict{}
 }

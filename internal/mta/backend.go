@@ -233,7 +233,7 @@ func (s *Site) SMTPConfig(port conf.DaemonPort, backend smtpd.Backend) (smtpd.Co
 		Log:                s.Log,
 		Now:                s.now,
 	}
-	if sc.Milters, err = newMilters(cfg, s.Log, port.Name); err != nil {
+	if sc.Milters, err = newMilters(cfg, s.Log, port, sc.Resolver); err != nil {
 		return sc, err
 	}
 	if cfg.ServerCertFile != "" && cfg.ServerKeyFile != "" {

@@ -51,6 +51,9 @@ func (s *Site) ldapMap(name, spec string, alias bool) (*ldapmap.Map, error) {
 	if sp.Filter == "" {
 		return nil, fmt.Errorf("%s: No filter given", name)
 	}
+	if len(sp.Unfollowed) > 0 {
+		NoteNotInterpreted(cfg, "map "+name+" recursive attributes "+strings.Join(sp.Unfollowed, ","))
+	}
 	var tc *tls.Config
 	if ca := cfg.Values["CACertFile"]; ca != "" {
 		pem, err := os.ReadFile(ca)

@@ -1,9 +1,13 @@
 package mta
 
 import (
+	"context"
 	"errors"
+	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/posthorn/posthorn/conf"
 	"github.com/posthorn/posthorn/internal/accept"
@@ -15,7 +19,7 @@ import (
 
 // newMilters builds the SMTP side's mail filters from the X lines and
 // the Milter options; nil when InputMailFilters names none.
-func newMilters(cfg *conf.Config, log *maillog.Logger, daemon string) (smtpd.Milters, error) {
+func newMilters(cfg *conf.Config, log *maillog.Logger, port conf.DaemonPort, res smtpd.Resolver) (smtpd.Milters, error) {
 	macros := map[string]string{}
 	for _, st := range []string{"connect", "helo", "envfrom", "envrcpt", "data", "eoh", "eom"} {
 		if v, ok := cfg.Values["Milter.macros."+st]; ok {
@@ -23,13 +27,23 @@ func newMilters(cfg *conf.Config, log *maillog.Logger, daemon string) (smtpd.Mil
 		}
 	}
 	mc, err := milter.Configure(milter.Options{
-		XLines: cfg.MailFilters, InputMailFilters: cfg.Values["InputMailFilters"],
+		XLines: cfg.MailFilters, InputMailFilters: inputFilters(cfg, port),
 		LogLevel: cfg.Values["Milter.LogLevel"], DefaultLogLevel: cfg.LogLevel, Macros: macros,
 	})
 	if err != nil || mc == nil {
 		return nil, err
 	}
-	return &milters{chain: milter.NewChain(mc, log), hostname: cfg.Macros["j"], daemon: daemon}, nil
+	return &milters{chain: milter.NewChain(mc, log), hostname: cfg.Macros["j"], daemon: port.Name, resolver: res}, nil
+}
+
+// inputFilters are a listener's filters: its DaemonPortOptions
+// InputMailFilters= (sendmail's per-daemon list, for MAIL_FILTER lines),
+// else the InputMailFilters option.
+func inputFilters(cfg *conf.Config, port conf.DaemonPort) string {
+	if port.InputMailFilters != "" {
+		return port.InputMailFilters
+	}
+	return cfg.Values["InputMailFilters"]
 }
 
 // milters adapts milter.Chain to smtpd.Milters.
@@ -37,6 +51,33 @@ type milters struct {
 	chain    *milter.Chain
 	hostname string
 	daemon   string
+	resolver smtpd.Resolver // for {if_name}; nil: "[addr]"
+	ifNames  sync.Map       // netip.Addr -> {if_name}
+}
+
+// ifName is sendmail's {if_name}: the name of the local address the
+// client connected to (hostnamebyanyaddr: its PTR name, "[addr]" when it
+// has none). A listener has few addresses, so each is looked up once.
+func (m *milters) ifName(a netip.Addr) string {
+	if v, ok := m.ifNames.Load(a); ok {
+		return v.(string)
+	}
+	u := a.Unmap()
+	name := "[" + u.String() + "]"
+	if u.Is6() {
+		name = "[IPv6:" + u.String() + "]"
+	}
+	if a.IsLoopback() {
+		name = "localhost"
+	} else if m.resolver != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if names, err := m.resolver.LookupAddr(ctx, a.String()); err == nil && len(names) > 0 {
+			name = strings.TrimSuffix(names[0], ".")
+		}
+		cancel()
+	}
+	m.ifNames.Store(a, name)
+	return name
 }
 
 // milterSession adapts milter.Session to smtpd.MilterSession.
@@ -51,6 +92,7 @@ func (m *milters) Open(c *smtpd.Client, id string) (smtpd.MilterSession, error) 
 	}
 	if c.LocalAddr.IsValid() {
 		macros["{if_addr}"] = c.LocalAddr.String()
+		macros["{if_name}"] = m.ifName(c.LocalAddr)
 		macros["{daemon_addr}"] = c.LocalAddr.String()
 	}
 	s, v := m.chain.Open(id, macros)
@@ -83,9 +125,23 @@ func verdictErr(v milter.Verdict) error {
 
 func (m *milterSession) Helo(c *smtpd.Client) error {
 	if c.TLS {
-		m.s.SetMacros(map[string]string{"{tls_version}": c.TLSVersion, "{cipher}": c.Cipher})
+		m.s.SetMacros(map[string]string{"{tls_version}": c.TLSVersion, "{cipher}": c.Cipher, "{cipher_bits}": cipherBits(c.Cipher)})
 	}
 	return verdictErr(m.s.Helo(c.Helo))
+}
+
+// cipherBits is {cipher_bits}: the symmetric key length of a TLS cipher
+// suite named as crypto/tls does ("TLS_AES_128_GCM_SHA256": 128).
+func cipherBits(suite string) string {
+	switch {
+	case strings.Contains(suite, "_256_"), strings.Contains(suite, "CHACHA20"):
+		return "256"
+	case strings.Contains(suite, "_128_"):
+		return "128"
+	case strings.Contains(suite, "3DES"):
+		return "112"
+	}
+	return ""
 }
 
 func (m *milterSession) Mail(env *smtpd.Envelope, args []string) error {

@@ -238,6 +238,15 @@ func (s *Site) Policy() (*policy.Policy, error) {
 	for _, r := range cfg.Class("R") {
 		p.RelayDomains[strings.ToLower(r)] = true
 	}
+	if k := cfg.Maps["access"]; k != nil && strings.EqualFold(k.Class, "ldap") {
+		// FEATURE(access_db, LDAP): the entries are in the directory
+		m, err := s.ldapMap("access", k.Args, false)
+		if err != nil {
+			return nil, err
+		}
+		p.Access = policy.NewAccessMap(m.Lookup)
+		return p, nil
+	}
 	acc, err := policy.LoadAccess(cfg.AccessFile)
 	switch {
 	case err == nil:

@@ -99,6 +99,46 @@ type Decision struct {
 // Access is a parsed access file. The zero value and nil have no entries.
 type Access struct {
 	m map[string]Decision // key "connect:10.1" / "from:user@" / ":untagged"
+	// find, when set, is the map the entries live in instead of m (an
+	// LDAP access map): keys as in the file, "connect:10.1", "10.1".
+	find Finder
+}
+
+// Finder looks a key up in a map that is not a file: its value, whether
+// there is one, or an error when the map cannot answer.
+type Finder func(key string) (string, bool, error)
+
+// ErrMapTempFail is an access lookup the map could not answer, as
+// sendmail's -T<TMPF> map flag makes it: the command is deferred.
+var ErrMapTempFail = status.New(451, "4.3.0", "Temporary system failure. Please try again later.")
+
+// NewAccessMap is an access table kept in another map (sendmail.cf's
+// "Kaccess ldap ... (sendmailMTAMapName=access)(sendmailMTAKey=%0)"):
+// every lookup asks find. A map that cannot answer gives an ERROR
+// decision with ErrMapTempFail, never a permanent refusal.
+func NewAccessMap(find Finder) *Access { return &Access{find: find} }
+
+// get is the one lookup of a normalized key ("connect:10.1", ":10.1").
+func (a *Access) get(key string) (Decision, bool) {
+	if a == nil {
+		return Decision{}, false
+	}
+	if a.find == nil {
+		d, ok := a.m[key]
+		return d, ok
+	}
+	v, ok, err := a.find(strings.TrimPrefix(key, ":"))
+	if err != nil {
+		return Decision{Action: Error, Value: "TEMP", Err: ErrMapTempFail}, true
+	}
+	if !ok {
+		return Decision{}, false
+	}
+	d, err := parseValue(strings.TrimSpace(v))
+	if err != nil {
+		d = Decision{Action: Other, Value: v}
+	}
+	return d, true
 }
 
 // LoadAccess reads an access file; a file that does not exist gives an
@@ -226,23 +266,16 @@ func isEnhanced(s string) bool {
 // Get is an exact lookup of a key as written in the file ("Connect:127",
 // "To:example.com"), for -bt's /map access: the value as written.
 func (a *Access) Get(key string) (string, bool) {
-	if a == nil || a.m == nil {
-		return "", false
-	}
-	d, ok := a.m[normKey(key)]
+	d, ok := a.get(normKey(key))
 	return d.Value, ok
 }
 
 // lookup tries tag+key then the untagged key.
 func (a *Access) lookup(tag, key string) (Decision, bool) {
-	if a == nil || a.m == nil {
-		return Decision{}, false
-	}
-	if d, ok := a.m[tag+key]; ok {
+	if d, ok := a.get(tag + key); ok {
 		return d, true
 	}
-	d, ok := a.m[":"+key]
-	return d, ok
+	return a.get(":" + key)
 }
 
 // walk looks keys up in order and stops at the first hit; SKIP ends the

@@ -38,12 +38,12 @@ var (
 // ("ClientRate" or "ClientConn"); 0 when there is none or it is 0 (no
 // limit).
 func (a *Access) ClientLimit(tag string, ip netip.Addr) int {
-	if a == nil || a.m == nil || !ip.IsValid() {
+	if a == nil || !ip.IsValid() {
 		return 0
 	}
 	t := strings.ToLower(tag) + ":"
 	for _, k := range append(ipKeys(ip), "") {
-		if d, ok := a.m[t+k]; ok {
+		if d, ok := a.get(t + k); ok {
 			n, err := strconv.Atoi(strings.TrimSpace(d.Value))
 			if err != nil || n < 0 {
 				return 0

@@ -15,6 +15,11 @@ import (
 //	550 text           reply code and text: enhanced code <class>.0.0
 //	4.2.2:text         enhanced code and text: reply 450 (4.x.x) or 550
 //	text               550 5.0.0 text
+//	nouser 550 text    a sysexits name first (sendmail's cf/README:
+//	                   "error:nouser 550 No such user here"): its
+//	                   enhanced code (nouser 5.1.1, nohost 5.1.2,
+//	                   unavailable 5.0.0, tempfail 4.0.0) and, without a
+//	                   reply code, 550 (tempfail: 451)
 //
 // A reply code decides temporary (4xx) or permanent (5xx); without one the
 // enhanced code's class does. An empty text is "Unknown error".
@@ -25,6 +30,16 @@ func ParseErrorTarget(s string) *status.Error {
 		enh, s = s[:i], strings.TrimSpace(s[i+1:])
 	}
 	code := 0
+	if enh == "" {
+		word, rest, _ := strings.Cut(s, " ")
+		if e, ok := exitNames[strings.ToLower(word)]; ok {
+			enh, s = e.enh, strings.TrimSpace(rest)
+			if i := strings.IndexByte(s, ':'); i > 0 && isDSN(s[:i]) {
+				enh, s = s[:i], strings.TrimSpace(s[i+1:])
+			}
+			code = e.code
+		}
+	}
 	if len(s) >= 3 && (s[0] == '4' || s[0] == '5') && isDigits(s[:3]) && (len(s) == 3 || s[3] == ' ') {
 		code, _ = strconv.Atoi(s[:3])
 		s = strings.TrimSpace(s[3:])
@@ -54,6 +69,18 @@ func FormatErrorTarget(e *status.Error) string {
 	}
 	text := strings.ReplaceAll(strings.ReplaceAll(e.Text, "\r", " "), "\n", " ")
 	return "error:" + enh + ":" + strconv.Itoa(e.Code) + " " + text
+}
+
+// exitNames are the sysexits names sendmail's error mailer takes as its
+// host ($@ nouser): the reply and enhanced codes they stand for.
+var exitNames = map[string]struct {
+	code int
+	enh  string
+}{
+	"nouser":      {550, "5.1.1"},
+	"nohost":      {550, "5.1.2"},
+	"unavailable": {550, "5.0.0"},
+	"tempfail":    {451, "4.0.0"},
 }
 
 func isDSN(s string) bool {

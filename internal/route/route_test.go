@@ -198,6 +198,10 @@ func TestErrorTarget(t *testing.T) {
 		{"just text", 550, "5.0.0", "just text"},
 		{"", 550, "5.0.0", "Unknown error"},
 		{"5.7.1:550 with: a colon", 550, "5.7.1", "with: a colon"},
+		{"nouser 550 No such user here", 550, "5.1.1", "No such user here"},
+		{"nouser User unknown", 550, "5.1.1", "User unknown"},
+		{"tempfail try later", 451, "4.0.0", "try later"},
+		{"nohost 5.1.2:550 no such host", 550, "5.1.2", "no such host"},
 	}
 	for _, tt := range tests {
 		e := ParseErrorTarget(tt.spec)

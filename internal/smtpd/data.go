@@ -237,6 +237,7 @@ func (s *session) receive(env *Envelope) {
 	case err != nil:
 		s.logFrom(env, size, d.msgid, d.class)
 		s.replyErr(err)
+		s.closeOn421(err)
 	case id == "":
 		s.logFrom(env, size, d.msgid, d.class)
 		s.replyErr(status.New(451, "4.3.0", "Temporary system failure. Please try again later."))

@@ -41,18 +41,30 @@ var ErrDiscard = errors.New("smtpd: the filters discard the message")
 
 // milterOpen connects the filters; a refusal makes the session a
 // "nullserver" with the filters' answer, and a 5xx one is greeted with
-// 554, as sendmail's milter_init and milter_connect failures are.
-func (s *session) milterOpen() (greet554 bool) {
+// 554, as sendmail's milter_init and milter_connect failures are. A 421
+// (F=4) is greeted with sendmail's "421 4.7.0 host closing connection"
+// and ends the session.
+func (s *session) milterOpen() (refused bool) {
 	if s.cfg.Milters == nil {
 		return false
 	}
 	ms, err := s.cfg.Milters.Open(s.c, s.id)
 	s.milter = ms
-	if err != nil {
-		e := status.From(err)
-		s.nullserver = e.Error()
-		return e.Code/100 == 5
+	if err == nil {
+		return false
 	}
+	e := status.From(err)
+	switch {
+	case e.Code == 421:
+		s.reply(421, "4.7.0", "%s closing connection", s.cfg.Hostname)
+		s.closing = true
+		return true
+	case e.Code/100 == 5:
+		s.nullserver = e.Error()
+		s.reply(554, "", "%s ESMTP not accepting messages", s.cfg.Hostname)
+		return true
+	}
+	s.nullserver = e.Error()
 	return false
 }
 
@@ -70,7 +82,16 @@ func (s *session) milterStage(call func(MilterSession) error) bool {
 		return false
 	}
 	s.replyErr(err)
+	s.closeOn421(err)
 	return true
+}
+
+// closeOn421 ends the session after a filter's 421 (its reply code, or
+// F=4), as sendmail's MILTER_REPLY does ("goto doquit").
+func (s *session) closeOn421(err error) {
+	if e := status.From(err); e != nil && e.Code == 421 {
+		s.closing = true
+	}
 }
 
 func (s *session) milterAbort() {

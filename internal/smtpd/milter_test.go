@@ -69,6 +69,7 @@ func TestMilterHooks(t *testing.T) {
 		answers map[string]error
 		script  string
 		want    []string // reply lines that must appear
+		absent  []string // reply lines that must not
 		calls   string   // the calls, in order (a prefix is enough)
 		stored  int
 	}{
@@ -110,6 +111,22 @@ func TestMilterHooks(t *testing.T) {
 			calls:  "open",
 		},
 		{
+			name:    "a filter's 421 at MAIL ends the session",
+			answers: map[string]error{"mail": status.New(421, "4.7.0", "not now")},
+			script:  "> EHLO client.example\n> MAIL FROM:<s@client.example>\n> RCPT TO:<alice@localhost>\n> QUIT",
+			want:    []string{"421 4.7.0 not now"},
+			absent:  []string{"221 2.0.0 refhost.example.org closing connection"},
+			calls:   "open helo=client.example mail=s@client.example[]",
+		},
+		{
+			name:   "F=4 at connect: 421 greeting, session over",
+			open:   status.New(421, "4.3.0", "closing connection"),
+			script: "> EHLO client.example\n> QUIT",
+			want:   []string{"421 4.7.0 refhost.example.org closing connection"},
+			absent: []string{"250-refhost.example.org Hello", "221 2.0.0 refhost.example.org closing connection"},
+			calls:  "open",
+		},
+		{
 			name:    "unknown command goes to the filters",
 			answers: map[string]error{"unknown": status.New(550, "5.7.1", "go away")},
 			script:  "> EHLO client.example\n> FOO bar\n> QUIT",
@@ -126,6 +143,16 @@ func TestMilterHooks(t *testing.T) {
 				if !contains(lines, w) {
 					t.Errorf("no %q in:\n%s", w, strings.Join(lines, "\n"))
 				}
+			}
+			for _, w := range tt.absent {
+				for _, l := range lines {
+					if strings.HasPrefix(l, w) {
+						t.Errorf("%q in:\n%s", w, strings.Join(lines, "\n"))
+					}
+				}
+			}
+			if strings.HasPrefix(tt.want[0], "421") && strings.Contains(f.Calls(), "rcpt=") {
+				t.Errorf("the session went on after the 421: %s", f.Calls())
 			}
 			if got := f.Calls(); !strings.HasPrefix(got, tt.calls) || strings.Contains(got, "NO-ENVELOPE-SESSION") {
 				t.Errorf("calls %q, want prefix %q", got, tt.calls)

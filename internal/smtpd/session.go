@@ -181,6 +181,13 @@ func (s *session) greet() error {
 			e = status.New(550, "5.7.1", "Access denied")
 		}
 		s.log().Noticef(s.id, "ruleset=check_relay, arg1=%s, arg2=%s, relay=%s, reject=%s", s.c.Name, s.c.Addr, s.c.Relay(), e.Error())
+		if e == policy.ErrMapTempFail {
+			// the access map could not answer (a directory that is
+			// down): the client is told to come back, not refused
+			s.reply(421, e.Enhanced, "%s %s", s.cfg.Hostname, e.Text)
+			s.closing = true
+			return s.flush()
+		}
 		// as after a greet_pause violation: no greeting, and every
 		// command but QUIT, NOOP, RSET, HELO/EHLO gets the rejection
 		s.nullserver = e.Error()
@@ -190,7 +197,6 @@ func (s *session) greet() error {
 		s.discard = true
 	}
 	if s.milterOpen() {
-		s.reply(554, "", "%s ESMTP not accepting messages", s.cfg.Hostname)
 		return s.flush()
 	}
 	g := strings.ReplaceAll(s.cfg.Greeting, "$b", rfc822Date(s.cfg.Now()))

@@ -2,6 +2,7 @@ package smtpd_test
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -388,6 +389,23 @@ func TestConnectAccess(t *testing.T) {
 	for _, w := range want {
 		if !contains(got, w) {
 			t.Errorf("no %q in %q", w, got)
+		}
+	}
+}
+
+// An access map that cannot answer at connect (LDAP down) makes the
+// client come back later: 421, not the 554 of a refusal.
+func TestConnectAccessMapDown(t *testing.T) {
+	h := start(t, func(c *smtpd.Config) {
+		c.Policy.Access = policy.NewAccessMap(func(string) (string, bool, error) { return "", false, errors.New("no directory") })
+	})
+	got := h.run(t, "", "> EHLO c\n> QUIT\n")
+	if len(got) == 0 || got[0] != "421 4.3.0 refhost.example.org Temporary system failure. Please try again later." {
+		t.Errorf("greeting %q", got)
+	}
+	for _, l := range got {
+		if strings.HasPrefix(l, "554") || strings.HasPrefix(l, "250") {
+			t.Errorf("%q after the 421: %q", l, got)
 		}
 	}
 }
