@@ -176,6 +176,11 @@ func (f *Filter) Add(spec string) error {
 	return nil
 }
 
+// Empty reports whether the filter has no limit (every job passes).
+func (f Filter) Empty() bool {
+	return len(f.IDs) == 0 && len(f.Recipients) == 0 && len(f.Senders) == 0
+}
+
 // Match reports whether the job passes the filter.
 func (f Filter) Match(e *Entry) bool {
 	if len(f.IDs) > 0 && !anyMatch(f.IDs, e.ID, false) {

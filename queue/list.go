@@ -29,6 +29,9 @@ type ListOptions struct {
 	// (mailq -qQ); without it every job is listed, quarantined ones
 	// with their "QUARANTINE:" line.
 	Quarantined bool
+	// Filter is mailq's -qI/-qR/-qS limits: only the jobs it matches
+	// are listed and counted, as sendmail's gatherq selects them.
+	Filter Filter
 }
 
 // List writes sendmail's mailq / -bp listing of every queue directory to w
@@ -63,6 +66,9 @@ func (s *Store) List(w io.Writer, o ListOptions) (int, error) {
 		if o.Quarantined {
 			entries = quarantinedOnly(entries)
 		}
+		if !o.Filter.Empty() {
+			entries = matching(entries, d.path, o.Filter)
+		}
 		total += len(entries)
 		writeQueue(bw, d.path, entries, o)
 	}
@@ -78,6 +84,21 @@ func quarantinedOnly(entries []scanned) []scanned {
 	out := entries[:0]
 	for _, e := range entries {
 		if e.job != nil && e.job.Quarantine != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// matching keeps the entries the -q limits select; a job whose qf
+// could not be read has nothing to match and is left out.
+func matching(entries []scanned, dir string, f Filter) []scanned {
+	out := entries[:0]
+	for _, e := range entries {
+		if e.job == nil {
+			continue
+		}
+		if entry := EntryOf(dir, e.job); f.Match(&entry) {
 			out = append(out, e)
 		}
 	}

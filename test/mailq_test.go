@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -106,5 +107,64 @@ func TestMailqReadOnly(t *testing.T) {
 	run(t, binary(t), "", "-C", r.cf, "-q")
 	if _, err := os.Stat(filepath.Join(q, "tfSTALE0000001")); err == nil {
 		t.Error("the stale tf survived a queue run too: the fixture does not test the clean-up")
+	}
+}
+
+// TestMailqLimits is mailq's -qI, -qR, -qS (negated with !) and -qL, as
+// sendmail's mailq(1) documents them: only the selected jobs are listed
+// and counted.
+func TestMailqLimits(t *testing.T) {
+	r := newRoot(t)
+	q := r.path("spool/mqueue")
+	src := "../testdata/queues/several"
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		data, _ := os.ReadFile(filepath.Join(src, e.Name()))
+		os.WriteFile(filepath.Join(q, e.Name()), data, 0o600)
+	}
+	listed := func(args ...string) []string {
+		t.Helper()
+		got := run(t, linkAs(t, "mailq"), "", append([]string{"-C", r.cf}, args...)...)
+		if got.code != 0 {
+			t.Fatalf("mailq %v: exit %d: %s", args, got.code, got.stderr)
+		}
+		var ids []string
+		for _, l := range strings.Split(got.stdout, "\n") {
+			if len(l) > 14 && l[0] == '6' {
+				ids = append(ids, strings.TrimSpace(l[:14]))
+			}
+		}
+		slices.Sort(ids)
+		total := fmt.Sprintf("Total requests: %d\n", len(ids))
+		if !strings.HasSuffix(got.stdout, total) {
+			t.Errorf("mailq %v: listing does not end with %q:\n%s", args, total, got.stdout)
+		}
+		return ids
+	}
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{nil, []string{"6AP4T98X005913", "6AP4TXDJ006594", "6AP4TZKs006657", "6AP4TZoV006667"}},
+		{[]string{"-qRbob"}, []string{"6AP4TZoV006667"}},
+		{[]string{"-qRNOBODY@nomx"}, []string{"6AP4TZKs006657"}},
+		{[]string{"-qSalice"}, []string{"6AP4T98X005913", "6AP4TXDJ006594"}},
+		{[]string{"-q!Salice"}, []string{"6AP4TZKs006657", "6AP4TZoV006667"}},
+		{[]string{"-qI6AP4TZ"}, []string{"6AP4TZKs006657", "6AP4TZoV006667"}},
+		{[]string{"-qSalice", "-qRmulti"}, []string{"6AP4TXDJ006594"}},
+		{[]string{"-qL"}, nil},
+	} {
+		if got := listed(c.args...); !slices.Equal(got, c.want) {
+			t.Errorf("mailq %v: %v, want %v", c.args, got, c.want)
+		}
+	}
+	// A lost job (Qf) is what -qL lists, marked "?".
+	os.Rename(filepath.Join(q, "qf6AP4TZoV006667"), filepath.Join(q, "Qf6AP4TZoV006667"))
+	got := run(t, linkAs(t, "mailq"), "", "-C", r.cf, "-qL")
+	if !strings.Contains(got.stdout, "6AP4TZoV006667?") || !strings.HasSuffix(got.stdout, "Total requests: 1\n") {
+		t.Errorf("mailq -qL:\n%s", got.stdout)
 	}
 }

@@ -60,12 +60,18 @@ func (a *app) printQueue() int {
 		fmt.Fprintln(a.stderr, "You are not permitted to see the queue")
 		return sysexits.NoPerm
 	}
+	filter, err := a.queueFilter()
+	if err != nil {
+		fmt.Fprintln(a.stderr, err)
+		return sysexits.Usage
+	}
 	st, code := a.openStore(storeList)
 	if st == nil {
 		return code
 	}
 	defer st.Close()
-	_, err := st.List(a.stdout, queue.ListOptions{Verbose: a.inv.Verbose, MinQueueAge: a.cfg.MinQueueAge, Quarantined: a.inv.QueueQuarantined})
+	_, err = st.List(a.stdout, queue.ListOptions{Verbose: a.inv.Verbose, MinQueueAge: a.cfg.MinQueueAge,
+		Quarantined: a.inv.QueueQuarantined, Lost: a.inv.QueueLost, Filter: filter})
 	if err != nil {
 		return sysexits.OSErr
 	}

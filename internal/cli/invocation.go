@@ -65,6 +65,9 @@ type Invocation struct {
 	// QueueQuarantined is -qQ: run the quarantined jobs (those a mail
 	// filter held) instead of the others.
 	QueueQuarantined bool
+	// QueueLost is -qL: the "lost" jobs, those whose control file was
+	// renamed to Qf after it could not be read (mailq -qL lists them).
+	QueueLost bool
 
 	// Message submission.
 	Sender      string // -f / -r
@@ -297,7 +300,10 @@ func (inv *Invocation) setQueue(val string) error {
 	case 'Q':
 		inv.QueueQuarantined = true
 		return nil
-	case 'G', 'L': // queue group / lost: accepted, unused
+	case 'L':
+		inv.QueueLost = true
+		return nil
+	case 'G': // queue group: accepted, unused (one queue group)
 		return nil
 	}
 	negate := false
