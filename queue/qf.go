@@ -117,6 +117,11 @@ const (
 	RcptDelay     = 'D' // NOTIFY=DELAY (default)
 	RcptAlias     = 'A' // the controlling address is an alias
 	RcptBcc       = 'B' // internal Bcc
+	// RcptUnexpanded (posthorn's) marks a recipient queued as given
+	// because its alias expansion failed temporarily (the alias database
+	// unavailable, as an LDAP server down): the queue run expands it,
+	// as sendmail's queue run does for a recipient it queued up.
+	RcptUnexpanded = 'X'
 )
 
 // HasFlag reports whether the recipient flag c is set.

@@ -1,10 +1,12 @@
 package test
 
 import (
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -14,6 +16,10 @@ func TestDebInstallSendRemovePurge(t *testing.T) {
 	requireRootAndDpkg(t)
 	deb := buildDeb(t)
 	r := newDebRoot(t, true)
+	// A root without base-files' /var/mail: postinst makes it.
+	if err := os.Remove(r.path("var/mail")); err != nil {
+		t.Fatal(err)
+	}
 	version := strings.TrimSpace(output(t, "dpkg-deb", "-f", deb, "Version"))
 	defaultCF, err := os.ReadFile("../conf/sendmail.cf")
 	if err != nil {
@@ -67,6 +73,9 @@ func TestDebInstallSendRemovePurge(t *testing.T) {
 	fi, err := os.Stat(r.path("var/spool/mqueue"))
 	if err != nil || fi.Mode().Perm() != 0o700 || !fi.IsDir() {
 		t.Errorf("queue directory: %v %v", fi, err)
+	}
+	if fi, err := os.Stat(r.path("var/mail")); err != nil || fi.Mode()&(fs.ModePerm|fs.ModeSetgid) != 0o775|fs.ModeSetgid || fi.Sys().(*syscall.Stat_t).Gid != 8 {
+		t.Errorf("mail spool made by postinst: %v %v, want root:mail 2775", fi, err)
 	}
 	if !strings.Contains(out, "systemd is not running here") {
 		t.Errorf("install did not say how to start the daemon without systemd")

@@ -169,7 +169,7 @@ func newDebRoot(t *testing.T, fakeMTAs bool) *debRoot {
 	os.Chmod(r.path("tmp"), 0o1777)
 	os.Chown(r.path("var/mail"), 0, 8)
 	os.Chmod(r.path("var/mail"), 0o2775)
-	for _, prog := range []string{"sh", "mv", "chmod", "ln", "mkdir", "rm", "rmdir", "readlink", "cat"} {
+	for _, prog := range []string{"sh", "mv", "chmod", "chgrp", "ln", "mkdir", "rm", "rmdir", "readlink", "cat"} {
 		r.copyProgram(t, prog)
 	}
 	r.write(t, "etc/passwd", "root:x:0:0:root:/root:/bin/sh\nmail:x:8:8:mail:/var/mail:/usr/sbin/nologin\n")

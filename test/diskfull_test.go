@@ -115,7 +115,7 @@ func TestQueueDiskFull(t *testing.T) {
 
 	// More than the disk has: refused at the end of DATA, temporarily.
 	free := freeBytes(t, q)
-	if got := send("too-big", int(free)+512<<10); got != "452 4.3.1 Insufficient disk space; try again later" {
+	if got := send("too-big", int(free)+512<<10); got != "452 4.3.1 Insufficient system storage" {
 		t.Errorf("a message larger than the free space: %q", got)
 	}
 	if n := len(queuedFiles(t, r)); n != jobs {
@@ -199,7 +199,7 @@ func TestQueueDiskNearlyFull(t *testing.T) {
 			case strings.HasPrefix(rs[4], "250 2.0.0 "):
 				acked[id] = true
 				queued++
-			case rs[4] == "452 4.3.1 Insufficient disk space; try again later":
+			case rs[4] == "452 4.3.1 Insufficient system storage":
 				refused[id] = true
 			default:
 				t.Errorf("%s: %q", id, rs[4])
@@ -224,7 +224,7 @@ func TestQueueDiskNearlyFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	sub := run(t, binary(t), strings.ReplaceAll(bodyOf("local-too-big", 100<<10), "\r\n", "\n"), "-C", r.cf, "-odq", "root")
-	if sub.code != 75 || !strings.Contains(sub.stderr, "452 4.3.1 Insufficient disk space; try again later") {
+	if sub.code != 75 || !strings.Contains(sub.stderr, "452 4.3.1 Insufficient system storage") {
 		t.Errorf("local submission larger than the free space: exit %d %q %q", sub.code, sub.stdout, sub.stderr)
 	}
 	if n := countFiles(t, q, "qf") + countFiles(t, q, "df") + countFiles(t, q, "tf"); n != 0 {

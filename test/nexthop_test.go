@@ -17,8 +17,7 @@ import (
 
 // Issue 14, faults: the next hop dies in the middle of DATA, the DNS
 // does not answer. Mail is deferred, never bounced before
-// Timeout.queuereturn, never lost. (LDAP: posthorn has no LDAP lookups
-// yet, so there is nothing to take down.)
+// Timeout.queuereturn, never lost. (LDAP down: ldapdown_test.go.)
 
 // hopSink is a next hop on loopback: while dying is set it drops the
 // connection after the 354 and a few kilobytes of the message; otherwise

@@ -533,7 +533,7 @@ func (m *Message) build(env *Envelope) ([]*queue.Job, error) {
 			return nil, writeError(err)
 		}
 	}
-	groups, err := m.a.expand(env.Recipients)
+	groups, err := m.a.expandQueueing(env.Recipients, true)
 	if err != nil {
 		return nil, err
 	}
@@ -726,15 +726,28 @@ type rcptGroup struct {
 // without duplicates, grouped by envelope sender: the message's own group
 // first, then each owner- list in the order met.
 func (a *Acceptor) expand(in []Recipient) ([]rcptGroup, error) {
+	return a.expandQueueing(in, false)
+}
+
+// expandQueueing is expand; with queueTemp, a recipient whose expansion
+// fails temporarily (the alias database unavailable) is queued as given,
+// flagged queue.RcptUnexpanded for the queue run to expand, as sendmail
+// queues such a recipient up rather than refuse the message.
+func (a *Acceptor) expandQueueing(in []Recipient, queueTemp bool) ([]rcptGroup, error) {
 	groups := []rcptGroup{{}}
 	index := map[string]int{"": 0}
 	seen := map[string]bool{}
 	for _, r := range in {
 		finals := []Final{{Addr: r.Addr}}
+		unexpanded := false
 		if a.Expander != nil {
 			f, err := a.Expander.Expand(r.Addr)
+			var se *status.Error
+			if err != nil && queueTemp && errors.As(err, &se) && se.Temporary() {
+				f = []Final{{Addr: r.Addr, Key: "unexpanded\x00" + strings.ToLower(r.Addr)}}
+				unexpanded, err = true, nil
+			}
 			if err != nil {
-				var se *status.Error
 				if errors.As(err, &se) {
 					return nil, se
 				}
@@ -760,6 +773,9 @@ func (a *Acceptor) expand(in []Recipient) ([]rcptGroup, error) {
 			}
 			if f.Alias {
 				q.Flags += "A"
+			}
+			if unexpanded {
+				q.Flags += string(queue.RcptUnexpanded)
 			}
 			gi, ok := index[f.Owner]
 			if !ok {

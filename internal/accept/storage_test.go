@@ -17,9 +17,9 @@ func TestWriteError(t *testing.T) {
 		err  error
 		want string
 	}{
-		{&os.PathError{Op: "write", Path: "dfX", Err: syscall.ENOSPC}, "452 4.3.1 Insufficient disk space; try again later"},
-		{fmt.Errorf("queue: sync: %w", syscall.ENOSPC), "452 4.3.1 Insufficient disk space; try again later"},
-		{&os.LinkError{Op: "rename", Old: "tfX", New: "qfX", Err: syscall.EDQUOT}, "452 4.3.1 Insufficient disk space; try again later"},
+		{&os.PathError{Op: "write", Path: "dfX", Err: syscall.ENOSPC}, "452 4.3.1 Insufficient system storage"},
+		{fmt.Errorf("queue: sync: %w", syscall.ENOSPC), "452 4.3.1 Insufficient system storage"},
+		{&os.LinkError{Op: "rename", Old: "tfX", New: "qfX", Err: syscall.EDQUOT}, "452 4.3.1 Insufficient system storage"},
 		{&os.PathError{Op: "write", Path: "tfX", Err: syscall.EIO}, "451 4.3.0 Temporary failure: cannot write queue file"},
 		{errors.New("queue: store closed"), "451 4.3.0 Temporary failure: cannot write queue file"},
 	} {

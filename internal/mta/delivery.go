@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -148,6 +149,13 @@ func NewDelivery(site *Site, o DeliveryOptions) (*Delivery, error) {
 		ExpandReport: func(ctx context.Context, addr string) ([]queue.Recipient, error) {
 			return d.site.Load().Acceptor.Recipients([]accept.Recipient{{Addr: addr}})
 		},
+		// A recipient queued unexpanded (its alias database was
+		// unavailable) is expanded at the queue run as acceptance would
+		// have, with its DSN parameters; the alias database still down
+		// is a temporary error, and it stays queued.
+		ExpandQueued: func(ctx context.Context, rc queue.Recipient) ([]queue.Recipient, error) {
+			return d.site.Load().Acceptor.Recipients([]accept.Recipient{{Addr: rc.Addr, Notify: notifyOf(&rc), ORcpt: rc.ORcpt}})
+		},
 		NoBodyReturn: cfg.Privacy("nobodyreturn"),
 		Logger:       site.Log,
 		Now:          site.now,
@@ -250,4 +258,25 @@ func NoteNotInterpreted(cfg *conf.Config, what string) {
 	if !slices.Contains(cfg.NotInterpreted, what) {
 		cfg.NotInterpreted = append(cfg.NotInterpreted, what)
 	}
+}
+
+// notifyOf is the DSN NOTIFY parameter an R line's flags record: "" when
+// none was given, NEVER, or the list of SUCCESS, FAILURE and DELAY.
+func notifyOf(rc *queue.Recipient) string {
+	if !rc.HasFlag(queue.RcptHasNotify) {
+		return ""
+	}
+	var n []string
+	for _, f := range []struct {
+		flag byte
+		name string
+	}{{queue.RcptSuccess, "SUCCESS"}, {queue.RcptFailure, "FAILURE"}, {queue.RcptDelay, "DELAY"}} {
+		if rc.HasFlag(f.flag) {
+			n = append(n, f.name)
+		}
+	}
+	if len(n) == 0 {
+		return "NEVER"
+	}
+	return strings.Join(n, ",")
 }

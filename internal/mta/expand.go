@@ -20,9 +20,9 @@ type acceptExpander struct{ x *aliases.Expander }
 // alone and returned to the sender in a DSN; the other recipients of the
 // message are not touched, and nothing of a .forward or :include: file
 // reaches an SMTP reply. A temporary failure (the alias database
-// unavailable) is returned: the message is not taken and the client
-// retries, so that the expansion is done again rather than a failure
-// queued.
+// unavailable) is returned: acceptance then queues the recipient as
+// given, flagged for the queue run to expand it again (see
+// accept.Acceptor.Commit), rather than queue a failure.
 func (e acceptExpander) Expand(rcpt string) ([]accept.Final, error) {
 	res := e.x.Expand("", rcpt)
 	for _, f := range res.Failures {
@@ -50,8 +50,18 @@ func (e acceptExpander) Expand(rcpt string) ([]accept.Final, error) {
 // otherwise its failed members are queued as failures as acceptance does.
 type submitCheck struct{ x *aliases.Expander }
 
+// A temporary failure (the alias database unavailable, as an LDAP server
+// down) does not refuse the recipient: the message is queued with the
+// recipient unexpanded and the queue run expands it, as sendmail queues
+// such a recipient up; the submission exits 0 and nothing is left in
+// dead.letter.
 func (c submitCheck) Expand(rcpt string) ([]accept.Final, error) {
 	res := c.x.Expand("", rcpt)
+	for _, f := range res.Failures {
+		if f.Err.Temporary() {
+			return nil, nil
+		}
+	}
 	if len(res.Recipients) == 0 && len(res.Failures) > 0 {
 		return nil, res.Failures[0].Err
 	}

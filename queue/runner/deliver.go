@@ -79,7 +79,8 @@ func (r *Runner) deliverJob(ctx context.Context, l *queue.Locked, first bool, v 
 	if v == nil {
 		v = io.Discard
 	}
-	outs := r.attempt(ctx, &j, df, now, &tr, out, v)
+	held := r.expandQueued(ctx, &j)
+	outs := r.attempt(ctx, &j, df, now, held, &tr, out, v)
 
 	var deferred, failed, receipts []*outcome
 	lastDefer := ""
@@ -194,7 +195,7 @@ func (r *Runner) deliverJob(ctx context.Context, l *queue.Locked, first bool, v 
 //
 // out receives the transcript (kept for DSNs, and shown with -v), tr the
 // lines for the DSNs alone, v the lines shown only with -v.
-func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *queue.Data, now time.Time, tr, out, v io.Writer) []outcome {
+func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *queue.Data, now time.Time, held map[int]*status.Error, tr, out, v io.Writer) []outcome {
 	outs := make([]outcome, len(j.Recipients))
 	type group struct {
 		mailer, host string
@@ -205,6 +206,12 @@ func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *queue.Data, now 
 	for i := range j.Recipients {
 		o := &outs[i]
 		o.i, o.rcpt = i, &j.Recipients[i]
+		if st := held[i]; st != nil {
+			o.st = st
+			r.logResults(j, []*outcome{o}, now)
+			r.verbose(out, v, o)
+			continue
+		}
 		route, err := r.cfg.Router.Route(ctx, j, o.rcpt)
 		if err != nil {
 			o.st = status.From(err)
@@ -270,6 +277,46 @@ func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *queue.Data, now 
 		r.logResults(j, done, now)
 	}
 	return outs
+}
+
+// expandQueued expands the recipients that acceptance queued unexpanded
+// (queue.RcptUnexpanded: their alias database was unavailable) with
+// Config.ExpandQueued, in place in j: each is replaced by what it expands
+// to, which this attempt delivers. One that still cannot be expanded stays
+// as it is and is held: the returned map gives its index in j.Recipients
+// and its (temporary) status, so that it is deferred without being routed.
+// A permanent failure of the expansion is the recipient's failure.
+func (r *Runner) expandQueued(ctx context.Context, j *queue.Job) map[int]*status.Error {
+	if r.cfg.ExpandQueued == nil {
+		return nil
+	}
+	var held map[int]*status.Error
+	var out []queue.Recipient
+	for _, rc := range j.Recipients {
+		if !rc.HasFlag(queue.RcptUnexpanded) {
+			out = append(out, rc)
+			continue
+		}
+		x, err := r.cfg.ExpandQueued(ctx, rc)
+		if err == nil && len(x) > 0 {
+			out = append(out, x...)
+			continue
+		}
+		if err == nil {
+			err = status.New(451, "4.3.0", "%s... Deferred: nothing to deliver to", rc.Addr)
+		}
+		if held == nil {
+			held = map[int]*status.Error{}
+		}
+		// The expander's text is an SMTP reply ("staff... Deferred: alias
+		// database unavailable"); the log adds its own "Deferred: ".
+		st := *status.From(err)
+		st.Text = strings.Replace(st.Text, "... Deferred: ", "... ", 1)
+		held[len(out)] = &st
+		out = append(out, rc)
+	}
+	j.Recipients = out
+	return held
 }
 
 // statText is an error's text as logged in stat= and shown by -v, without

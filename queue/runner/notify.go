@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/internal/dsn"
+	"github.com/posthorn/posthorn/internal/status"
 	"github.com/posthorn/posthorn/queue"
 )
 
@@ -169,6 +170,11 @@ func (r *Runner) queueReport(ctx context.Context, p *pendingReport, orig *queue.
 		switch {
 		case err != nil:
 			r.log.Errf(orig.ID, "%s: cannot expand %s: %v", txn.ID(), addr, err)
+			if st := status.From(err); st.Temporary() {
+				// The alias database unavailable: expanded at the report's
+				// own delivery (see ExpandQueued).
+				rcpts[0].Flags += string(queue.RcptUnexpanded)
+			}
 		case len(x) > 0:
 			rcpts = x
 		}

@@ -178,6 +178,12 @@ type Config struct {
 	// and A flags; the runner itself never expands. nil, or an error
 	// (logged), queues the address as it is.
 	ExpandReport func(ctx context.Context, addr string) ([]queue.Recipient, error)
+	// ExpandQueued, when set, expands a recipient that acceptance queued
+	// unexpanded (flag queue.RcptUnexpanded: the alias database was
+	// unavailable) into final qf recipients, keeping its DSN parameters;
+	// an error defers it (a temporary one) or fails it. nil: such a
+	// recipient is routed as it is.
+	ExpandQueued func(ctx context.Context, rc queue.Recipient) ([]queue.Recipient, error)
 	// DoubleBounceAddress receives failures of mail from <> (default
 	// "postmaster").
 	DoubleBounceAddress string
