@@ -50,18 +50,12 @@ func (b *Backend) CheckSender(ctx context.Context, c *smtpd.Client, from smtpd.P
 
 // CheckRecipient accepts a remote address (the relay check judged the
 // same triple) and asks the aliases whether a local one exists, without
-// expanding it, as sendmail does at RCPT time. When the aliases cannot
-// answer for now, the recipient is accepted to be queued (ErrWillQueue).
+// expanding it, as sendmail does at RCPT time.
 func (b *Backend) CheckRecipient(ctx context.Context, c *smtpd.Client, env *smtpd.Envelope, rcpt smtpd.Path, t route.Triple) error {
 	if !t.Local {
 		return nil
 	}
 	if serr := b.site.Expander.CheckRecipient("<" + rcpt.Addr + ">"); serr != nil {
-		if serr.Temporary() {
-			// The alias database unavailable: accepted, and queued
-			// unexpanded for the queue run (sendmail's "will queue").
-			return smtpd.ErrWillQueue
-		}
 		return serr
 	}
 	return nil

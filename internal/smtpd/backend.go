@@ -2,7 +2,6 @@ package smtpd
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -77,15 +76,7 @@ type Recipient struct {
 	Notify    string       // NOTIFY= as given, upper-cased ("" when absent)
 	ORcpt     string       // ORCPT= as given ("rfc822;alice@example.org")
 	params    []string     // the ESMTP parameters as written, for the filters
-	willQueue bool         // accepted unchecked (ErrWillQueue)
 }
-
-// ErrWillQueue, returned by Backend.CheckRecipient, accepts a recipient
-// that cannot be checked now because its alias database is unavailable
-// (an LDAP server down): the reply is sendmail's "250 2.1.5 <rcpt>...
-// Recipient ok (will queue)", and the backend queues the recipient for
-// the queue run to expand, as sendmail queues it up.
-var ErrWillQueue = errors.New("recipient accepted unchecked: will queue")
 
 // Envelope is one mail transaction.
 type Envelope struct {

@@ -91,7 +91,7 @@ func (s *session) rcpt(arg string) {
 		return
 	}
 	if i, dup := s.seen[r.Canonical]; dup {
-		s.reply(250, "2.1.5", "<%s>... Recipient ok%s", env.Rcpts[i].Addr, willQueue(env.Rcpts[i]))
+		s.reply(250, "2.1.5", "<%s>... Recipient ok", env.Rcpts[i].Addr)
 		return
 	}
 	if s.milterStage(func(m MilterSession) error { return m.Rcpt(env, &r, r.params) }) {
@@ -99,15 +99,7 @@ func (s *session) rcpt(arg string) {
 	}
 	s.seen[r.Canonical] = len(env.Rcpts)
 	env.Rcpts = append(env.Rcpts, r)
-	s.reply(250, "2.1.5", "<%s>... Recipient ok%s", r.Addr, willQueue(r))
-}
-
-// willQueue is sendmail's note on a recipient accepted unchecked.
-func willQueue(r Recipient) string {
-	if r.willQueue {
-		return " (will queue)"
-	}
-	return ""
+	s.reply(250, "2.1.5", "<%s>... Recipient ok", r.Addr)
 }
 
 func (s *session) checkRcpt(env *Envelope, arg string) (Recipient, error) {
@@ -150,9 +142,7 @@ func (s *session) checkRcpt(env *Envelope, arg string) (Recipient, error) {
 		s.log().Noticef(env.ID, "ruleset=check_rcpt, arg1=<%s>, relay=%s, reject=%s", path.Addr, s.c.Relay(), e.Error())
 		return r, e
 	}
-	if err := s.cfg.Backend.CheckRecipient(s.ctx, s.c, env, path, r.Route); errors.Is(err, ErrWillQueue) {
-		r.willQueue = true
-	} else if err != nil {
+	if err := s.cfg.Backend.CheckRecipient(s.ctx, s.c, env, path, r.Route); err != nil {
 		s.log().Infof(env.ID, "%s", status.From(err).Text)
 		return r, err
 	}
