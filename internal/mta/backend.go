@@ -132,12 +132,14 @@ func (b *Backend) Enqueue(ctx context.Context, env *smtpd.Envelope, r io.Reader)
 		if err != nil {
 			return "", err
 		}
+		accepted(env, j)
 		return j.ID, nil
 	}
 	l, err := m.CommitLocked(aenv)
 	if err != nil {
 		return "", err
 	}
+	accepted(env, l.Job())
 	if env.Transcript != nil || mode == conf.DeliverInteractive {
 		b.run.DeliverNow(context.Background(), l, env.Transcript) // VERB: the client watches
 	} else {
@@ -147,6 +149,15 @@ func (b *Backend) Enqueue(ctx context.Context, env *smtpd.Envelope, r io.Reader)
 		b.run.Runner.Kick(c.Dir, c.ID)
 	}
 	return l.ID(), nil
+}
+
+// accepted tells the SMTP server that j is queued, before any delivery.
+func accepted(env *smtpd.Envelope, j *queue.Job) {
+	if env.Accepted == nil {
+		return
+	}
+	msgid, _ := j.Get("Message-Id")
+	env.Accepted(j.ID, strings.TrimSpace(msgid))
 }
 
 // ETRN asks for a queue run for the node; it joins one running for it and
