@@ -180,5 +180,7 @@ func (c *Client) dropLocal(domain string, ts []target) ([]target, *failure) {
 // to us: sendmail's getmxrr "MX list for x. points back to y", EX_CONFIG.
 func (c *Client) mxPointsBack(domain string) *failure {
 	msg := fmt.Sprintf("MX list for %s. points back to %s", domain, c.cfg.Hostname)
-	return configFailure("554 5.3.5 "+msg, domain, domain)
+	f := configFailure("554 5.3.5 "+msg, domain, domain)
+	f.syserr = msg
+	return f
 }
