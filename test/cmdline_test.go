@@ -77,6 +77,13 @@ func TestIdentityBanner(t *testing.T) {
 	if !strings.Contains(bt.stdout, "> posthorn.test\n> localhost\n") || !strings.Contains(bt.stdout, "\nposthorn.test\n") {
 		t.Errorf("-bt macro/class answers wrong:\n%s", bt.stdout)
 	}
+	// =M numbers the mailers as sendmail's Debian configuration does.
+	bt = run(t, binary(t), "=M\n", "-C", r.cf, "-bt")
+	for _, want := range []string{"mailer 2 (*include*): ", "\nmailer 3 (local): ", "\nmailer 5 (esmtp): ", "\nmailer 8 (relay): "} {
+		if !strings.Contains(bt.stdout, want) {
+			t.Errorf("-bt =M lacks %q:\n%s", want, bt.stdout)
+		}
+	}
 }
 
 // TestDaemonForeground: -bD stays in the foreground, writes the pid file,

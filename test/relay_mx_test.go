@@ -323,4 +323,14 @@ func TestRelayHostStatus(t *testing.T) {
 	if qfs := e.queued(); len(qfs) != 0 {
 		t.Errorf("jobs left: %v", qfs)
 	}
+
+	// The local mailer's outcome is the entry "local", as sendmail keeps
+	// it for Debian's mail.local -l.
+	if got := e.submit(t, relayMsg, "root"); got.code != 0 {
+		t.Fatalf("-odi root: %+v", got)
+	}
+	hs = run(t, binary(t), "", "-C", e.r.cf, "-bh")
+	if !regexp.MustCompile(`(?m)^ local +\d\d:\d\d:\d\d 250 2\.1\.5 root Ok$`).MatchString(hs.stdout) {
+		t.Errorf("hoststat after a local delivery:\n%s", hs.stdout)
+	}
 }

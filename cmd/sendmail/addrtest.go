@@ -36,6 +36,8 @@ func (a *app) addressTest() int {
 	for _, m := range []struct{ name, path, note string }{
 		{"prog", "[prog]", "|program, as the controlling user, smrsh rules for ~/.forward"},
 		{"*file*", "[FILE]", "/file, appended as an mbox"},
+		// Numbered as sendmail's: local is mailer 3, esmtp 5.
+		{"*include*", "/dev/null", ":include: lists, expanded when the message is accepted"},
 		{"local", "[mbox]", "the mailbox in MailSpoolDirectory, dot-lock and fcntl"},
 		{"smtp", "[IPC]", "SMTP client, HELO unless the greeting says ESMTP"},
 		{"esmtp", "[IPC]", "SMTP client, EHLO"},

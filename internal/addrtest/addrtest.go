@@ -390,7 +390,11 @@ func (s *session) mx(host string) {
 	for _, m := range mxs {
 		s.printf("\t%s.\n", strings.TrimSuffix(m.Host, "."))
 	}
-	if err != nil {
+	// A name that does not exist is just "returns 0 value(s):", as
+	// sendmail prints it; other failures (temporary, null MX, a list
+	// that leads back to us) are said, which sendmail does not.
+	var se *status.Error
+	if err != nil && !(errors.As(err, &se) && se.Enhanced == "5.1.2") {
 		s.printf("\t(%s)\n", errText(err))
 	}
 }

@@ -136,12 +136,14 @@ func (b *Backend) Enqueue(ctx context.Context, env *smtpd.Envelope, r io.Reader)
 		if err != nil {
 			return "", err
 		}
+		accepted(env, j)
 		return j.ID, nil
 	}
 	l, err := m.CommitLocked(aenv)
 	if err != nil {
 		return "", err
 	}
+	accepted(env, l.Job())
 	if env.Transcript != nil || mode == conf.DeliverInteractive {
 		b.run.DeliverNow(context.Background(), l, env.Transcript) // VERB: the client watches
 	} else {
@@ -173,6 +175,15 @@ func (b *Backend) senderFullName(env *smtpd.Envelope) string {
 	}
 	name, _ := header.Clean(aliases.FullName(pw.Name, pw.Username))
 	return strings.TrimSpace(name)
+}
+
+// accepted tells the SMTP server that j is queued, before any delivery.
+func accepted(env *smtpd.Envelope, j *queue.Job) {
+	if env.Accepted == nil {
+		return
+	}
+	msgid, _ := j.Get("Message-Id")
+	env.Accepted(j.ID, strings.TrimSpace(msgid))
 }
 
 // ETRN asks for a queue run for the node; it joins one running for it and

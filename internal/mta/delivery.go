@@ -70,7 +70,11 @@ func newMailers(site *Site, o DeliveryOptions) (*mailerSet, error) {
 	}
 	// The relay client asks this site's TLS policy (map, DANE, MTA-STS).
 	rc := relay.New(site.relayConfig(o, site.TLSPolicy().Require))
-	return &mailerSet{agents: &localMailers{agent: agent}, lmtp: lmtp, relay: rc}, nil
+	agents := &localMailers{agent: agent}
+	if o.HostStatusDir != "" {
+		agents.hs = hoststat.Open(o.HostStatusDir, site.Config.Timeout("hoststatus"), nil)
+	}
+	return &mailerSet{agents: agents, lmtp: lmtp, relay: rc}, nil
 }
 
 func (m *mailerSet) close() {

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync/atomic"
 
 	"github.com/posthorn/posthorn/deliver"
+	"github.com/posthorn/posthorn/internal/hoststat"
 	"github.com/posthorn/posthorn/internal/route"
 	"github.com/posthorn/posthorn/internal/status"
 	"github.com/posthorn/posthorn/queue"
@@ -56,6 +58,10 @@ func (r router) Route(ctx context.Context, j *queue.Job, rcpt *queue.Recipient) 
 // local, *file* and prog mailers.
 type localMailers struct {
 	agent *deliver.Agent
+	// hs, when HostStatusDirectory is set, gets the local mailer's
+	// outcome under the name "local", as sendmail records Debian's
+	// mail.local -l (LMTP): informational, never a reason to skip.
+	hs *hoststat.Table
 }
 
 // message is the delivery in package deliver's terms. Its agents read the
@@ -137,5 +143,22 @@ func (m *localMailers) Deliver(ctx context.Context, d *runner.Delivery) []runner
 		}
 		out[i] = res
 	}
+	if d.Mailer == "local" && m.hs != nil && len(out) > 0 {
+		m.hs.Record(localStatus(d.Rcpts[len(out)-1].User, out[len(out)-1].Err))
+	}
 	return out
+}
+
+// localStatus is the host status entry "local" after a delivery to user:
+// mail.local's LMTP reply ("250 2.1.5 alice Ok") or the failure's. The
+// mailer itself worked (S0), so nothing skips it.
+func localStatus(user string, err error) hoststat.Status {
+	if err == nil {
+		return hoststat.Status{Host: "local", DSN: "2.1.5", Reply: "250 2.1.5 " + user + " Ok"}
+	}
+	var se *status.Error
+	if !errors.As(err, &se) {
+		se = status.New(451, "4.3.0", "%s", err.Error())
+	}
+	return hoststat.Status{Host: "local", DSN: se.Enhanced, Reply: strings.TrimSpace(fmt.Sprintf("%d %s %s", se.Code, se.Enhanced, se.Text))}
 }

@@ -6,9 +6,11 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/posthorn/posthorn/aliases"
 	"github.com/posthorn/posthorn/internal/addr"
+	"github.com/posthorn/posthorn/internal/hoststat"
 	"github.com/posthorn/posthorn/internal/route"
 	"github.com/posthorn/posthorn/internal/status"
 
@@ -74,6 +76,30 @@ func TestErrorTargetThroughQueue(t *testing.T) {
 		got, err := rt.Route(context.Background(), &queue.Job{}, &queue.Recipient{Addr: in})
 		if err != nil || got != want {
 			t.Errorf("%q: %+v %v, want %+v", in, got, err, want)
+		}
+	}
+}
+
+// TestLocalHostStatus: with HostStatusDirectory the local mailer's last
+// outcome is the entry "local", as sendmail keeps it for Debian's
+// mail.local -l ("250 2.1.5 alice Ok"), and a failure does not mark the
+// mailer down.
+func TestLocalHostStatus(t *testing.T) {
+	now := time.Now()
+	hs := hoststat.Open(t.TempDir(), 30*time.Minute, func() time.Time { return now })
+	for _, tt := range []struct {
+		err       error
+		dsn, want string
+	}{
+		{nil, "2.1.5", "250 2.1.5 alice Ok"},
+		{status.New(550, "5.1.1", "alice... User unknown"), "5.1.1", "550 5.1.1 alice... User unknown"},
+	} {
+		if err := hs.Record(localStatus("alice", tt.err)); err != nil {
+			t.Fatal(err)
+		}
+		s, ok := hs.Lookup("local")
+		if !ok || s.DSN != tt.dsn || s.Reply != tt.want || s.Down() {
+			t.Errorf("after %v: %+v %v", tt.err, s, ok)
 		}
 	}
 }

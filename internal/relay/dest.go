@@ -2,10 +2,13 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/posthorn/posthorn/internal/status"
 )
 
 // destination is a parsed Delivery.Host.
@@ -124,6 +127,11 @@ func (c *Client) targets(ctx context.Context, d destination) ([]target, *failure
 		if ctx.Err() != nil {
 			return nil, interrupted(ctx, d.domain, d.domain)
 		}
+		if se := (*status.Error)(nil); errors.As(err, &se) && se.Enhanced == "5.3.5" {
+			// The resolver dropped our own names and what follows
+			// them (Config.IsLocal) and nothing was left.
+			return nil, c.mxPointsBack(d.domain)
+		}
 		return nil, resolveFailure(err, d.domain, d.domain, d.domain)
 	}
 	ts := make([]target, 0, len(mxs))
@@ -163,8 +171,16 @@ func (c *Client) dropLocal(domain string, ts []target) ([]target, *failure) {
 		}
 	}
 	if len(kept) == 0 {
-		msg := fmt.Sprintf("MX list for %s. points back to %s", domain, c.cfg.Hostname)
-		return nil, configFailure("554 5.3.5 "+msg, domain, domain)
+		return nil, c.mxPointsBack(domain)
 	}
 	return kept, nil
+}
+
+// mxPointsBack is the failure of a domain whose MX list leads only back
+// to us: sendmail's getmxrr "MX list for x. points back to y", EX_CONFIG.
+func (c *Client) mxPointsBack(domain string) *failure {
+	msg := fmt.Sprintf("MX list for %s. points back to %s", domain, c.cfg.Hostname)
+	f := configFailure("554 5.3.5 "+msg, domain, domain)
+	f.syserr = msg
+	return f
 }

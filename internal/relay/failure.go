@@ -45,7 +45,8 @@ type failure struct {
 	errno  int
 	herrno int // resolver error (h_errno): 1 HOST_NOT_FOUND
 	exit   int
-	stick  bool // recorded as host status (sendmail's non-NOTSTICKY errors)
+	stick  bool   // recorded as host status (sendmail's non-NOTSTICKY errors)
+	syserr string // logged as "SYSERR(root): ..." when the delivery settles with it
 }
 
 func (f *failure) temporary() bool { return f.st.Temporary() }

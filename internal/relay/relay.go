@@ -385,6 +385,9 @@ func (dl *delivery) run(ctx context.Context) {
 	}
 	targets, f := c.targets(ctx, dest)
 	if f != nil {
+		if f.syserr != "" {
+			c.log.Errf(dl.qid(), "SYSERR(root): %s", f.syserr)
+		}
 		dl.settle(f)
 		return
 	}

@@ -488,6 +488,16 @@ func TestLoopsBackToMe(t *testing.T) {
 	if st := statOf(t, res[0]); st.Enhanced != "5.3.5" || res[0].Diagnostic != "554 5.3.5 MX list for back.example. points back to refhost.example.org" {
 		t.Errorf("result %+v %+v", st, res[0])
 	}
+	// The real resolver drops our names itself and answers 5.3.5 when
+	// nothing is left: the same configuration error, not "Host unknown".
+	w.dns.mxErr["loop.example"] = status.New(554, "5.3.5", "loop.example config error: mail loops back to me (MX problem?)")
+	res = w.deliver(newMsg("loop.example", simpleHeader, "x\n", "<user@loop.example>"))
+	if st := statOf(t, res[0]); st.Code != 554 || st.Enhanced != "5.3.5" || st.Text != "Local configuration error" || res[0].Diagnostic != "554 5.3.5 MX list for loop.example. points back to refhost.example.org" {
+		t.Errorf("result %+v %+v", st, res[0])
+	}
+	if !strings.Contains(w.logBuf.String(), "SYSERR(root): MX list for loop.example. points back to refhost.example.org") {
+		t.Errorf("log %s", w.logBuf.String())
+	}
 }
 
 // More Received headers than MaxHopCount: 554 5.4.6 without connecting.

@@ -69,9 +69,10 @@
 // the resolver's TRY_AGAIN message; its enhanced code is 4.4.3, the one
 // sendmail's makeconnection gives a host lookup that failed temporarily.
 // Sendmail reports an MX list that points back at itself as "MX list for x
-// points back to y" with "554 5.3.5 Local configuration error"; posthorn
-// uses the wording of sendmail's greeting check for the same loop, which
-// names the problem.
+// points back to y" with "554 5.3.5 Local configuration error"; the relay
+// client turns this error into exactly that (it knows $j), and -bt's /mx
+// shows the text here, the wording of sendmail's greeting check for the
+// same loop.
 //
 // # Transport and servers
 //

@@ -100,7 +100,14 @@ type Envelope struct {
 	// the client at once as a "050 <line>" reply (the delivery transcript),
 	// and the backend should deliver before Enqueue returns. It must not
 	// be used after Enqueue returned.
-	Transcript    io.Writer
+	Transcript io.Writer
+	// Accepted, when set, is called by the backend once the message is
+	// durable in the queue and before any delivery it makes, with the
+	// queue ID and the Message-Id the queued message carries (the
+	// client's or the one added): the server logs "from=" there, so that
+	// it comes before the "to=" lines of a VERB or interactive delivery,
+	// as in sendmail. It must not be used after Enqueue returned.
+	Accepted      func(id, msgid string)
 	senderChecked bool          // the sender's domain was looked up (senderDomain)
 	senderErr     *status.Error // what that gave
 

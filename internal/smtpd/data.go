@@ -189,6 +189,15 @@ func (s *session) receive(env *Envelope) {
 	}
 	var id string
 	var err error
+	logged := false // the backend's Accepted hook wrote from=
+	env.Accepted = func(qid, msgid string) {
+		env.ID = qid
+		if msgid != "" {
+			d.msgid = msgid
+		}
+		s.logFrom(env, d.size, d.msgid, d.class)
+		logged = true
+	}
 	if s.discard || s.txDiscard {
 		_, err = io.Copy(io.Discard, d)
 		id = env.ID
@@ -201,6 +210,7 @@ func (s *session) receive(env *Envelope) {
 		}
 		d.drain()
 	}
+	env.Accepted = nil
 	s.env, s.seen = nil, nil
 	size := d.size
 	switch {
@@ -243,7 +253,9 @@ func (s *session) receive(env *Envelope) {
 		s.replyErr(status.New(451, "4.3.0", "Temporary system failure. Please try again later."))
 	default:
 		env.ID = id
-		s.logFrom(env, size, d.msgid, d.class)
+		if !logged {
+			s.logFrom(env, size, d.msgid, d.class)
+		}
 		s.reply(250, "2.0.0", "%s Message accepted for delivery", id)
 	}
 }

@@ -510,3 +510,24 @@ func TestFromLineClass(t *testing.T) {
 		}
 	}
 }
+
+// TestFromLoggedBeforeDelivery: the from= line is written once the
+// backend has queued the message (its Accepted call, with the Message-Id
+// it added), before the to= lines of a delivery it makes at once (VERB,
+// -odi), as sendmail logs them; and only once.
+func TestFromLoggedBeforeDelivery(t *testing.T) {
+	var log *maillog.Logger
+	h := start(t, func(c *smtpd.Config) { log = c.Log })
+	h.be.MsgID = "<202611250425.ID@refhost.example.org>"
+	h.be.Deliver = func(env *smtpd.Envelope) { log.Infof(env.ID, "to=<alice@localhost>, stat=Sent") }
+	h.run(t, "", helloMail+"> RCPT TO:<alice@localhost>\n> DATA\n>> Subject: x\n>>\n>> body\n> .\n> QUIT\n")
+	got := h.logged()
+	from := strings.Index(got, "from=<sender@client.example>, size=")
+	to := strings.Index(got, "to=<alice@localhost>")
+	if from < 0 || to < 0 || from > to || strings.Count(got, "from=<sender@client.example>") != 1 {
+		t.Fatalf("want one from= before to=:\n%s", got)
+	}
+	if !strings.Contains(got, "msgid=<202611250425.ID@refhost.example.org>") {
+		t.Errorf("the added Message-Id is not logged:\n%s", got)
+	}
+}

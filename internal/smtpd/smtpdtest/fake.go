@@ -34,6 +34,11 @@ type Backend struct {
 	EnqueueErr   error               // when set, Enqueue fails with it (after reading)
 	// Verbose lines written to the transcript of a VERB session.
 	Verbose []string
+	// MsgID, when set, is the Message-Id Enqueue reports to
+	// env.Accepted (as if it had added one); Deliver is then called, as
+	// the real backend delivers after queueing.
+	MsgID   string
+	Deliver func(env *smtpd.Envelope)
 
 	mu       sync.Mutex
 	seq      int
@@ -182,6 +187,12 @@ func (b *Backend) Enqueue(_ context.Context, env *smtpd.Envelope, r io.Reader) (
 	}
 	if b.EnqueueErr != nil {
 		return "", b.EnqueueErr
+	}
+	if b.MsgID != "" && env.Accepted != nil {
+		env.Accepted(env.ID, b.MsgID)
+	}
+	if b.Deliver != nil {
+		b.Deliver(env)
 	}
 	if env.Transcript != nil {
 		for _, l := range b.Verbose {
