@@ -17,15 +17,7 @@ import (
 func TestMailqOnSendmailQueue(t *testing.T) {
 	r := newRoot(t)
 	q := r.path("spool/mqueue")
-	src := "../testdata/queues/one"
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		data, _ := os.ReadFile(filepath.Join(src, e.Name()))
-		os.WriteFile(filepath.Join(q, e.Name()), data, 0o600)
-	}
+	copyQueueFiles(t, "../testdata/queues/one", q)
 	ref, err := os.ReadFile("../testdata/reference/sendmail/03-mailq-one-message.txt")
 	if err != nil {
 		t.Fatal(err)
@@ -43,6 +35,27 @@ func TestMailqOnSendmailQueue(t *testing.T) {
 	got := run(t, binary(t), "", "-C", empty.cf, "-bp")
 	if want := empty.path("spool/mqueue") + " is empty\n\t\tTotal requests: 0\n"; got.stdout != want {
 		t.Errorf("empty queue: %q, want %q", got.stdout, want)
+	}
+}
+
+// copyQueueFiles copies the files of a sendmail-written queue as they
+// are (mode 0600, as sendmail makes them): only for listings, whose
+// Q-Time is the job's own, never for runs (copySendmailJob makes those
+// times relative to the run).
+func copyQueueFiles(t *testing.T, src, dst string) {
+	t.Helper()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -116,15 +129,7 @@ func TestMailqReadOnly(t *testing.T) {
 func TestMailqLimits(t *testing.T) {
 	r := newRoot(t)
 	q := r.path("spool/mqueue")
-	src := "../testdata/queues/several"
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		data, _ := os.ReadFile(filepath.Join(src, e.Name()))
-		os.WriteFile(filepath.Join(q, e.Name()), data, 0o600)
-	}
+	copyQueueFiles(t, "../testdata/queues/several", q)
 	listed := func(args ...string) []string {
 		t.Helper()
 		got := run(t, linkAs(t, "mailq"), "", append([]string{"-C", r.cf}, args...)...)
