@@ -231,7 +231,13 @@ func (s *Site) relayConfig(o DeliveryOptions, tlsPolicy func(context.Context, re
 		Now:                    s.now,
 	}
 	if o.HostStatusDir != "" {
-		rc.HostStatus = hoststat.Open(o.HostStatusDir, cfg.Timeout("hoststatus"), nil)
+		tab := hoststat.Open(o.HostStatusDir, cfg.Timeout("hoststatus"), nil)
+		rc.HostStatus = tab
+		if cfg.SingleThreadDelivery {
+			// The same table, so that a host's status is written
+			// through the lock held for it.
+			rc.HostLocks = tab
+		}
 	}
 	if o.Relay != nil {
 		o.Relay(&rc)
