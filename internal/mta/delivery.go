@@ -181,8 +181,15 @@ func (d *Delivery) SetSite(site *Site) error {
 	if err != nil {
 		return err
 	}
+	prev := d.site.Load()
 	d.site.Store(site)
 	old := d.mailers.Swap(set)
+	if prev != nil && prev.Config.SingleThreadDelivery {
+		// Its idle connections hold their hosts' locks, which the new
+		// client would find taken and skip the hosts until they time
+		// out: close them now (deliveries in progress still finish).
+		old.relay.Close()
+	}
 	d.mu.Lock()
 	d.replaced = append(d.replaced, old)
 	d.mu.Unlock()
