@@ -268,7 +268,7 @@ func (t *Table) write(key, path string, data []byte) (stamp, error) {
 	if !t.locking {
 		return writeAtomic(path, data)
 	}
-	f, err := lockFile(path, true)
+	f, err := lockFile(path)
 	if errors.Is(err, ErrLocked) {
 		return stamp{}, nil
 	}

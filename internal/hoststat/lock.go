@@ -46,7 +46,7 @@ func (t *Table) Lock(host string) (unlock func(), err error) {
 	if busy {
 		return nil, ErrLocked
 	}
-	f, err := lockFile(path, true)
+	f, err := lockFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -63,23 +63,19 @@ func (t *Table) Lock(host string) (unlock func(), err error) {
 	}, nil
 }
 
-// lockFile opens path read-write and locks it exclusively without
-// waiting (ErrLocked when someone else has it). create makes the file
-// and its directories when missing.
-func lockFile(path string, create bool) (*os.File, error) {
-	flags := os.O_RDWR
-	if create {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return nil, err
-		}
-		flags |= os.O_CREATE
+// lockFile opens path read-write (creating it and its directories) and
+// locks it exclusively without waiting: ErrLocked when someone else has
+// it.
+func lockFile(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
 	}
 	// A file removed or replaced between our open and our flock is not
 	// the one others will open: a lock on it excludes nobody. Try the
 	// new one (a few times; each round means someone else is busy with
 	// the file, so give up as locked after that).
 	for range 3 {
-		f, err := os.OpenFile(path, flags|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err != nil {
 			return nil, err
 		}
@@ -96,9 +92,6 @@ func lockFile(path string, create bool) (*os.File, error) {
 			return f, nil
 		}
 		f.Close()
-		if err2 != nil && !create {
-			return nil, err2
-		}
 	}
 	return nil, ErrLocked
 }
