@@ -163,10 +163,14 @@ type Config struct {
 	// Warnings are problems that do not stop posthorn (a missing class file).
 	Warnings []string
 
-	QueueDirectory          string
-	AliasFiles              []string
-	ForwardPath             []string
-	HostStatusDirectory     string
+	QueueDirectory      string
+	AliasFiles          []string
+	ForwardPath         []string
+	HostStatusDirectory string
+	// SingleThreadDelivery: at most one connection to a host at a time,
+	// across processes, through locks on the host status files; only
+	// with HostStatusDirectory (Load turns it off without, as sendmail).
+	SingleThreadDelivery    bool
 	PidFile                 string
 	Daemons                 []DaemonPort
 	SmtpGreetingMessage     string
@@ -340,6 +344,12 @@ func Load(opts LoadOptions) (*Config, error) {
 	}
 	if err := c.tablesFromMaps(); err != nil {
 		return nil, err
+	}
+	// sendmail's main.c, after the file and the command line: the locks
+	// are the host status files.
+	if c.SingleThreadDelivery && c.HostStatusDirectory == "" {
+		c.SingleThreadDelivery = false
+		c.Warnings = append(c.Warnings, "Warning: HostStatusDirectory required for SingleThreadDelivery")
 	}
 	c.settleIdentity(id)
 	return c, nil

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -359,5 +360,26 @@ func TestSMTPLimits(t *testing.T) {
 	os.WriteFile(p, []byte("O MinFreeBlocks=10/lots\n"), 0o644)
 	if _, err := Load(LoadOptions{Path: p, Identity: refIdentity}); err == nil || !strings.Contains(err.Error(), `MinFreeBlocks: invalid number "lots"`) {
 		t.Errorf("bad MinFreeBlocks: %v", err)
+	}
+}
+
+// SingleThreadDelivery is interpreted, and only with HostStatusDirectory:
+// without it, sendmail's warning and the option off (main.c).
+func TestSingleThreadDelivery(t *testing.T) {
+	const warn = "Warning: HostStatusDirectory required for SingleThreadDelivery"
+	c := load(t, "testdata/debian-sendmail.cf", Override{Name: "SingleThreadDelivery", Value: "True"})
+	if c.SingleThreadDelivery || !slices.Contains(c.Warnings, warn) {
+		t.Errorf("without HostStatusDirectory: on=%v warnings %q", c.SingleThreadDelivery, c.Warnings)
+	}
+	c = load(t, "testdata/debian-sendmail.cf", Override{Name: "SingleThreadDelivery"},
+		Override{Name: "HostStatusDirectory", Value: ".hoststat"})
+	if !c.SingleThreadDelivery || slices.Contains(c.Warnings, warn) {
+		t.Errorf("with HostStatusDirectory: on=%v warnings %q", c.SingleThreadDelivery, c.Warnings)
+	}
+	if slices.Contains(c.NotInterpreted, "option SingleThreadDelivery") || slices.Contains(IgnoredOptions(), "SingleThreadDelivery") {
+		t.Error("SingleThreadDelivery reported as not interpreted")
+	}
+	if c = load(t, "testdata/debian-sendmail.cf"); c.SingleThreadDelivery {
+		t.Error("on by default")
 	}
 }

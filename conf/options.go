@@ -102,6 +102,7 @@ var honoured = map[string]setter{
 	"AliasFile":               func(c *Config, v string) error { c.AliasFiles = splitAliasFiles(v); return nil },
 	"ForwardPath":             func(c *Config, v string) error { c.ForwardPath = splitList(v, ":"); return nil },
 	"HostStatusDirectory":     func(c *Config, v string) error { c.HostStatusDirectory = v; return nil },
+	"SingleThreadDelivery":    boolSetter(func(c *Config, b bool) { c.SingleThreadDelivery = b }),
 	"PidFile":                 func(c *Config, v string) error { c.PidFile = v; return nil },
 	"DaemonPortOptions":       setDaemonPort,
 	"SmtpGreetingMessage":     func(c *Config, v string) error { c.SmtpGreetingMessage = v; return nil },

@@ -57,6 +57,14 @@
 // lives in this process only. Files are not fsynced: host status is a
 // cache, and a file lost or emptied by a crash reads as no status.
 //
+// # SingleThreadDelivery
+//
+// Lock takes sendmail's per-host lock: an exclusive flock on the host's
+// status file, held for as long as a connection to the host is open
+// (see lock.go). A table that has locked once writes every file in place
+// under its lock instead of renaming, so that a lock always sits on the
+// file others open; purgestat leaves locked files alone.
+//
 // # hoststat and purgestat
 //
 // Print writes sendmail's hoststat table (mci_print_persistent): a header
@@ -115,6 +123,11 @@ type Table struct {
 
 	mu  sync.Mutex
 	mem map[string]entry
+	// held are the status files this table has locked (Lock), by host.
+	held map[string]*os.File
+	// locking is set by the first Lock (SingleThreadDelivery): from then
+	// on every Record writes under the file's lock, never by rename.
+	locking bool
 }
 
 // entry is what the table knows of one host; stamp identifies the file
@@ -145,7 +158,7 @@ func Open(dir string, expire time.Duration, now func() time.Time) *Table {
 	if now == nil {
 		now = time.Now
 	}
-	return &Table{dir: dir, expire: expire, now: now, mem: map[string]entry{}}
+	return &Table{dir: dir, expire: expire, now: now, mem: map[string]entry{}, held: map[string]*os.File{}}
 }
 
 // Lookup returns the recorded status of host while it is younger than
@@ -234,12 +247,36 @@ func (t *Table) Record(s Status) error {
 	if err != nil {
 		return err
 	}
-	st, err := writeAtomic(path, Format(s))
+	st, err := t.write(key, path, Format(s))
 	if err != nil {
 		return err
 	}
 	e.stamp = st
 	return nil
+}
+
+// write stores a status file. Without SingleThreadDelivery it is replaced
+// atomically. With it, it is written in place under its lock: the one
+// this table holds for a connection, else one taken for the write; when
+// another process holds the host, the file is left to it (sendmail's
+// mci_unlock_host: "stat file already locked") and the status stays in
+// memory. Called with t.mu held.
+func (t *Table) write(key, path string, data []byte) (stamp, error) {
+	if f := t.held[key]; f != nil {
+		return writeLocked(f, data)
+	}
+	if !t.locking {
+		return writeAtomic(path, data)
+	}
+	f, err := lockFile(path)
+	if errors.Is(err, ErrLocked) {
+		return stamp{}, nil
+	}
+	if err != nil {
+		return stamp{}, err
+	}
+	defer f.Close()
+	return writeLocked(f, data)
 }
 
 // writeAtomic writes data to path through a dot-named temporary file in

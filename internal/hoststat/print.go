@@ -230,7 +230,10 @@ func (t *Table) purge(path string, top bool) (left bool) {
 		}
 		return os.Remove(path) != nil
 	case fi.Mode().IsRegular():
-		if !old(fi) {
+		// A locked file belongs to a connection that is open now
+		// (SingleThreadDelivery): removing it would let a second
+		// process lock a new file and connect too.
+		if !old(fi) || locked(path) {
 			return true
 		}
 		return os.Remove(path) != nil

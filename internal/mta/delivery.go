@@ -181,8 +181,15 @@ func (d *Delivery) SetSite(site *Site) error {
 	if err != nil {
 		return err
 	}
+	prev := d.site.Load()
 	d.site.Store(site)
 	old := d.mailers.Swap(set)
+	if prev != nil && prev.Config.SingleThreadDelivery {
+		// Its idle connections hold their hosts' locks, which the new
+		// client would find taken and skip the hosts until they time
+		// out: close them now (deliveries in progress still finish).
+		old.relay.Close()
+	}
 	d.mu.Lock()
 	d.replaced = append(d.replaced, old)
 	d.mu.Unlock()
@@ -231,7 +238,13 @@ func (s *Site) relayConfig(o DeliveryOptions, tlsPolicy func(context.Context, re
 		Now:                    s.now,
 	}
 	if o.HostStatusDir != "" {
-		rc.HostStatus = hoststat.Open(o.HostStatusDir, cfg.Timeout("hoststatus"), nil)
+		tab := hoststat.Open(o.HostStatusDir, cfg.Timeout("hoststatus"), nil)
+		rc.HostStatus = tab
+		if cfg.SingleThreadDelivery {
+			// The same table, so that a host's status is written
+			// through the lock held for it.
+			rc.HostLocks = tab
+		}
 	}
 	if o.Relay != nil {
 		o.Relay(&rc)

@@ -75,6 +75,9 @@ type conn struct {
 	addr netip.Addr // connected address
 	port int
 	key  cacheKey
+	// unlock drops the host's lock (SingleThreadDelivery) that an idle
+	// connection holds; close calls it.
+	unlock func()
 
 	esmtp    bool // EHLO was accepted
 	ext      extensions
@@ -293,6 +296,10 @@ func (c *conn) close() {
 	c.release()
 	c.closed = true
 	c.nc.Close()
+	if c.unlock != nil {
+		c.unlock()
+		c.unlock = nil
+	}
 }
 
 // isReply reports whether line starts like an SMTP reply ("250 ", "250-",

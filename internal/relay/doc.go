@@ -109,6 +109,12 @@
 // statuses: connection failures, a refused greeting, a 4xx to the final
 // dot mark the host down; a refused recipient does not).
 //
+// With HostLocks (SingleThreadDelivery) a host is locked before it is
+// connected to and stays locked while the connection is open, idle ones
+// included; a host locked by another process is skipped: the next host,
+// else 451 4.4.5 "Deferred" with relay= the host name. Deliveries of one
+// Client to a host take turns (single.go).
+//
 // # Output
 //
 // -v (Delivery.Verbose): "<rcpt>... Connecting to mx.example. port 2526

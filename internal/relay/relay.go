@@ -39,6 +39,16 @@ type HostStatus interface {
 
 var _ HostStatus = (*hoststat.Table)(nil)
 
+// HostLocker is SingleThreadDelivery's lock on a host, shared with other
+// processes: *hoststat.Table's Lock (an exclusive flock on the host's
+// status file). Lock does not wait; hoststat.ErrLocked says another
+// holds the host.
+type HostLocker interface {
+	Lock(host string) (unlock func(), err error)
+}
+
+var _ HostLocker = (*hoststat.Table)(nil)
+
 // Timeouts are sendmail's Timeout.* options for the client side. A zero
 // field takes sendmail's default (in parentheses).
 type Timeouts struct {
@@ -127,6 +137,16 @@ type Config struct {
 	// HostStatus keeps the outcome of each host (*hoststat.Table); hosts
 	// it says are down are skipped. nil keeps none.
 	HostStatus HostStatus
+	// HostLocks is SingleThreadDelivery (nil: off): each host is locked
+	// for as long as a connection to it is open, idle in the cache
+	// included, so that this process and others never have two
+	// connections to one host at once. Deliveries of this client wait
+	// for each other's turn at a host (the idle connection passes to the
+	// next); a host another process holds is skipped for this attempt
+	// (the next MX, else deferred with 4.4.5). It should be the
+	// HostStatus table, so that a host's status is written through the
+	// lock held for it.
+	HostLocks HostLocker
 	// TLS is the template of the client TLS settings (RootCAs, client
 	// certificate, versions); nil: Go's defaults. Certificates are
 	// checked only to log verify=OK/FAIL unless TLSPolicy says TLSVerify.
@@ -172,6 +192,7 @@ type Client struct {
 	dial  func(ctx context.Context, network, address string) (net.Conn, error)
 	cache connCache
 	slots destSlots
+	turns destSlots // SingleThreadDelivery: one delivery at a time per host
 	stop  chan struct{}
 	done  chan struct{}
 	once  sync.Once
@@ -217,6 +238,7 @@ func New(cfg Config) *Client {
 	}
 	c.cache = connCache{size: size, idle: idle}
 	c.slots = destSlots{limit: cfg.MaxPerDestination, m: map[string]*destSlot{}}
+	c.turns = destSlots{limit: 1, m: map[string]*destSlot{}}
 	go c.sweeper(idle)
 	return c
 }
@@ -425,11 +447,13 @@ func (dl *delivery) walk(ctx context.Context, targets []target) {
 			if last.stick {
 				dl.record(t, last.hostStatus(t.key()), true)
 			}
+			out.hold.release() // after the record, which it writes through
 			dl.tentative(pending, last)
 			continue
 		}
 		last = nil
 		dl.record(t, out.hs, true)
+		out.hold.release()
 		pending = pending[:0]
 		if out.tryNext {
 			for _, i := range out.retry {

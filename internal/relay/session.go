@@ -15,17 +15,37 @@ type hostOutcome struct {
 	hs      hoststat.Status
 	tryNext bool  // the recipients in retry may be tried at the next host
 	retry   []int // temporarily failed recipients
+	// hold is the delivery's hold on the host (SingleThreadDelivery);
+	// the caller releases it once the outcome is recorded.
+	hold *hostHold
 }
 
 // tryHost delivers to one host: a cached connection when one is idle,
-// otherwise each address in turn until one answers.
+// otherwise each address in turn until one answers. Under
+// SingleThreadDelivery it first waits for its turn at the host and locks
+// it before connecting (single.go).
 func (dl *delivery) tryHost(ctx context.Context, t target, pending []int) hostOutcome {
 	req := dl.tlsRequirement(ctx, t)
 	if req.Refuse != nil {
 		return hostOutcome{fail: dl.refused(t, req)}
 	}
+	hold, f := dl.awaitTurn(ctx, t)
+	if f != nil {
+		return hostOutcome{fail: f}
+	}
+	out := dl.tryHeld(ctx, t, pending, req, hold)
+	out.hold = hold
+	return out
+}
+
+func (dl *delivery) tryHeld(ctx context.Context, t target, pending []int, req TLSRequirement, hold *hostHold) hostOutcome {
 	key := cacheKey{name: t.name, port: dl.port, alwaysEHLO: dl.kind.alwaysEHLO}
 	if sc := dl.c.takeIdle(key); sc != nil {
+		if hold != nil {
+			// The idle connection's lock is this delivery's now, also
+			// for a new connection should this one prove dead.
+			hold.unlock, sc.unlock = sc.unlock, nil
+		}
 		sc.use(ctx, dl.v, dl.xf)
 		kind := "S"
 		if sc.esmtp {
@@ -33,12 +53,15 @@ func (dl *delivery) tryHost(ctx context.Context, t target, pending []int) hostOu
 		}
 		fmt.Fprintf(dl.v, "%s... Using cached %sMTP connection to %s via %s...\n", dl.who(pending), kind, t.name, dl.kind.name)
 		if r, err := sc.cmd(dl.c.to.Misc, "RSET"); err == nil && r.code/100 == 2 && tlsAllowed(req, sc) {
-			return dl.transact(ctx, sc, t, pending)
+			return dl.transact(ctx, sc, t, pending, hold)
 		}
 		sc.quit(dl.c.to.Quit)
 		if ctx.Err() != nil {
 			return hostOutcome{fail: interrupted(ctx, t.name, t.name)}
 		}
+	}
+	if f := dl.lock(hold, t); f != nil {
+		return hostOutcome{fail: f}
 	}
 
 	addrs := t.addrs
@@ -67,7 +90,7 @@ func (dl *delivery) tryHost(ctx context.Context, t target, pending []int) hostOu
 		}
 		if f == nil {
 			sc.key = key
-			return dl.transact(ctx, sc, t, pending)
+			return dl.transact(ctx, sc, t, pending, hold)
 		}
 		fail = f
 		if connected || ctx.Err() != nil {

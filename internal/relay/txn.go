@@ -35,8 +35,9 @@ type txn struct {
 
 // transact runs MAIL, RCPT (pipelined when offered), DATA and the message
 // on a session that is ready, decides the recipients and keeps the
-// connection for reuse when it is still good.
-func (dl *delivery) transact(ctx context.Context, sc *conn, t target, pending []int) hostOutcome {
+// connection for reuse when it is still good (with the host's lock, under
+// SingleThreadDelivery).
+func (dl *delivery) transact(ctx context.Context, sc *conn, t target, pending []int, hold *hostHold) hostOutcome {
 	x := &txn{dl: dl, sc: sc, t: t, pending: pending, replies: map[int]*reply{}}
 	out := x.run()
 	switch {
@@ -45,6 +46,7 @@ func (dl *delivery) transact(ctx context.Context, sc *conn, t target, pending []
 	case ctx.Err() != nil:
 		sc.close()
 	case out.fail == nil && !x.closed():
+		sc.unlock = hold.take()
 		dl.c.putIdle(sc, dl.v, dl.who(pending))
 	}
 	return out

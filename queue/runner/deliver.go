@@ -94,7 +94,7 @@ func (r *Runner) deliverJob(ctx context.Context, l *queue.Locked, first bool, v 
 			}
 		case o.temporary():
 			deferred = append(deferred, o)
-			lastDefer = "Deferred: " + statText(o.st)
+			lastDefer = deferredText(o.st)
 		default:
 			failed = append(failed, o)
 		}
@@ -332,6 +332,17 @@ func statText(e *status.Error) string {
 	return t
 }
 
+// deferredText is how a deferral is shown (stat=, mailq, -v): "Deferred:
+// <reason>", or sendmail's bare "Deferred" when the reason is no more
+// than that (giveresponse for EX_TEMPFAIL without errno or reply, as for
+// a host another process holds under SingleThreadDelivery).
+func deferredText(e *status.Error) string {
+	if t := statText(e); t != "Deferred" {
+		return "Deferred: " + t
+	}
+	return "Deferred"
+}
+
 // verbose writes the line of one recipient: "<a@b>... Sent" to -v only;
 // "<a@b>... Deferred: <reason>" and "550 5.1.1 <a@b>... User unknown" to
 // the transcript as well, as sendmail's transcript (xf) file has them.
@@ -344,7 +355,7 @@ func (r *Runner) verbose(out, v io.Writer, o *outcome) {
 			fmt.Fprintf(v, "%s... Sent\n", o.rcpt.Addr)
 		}
 	case o.temporary():
-		fmt.Fprintf(out, "%s... Deferred: %s\n", o.rcpt.Addr, statText(o.st))
+		fmt.Fprintf(out, "%s... %s\n", o.rcpt.Addr, deferredText(o.st))
 	default:
 		fmt.Fprintf(out, "%d %s%s... %s\n", o.st.Code, enhancedSpace(o.st), o.rcpt.Addr, statText(o.st))
 	}
@@ -390,7 +401,7 @@ func (r *Runner) logResults(j *queue.Job, os []*outcome, now time.Time) {
 				stat = "Sent (" + o.res.Stat + ")"
 			}
 		case o.temporary():
-			code, stat = o.st.Enhanced, "Deferred: "+statText(o.st)
+			code, stat = o.st.Enhanced, deferredText(o.st)
 			reply = o.res.Reply
 		default:
 			code, stat = o.st.Enhanced, statText(o.st)
