@@ -131,18 +131,43 @@ func (s *Store) scanOne(e *scanned, qfd, dfd int, letter byte, buf []byte, envel
 // calls (os.File.Readdirnames reads 8 KiB at a time: hundreds of calls for
 // a queue of 50,000 jobs).
 func readControlNames(fd int, d *queueDir, letter byte) ([]scanned, error) {
-	buf := make([]byte, 256<<10)
 	var out []scanned
+	err := eachDirent(fd, func(name []byte, ino uint64) {
+		if len(name) > 2 && name[0] == letter && name[1] == 'f' {
+			out = append(out, scanned{dir: d, id: string(name[2:]), ino: ino})
+		}
+	})
+	return out, err
+}
+
+// readNames lists every name in the directory open as fd, as
+// Readdirnames does, with the big getdents calls of eachDirent. The
+// directory's offset is left at its end.
+func readNames(fd int) ([]string, error) {
+	var names []string
+	err := eachDirent(fd, func(name []byte, _ uint64) {
+		if string(name) != "." && string(name) != ".." {
+			names = append(names, string(name))
+		}
+	})
+	return names, err
+}
+
+// eachDirent calls fn with the name and inode of each entry of the
+// directory open as fd, from its current offset, reading 256 KiB per
+// getdents(2) call. name is only valid during the call.
+func eachDirent(fd int, fn func(name []byte, ino uint64)) error {
+	buf := make([]byte, 256<<10)
 	for {
 		n, err := unix.Getdents(fd, buf)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if n <= 0 {
-			return out, nil
+			return nil
 		}
 		for b := buf[:n]; len(b) >= 19; {
 			reclen := int(b[16]) | int(b[17])<<8
@@ -153,11 +178,9 @@ func readControlNames(fd int, d *queueDir, letter byte) ([]scanned, error) {
 			if i := bytes.IndexByte(name, 0); i >= 0 {
 				name = name[:i]
 			}
-			if len(name) > 2 && name[0] == letter && name[1] == 'f' {
-				ino := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
-					uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
-				out = append(out, scanned{dir: d, id: string(name[2:]), ino: ino})
-			}
+			ino := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+				uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+			fn(name, ino)
 			b = b[reclen:]
 		}
 	}

@@ -289,7 +289,7 @@ func (s *Store) dataPath(d *queueDir, dataDir, id string) string {
 // their df; then df files left without any control file for longer than
 // orphanAge.
 func (s *Store) cleanup(d *queueDir, orphanAge time.Duration) {
-	names, err := d.qfFd.Readdirnames(-1)
+	names, err := readNames(int(d.qfFd.Fd()))
 	if err != nil {
 		s.log.Errf("", "queue: cannot read %s: %v", d.path, err)
 		return
@@ -326,7 +326,7 @@ func (s *Store) cleanup(d *queueDir, orphanAge time.Duration) {
 	}
 	dnames := names
 	if d.df != d.qf {
-		if dnames, err = d.dfFd.Readdirnames(-1); err != nil {
+		if dnames, err = readNames(int(d.dfFd.Fd())); err != nil {
 			return
 		}
 		d.dfFd.Seek(0, 0)
