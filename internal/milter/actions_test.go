@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -231,5 +232,26 @@ func TestEOMTimeout(t *testing.T) {
 	s.Close()
 	if res.Action != ActContinue {
 		t.Fatalf("verdict %+v, want continue", res.Verdict)
+	}
+}
+
+// A filter's multi-line reply keeps its lines (smfi_setmlreply); the
+// first line's codes are the reply's.
+func TestParseReplyLines(t *testing.T) {
+	for _, tc := range []struct {
+		text       string
+		code       int
+		enh, first string
+		more       []string
+	}{
+		{"550 5.7.1 Command rejected", 550, "5.7.1", "Command rejected", nil},
+		{"550-5.7.1 one\r\n550-5.7.1 two\r\n550 5.7.1 three", 550, "5.7.1", "one", []string{"two", "three"}},
+		{"451-4.7.1 greylisted\r\n451 4.7.1 come back later\r\n", 451, "4.7.1", "greylisted", []string{"come back later"}},
+		{"no code at all", 550, "5.0.0", "no code at all", nil},
+	} {
+		e := parseReply(tc.text, 550)
+		if e.Code != tc.code || e.Enhanced != tc.enh || e.Text != tc.first || !slices.Equal(e.More, tc.more) {
+			t.Errorf("%q: %d %s %q %q, want %d %s %q %q", tc.text, e.Code, e.Enhanced, e.Text, e.More, tc.code, tc.enh, tc.first, tc.more)
+		}
 	}
 }

@@ -339,15 +339,19 @@ func (s *Session) fold(fc *filterConn, act *dmilter.Action, msgLevel bool) (v Ve
 }
 
 // parseReply splits a filter's SMFIR_REPLYCODE text ("550 5.7.1 text",
-// possibly several lines) into a status error; the lines after the first
-// are joined to it.
+// or several lines "550-5.7.1 one\r\n550 5.7.1 two" from smfi_setmlreply)
+// into a status error: the first line's codes, each line's text, so that
+// the client gets the lines as the filter wrote them, as from sendmail.
 func parseReply(text string, code int) *status.Error {
-	var parts []string
+	var lines []string
 	enh := ""
-	for i, line := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n") {
+	for i, line := range strings.Split(strings.TrimRight(strings.ReplaceAll(text, "\r\n", "\n"), "\n"), "\n") {
 		if len(line) >= 4 {
 			if n, err := strconv.Atoi(line[:3]); err == nil && n >= 400 && n <= 599 && (line[3] == ' ' || line[3] == '-') {
-				code, line = n, line[4:]
+				if i == 0 {
+					code = n
+				}
+				line = line[4:]
 			}
 		}
 		if e, rest, ok := strings.Cut(line, " "); ok && isEnhanced(e) {
@@ -356,12 +360,16 @@ func parseReply(text string, code int) *status.Error {
 			}
 			line = rest
 		}
-		parts = append(parts, line)
+		lines = append(lines, line)
 	}
 	if enh == "" {
 		enh = fmt.Sprintf("%d.0.0", code/100)
 	}
-	return status.New(code, enh, "%s", strings.Join(parts, " "))
+	r := status.New(code, enh, "%s", lines[0])
+	if len(lines) > 1 {
+		r.More = lines[1:]
+	}
+	return r
 }
 
 func isEnhanced(s string) bool {

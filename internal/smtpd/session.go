@@ -278,6 +278,10 @@ func (s *session) replyErr(err error) {
 		s.log().Errf(s.id, "SYSERR: %v", err)
 		e = status.New(451, "4.3.0", "Temporary system failure. Please try again later.")
 	}
+	if len(e.More) > 0 {
+		s.replyLines(e.Code, e.Enhanced, append([]string{e.Text}, e.More...))
+		return
+	}
 	s.reply(e.Code, e.Enhanced, "%s", e.Text)
 }
 

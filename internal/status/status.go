@@ -18,7 +18,10 @@ type Error struct {
 	Code     int    // three-digit SMTP reply code: 4xx temporary, 5xx permanent
 	Enhanced string // RFC 3463 code such as "5.1.1"; empty when none applies
 	Text     string // sendmail's wording, e.g. "<bob@x>... User unknown"
-	Err      error  // the underlying cause, if any (not shown to clients)
+	// More are the further lines of a multi-line reply (a mail filter's
+	// smfi_setmlreply), sent after Text with the same codes.
+	More []string
+	Err  error // the underlying cause, if any (not shown to clients)
 }
 
 // New returns an Error with a formatted text.
