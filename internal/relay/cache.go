@@ -78,6 +78,24 @@ func (cc *connCache) expiredLocked(now time.Time) []*conn {
 	return out
 }
 
+// takeHost removes and returns the idle connections to host (a target
+// key) under any port or EHLO rule.
+func (cc *connCache) takeHost(host string) []*conn {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	var out []*conn
+	kept := cc.conns[:0]
+	for _, sc := range cc.conns {
+		if (target{name: sc.key.name}).key() == host {
+			out = append(out, sc)
+		} else {
+			kept = append(kept, sc)
+		}
+	}
+	cc.conns = kept
+	return out
+}
+
 // drain empties the cache for good.
 func (cc *connCache) drain() []*conn {
 	cc.mu.Lock()

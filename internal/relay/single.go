@@ -75,6 +75,13 @@ func (dl *delivery) lock(h *hostHold, t target) *failure {
 	if h == nil || h.unlock != nil {
 		return nil
 	}
+	// An idle connection to the host that this delivery cannot reuse
+	// (another port or EHLO rule) holds the lock for this process: close
+	// it, rather than find the host locked and defer. The turn is ours,
+	// so no delivery of this client is using the host.
+	for _, sc := range dl.c.cache.takeHost(t.key()) {
+		sc.quit(dl.c.to.Quit)
+	}
 	unlock, err := dl.c.cfg.HostLocks.Lock(t.key())
 	switch {
 	case errors.Is(err, hoststat.ErrLocked):

@@ -280,3 +280,24 @@ func TestSingleThreadDeliveryLockedElsewhere(t *testing.T) {
 		t.Errorf("status after delivery: %+v %v", s, ok)
 	}
 }
+
+// A connection left idle by one mailer (esmtp) keeps the host's lock; a
+// delivery to the same host by a mailer that cannot reuse it (smtp: no
+// EHLO rule in common) must not find the host "locked elsewhere" and be
+// deferred: the idle connection is this process's own, and is closed.
+func TestSingleThreadDeliveryIdleOtherMailer(t *testing.T) {
+	w, _, oc, _ := singleWorld(t, true, 2)
+	be := &gsBackend{}
+	w.goSMTP("mx.mixed.example", "127.0.0.25", be, nil)
+	w.mx("mixed.example", "mx.mixed.example")
+	wantSent(t, w.deliver(newMsg("mixed.example", simpleHeader, "first\n", "<a@mixed.example>"))[0], "mx.mixed.example. [127.0.0.25]")
+	m := newMsg("mixed.example", simpleHeader, "second\n", "<b@mixed.example>")
+	m.d.Mailer = "smtp"
+	wantSent(t, w.deliver(m)[0], "mx.mixed.example. [127.0.0.25]")
+	if most, _ := oc.counts("127.0.0.25:2526"); most != 1 {
+		t.Errorf("%d connections at once, want 1", most)
+	}
+	if len(be.messages()) != 2 {
+		t.Errorf("the host got %d messages, want 2", len(be.messages()))
+	}
+}

@@ -286,9 +286,21 @@ func (r *Runner) attempt(ctx context.Context, j *queue.Job, df *queue.Data, now 
 // as it is and is held: the returned map gives its index in j.Recipients
 // and its (temporary) status, so that it is deferred without being routed.
 // A permanent failure of the expansion is the recipient's failure.
+//
+// What a recipient expands to that the job already delivers to (another
+// of its recipients, or a member of another expanded list) is dropped, as
+// acceptance drops duplicates and sendmail's recipient() finds them in
+// its send queue: compared by route (sendmail's sameaddr), so that the
+// member "alice" of a list and the recipient <alice@$j> are one.
 func (r *Runner) expandQueued(ctx context.Context, j *queue.Job) map[int]*status.Error {
-	if r.cfg.ExpandQueued == nil {
+	if r.cfg.ExpandQueued == nil || !hasUnexpanded(j) {
 		return nil
+	}
+	seen := map[string]bool{}
+	for i := range j.Recipients {
+		if rc := &j.Recipients[i]; !rc.HasFlag(queue.RcptUnexpanded) {
+			seen[r.destinationKey(ctx, j, rc)] = true
+		}
 	}
 	var held map[int]*status.Error
 	var out []queue.Recipient
@@ -299,7 +311,12 @@ func (r *Runner) expandQueued(ctx context.Context, j *queue.Job) map[int]*status
 		}
 		x, err := r.cfg.ExpandQueued(ctx, rc)
 		if err == nil && len(x) > 0 {
-			out = append(out, x...)
+			for i := range x {
+				if k := r.destinationKey(ctx, j, &x[i]); !seen[k] {
+					seen[k] = true
+					out = append(out, x[i])
+				}
+			}
 			continue
 		}
 		if err == nil {
@@ -317,6 +334,40 @@ func (r *Runner) expandQueued(ctx context.Context, j *queue.Job) map[int]*status
 	}
 	j.Recipients = out
 	return held
+}
+
+func hasUnexpanded(j *queue.Job) bool {
+	for i := range j.Recipients {
+		if j.Recipients[i].HasFlag(queue.RcptUnexpanded) {
+			return true
+		}
+	}
+	return false
+}
+
+// destinationKey is what makes two qf recipients one delivery (sendmail's
+// sameaddr): the mailer, host and user they route to (a local user in any
+// case), with the controlling user of a file or program; a recipient
+// that does not route is its address.
+func (r *Runner) destinationKey(ctx context.Context, j *queue.Job, rc *queue.Recipient) string {
+	route, err := r.cfg.Router.Route(ctx, j, rc)
+	if err != nil {
+		return "addr\x00" + strings.ToLower(rc.Addr) + "\x00" + rc.Ctl
+	}
+	user := route.User
+	if route.Mailer == "local" {
+		user = strings.ToLower(user)
+	}
+	ctl := ""
+	if route.Mailer == "prog" || route.Mailer == "*file*" {
+		// the user whose privileges run it: "user:uid:gid:alias"
+		if f := strings.SplitN(rc.Ctl, ":", 3); len(f) > 1 {
+			ctl = f[1]
+		} else {
+			ctl = rc.Ctl
+		}
+	}
+	return route.Mailer + "\x00" + strings.ToLower(route.Host) + "\x00" + user + "\x00" + ctl
 }
 
 // statText is an error's text as logged in stat= and shown by -v, without
