@@ -110,18 +110,21 @@ func (s *Store) LoadIndex() (*Index, []string, error) {
 	x := NewIndex()
 	var lost []string
 	for _, d := range s.dirs {
-		entries, err := s.scan(d, 'q', true, false)
+		// Each job becomes its entry as soon as it is read, and its
+		// parsed envelope is dropped (see scan).
+		entries, err := s.scan(d, 'q', true, false, func(e *scanned) {
+			if e.openErr == nil && e.parseOK {
+				x.Put(EntryOf(d.path, e.job))
+				e.job = nil
+			}
+		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("queue: scan %s: %w", d.path, err)
 		}
 		for i := range entries {
 			e := &entries[i]
-			switch {
-			case e.openErr != nil:
-				continue // gone meanwhile, or unreadable for us
-			case e.parseOK:
-				x.Put(EntryOf(d.path, e.job))
-				continue
+			if e.openErr != nil || e.parseOK {
+				continue // gone meanwhile or unreadable for us; or indexed
 			}
 			l, err := s.Lock(d.path, e.id)
 			switch {

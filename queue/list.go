@@ -53,7 +53,7 @@ func (s *Store) List(w io.Writer, o ListOptions) (int, error) {
 	total := 0
 	var firstErr error
 	for _, d := range s.dirs {
-		entries, err := s.scan(d, letter, true, true)
+		entries, err := s.scan(d, letter, true, true, nil)
 		if err != nil {
 			// sendmail reports the directory as empty on stdout and the
 			// error (gatherq: cannot open) on stderr: the caller's part.

@@ -28,7 +28,12 @@ type scanned struct {
 // files overlap. envelopeOnly stops parsing at the first header;
 // probeLock tries a shared flock to tell whether a runner holds the job.
 // The df size comes from fstatat, never from opening the df.
-func (s *Store) scan(d *queueDir, letter byte, envelopeOnly, probeLock bool) ([]scanned, error) {
+//
+// each, when set, is called in the reading goroutine right after an entry
+// is read, so that a caller which keeps less than the parsed job (the
+// index) can take what it needs and drop the job: the whole queue's jobs
+// are then never in memory at once.
+func (s *Store) scan(d *queueDir, letter byte, envelopeOnly, probeLock bool, each func(*scanned)) ([]scanned, error) {
 	dirf, err := os.Open(d.qf)
 	if err != nil {
 		return nil, err
@@ -72,6 +77,9 @@ func (s *Store) scan(d *queueDir, letter byte, envelopeOnly, probeLock bool) ([]
 			buf := make([]byte, 16<<10)
 			for i := w; i < len(out); i += workers {
 				buf = s.scanOne(&out[i], qfd, dfd, letter, buf, envelopeOnly, probeLock)
+				if each != nil {
+					each(&out[i])
+				}
 			}
 		}(w)
 	}
