@@ -133,7 +133,9 @@ func run(t *testing.T, bin, stdin string, args ...string) result {
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	cmd.Env = append(os.Environ(), "TZ=UTC")
+	// A private HOME: a submission that fails keeps the message in
+	// ~/dead.letter, which must not be the machine's /root.
+	cmd.Env = append(os.Environ(), "TZ=UTC", "HOME="+t.TempDir())
 	err := cmd.Run()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {

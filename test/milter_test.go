@@ -377,6 +377,9 @@ func startDaemonProc(t *testing.T, port int, name string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	// A private HOME: spamd makes ~/.spamassassin, which must not be the
+	// machine's /root.
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -415,8 +418,10 @@ func TestMilterSpamAssassin(t *testing.T) {
 	}
 	dir := t.TempDir()
 	spamdPort, milterPort := freePort(t), freePort(t)
+	// As nobody: spamd running as root keeps per-user state (Bayes) in
+	// root's real home, the machine's /root, whatever HOME says.
 	startDaemonProc(t, spamdPort, "spamd", fmt.Sprintf("--listen=127.0.0.1:%d", spamdPort), "--allowed-ips=127.0.0.1",
-		"--local", "--nouser-config", "--max-children=1", "--pidfile="+filepath.Join(dir, "spamd.pid"), "--syslog=stderr")
+		"--local", "--nouser-config", "--username=nobody", "--helper-home-dir="+dir, "--max-children=1", "--pidfile="+filepath.Join(dir, "spamd.pid"), "--syslog=stderr")
 	startDaemonProc(t, milterPort, "spamass-milter", "-p", fmt.Sprintf("inet:%d@127.0.0.1", milterPort), "-r", "15",
 		"--", "-d", "127.0.0.1", "-p", strconv.Itoa(spamdPort))
 
