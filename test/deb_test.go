@@ -280,7 +280,11 @@ func (r *debRoot) dpkg(t *testing.T, args ...string) string {
 
 func (r *debRoot) tryDpkg(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	return r.run(t, "", append([]string{"dpkg", "--root=" + r.dir, "--force-unsafe-io"}, args...)...)
+	// --root alone still logs to the machine's /var/log/dpkg.log.
+	if err := os.MkdirAll(r.path("var/log"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return r.run(t, "", append([]string{"dpkg", "--root=" + r.dir, "--log=" + r.path("var/log/dpkg.log"), "--force-unsafe-io"}, args...)...)
 }
 
 // chroot runs a program of the root inside it.
