@@ -68,13 +68,16 @@ func newMailers(site *Site, o DeliveryOptions) (*mailerSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The relay client asks this site's TLS policy (map, DANE, MTA-STS).
-	rc := relay.New(site.relayConfig(o, site.TLSPolicy().Require))
-	agents := &localMailers{agent: agent}
+	// One host status table for the relay client and the local mailer's
+	// "local" entry, so that every write to the directory goes through
+	// the same table (and, with SingleThreadDelivery, its locks).
+	var hs *hoststat.Table
 	if o.HostStatusDir != "" {
-		agents.hs = hoststat.Open(o.HostStatusDir, site.Config.Timeout("hoststatus"), nil)
+		hs = hoststat.Open(o.HostStatusDir, site.Config.Timeout("hoststatus"), nil)
 	}
-	return &mailerSet{agents: agents, lmtp: lmtp, relay: rc}, nil
+	// The relay client asks this site's TLS policy (map, DANE, MTA-STS).
+	rc := relay.New(site.relayConfig(o, site.TLSPolicy().Require, hs))
+	return &mailerSet{agents: &localMailers{agent: agent, hs: hs}, lmtp: lmtp, relay: rc}, nil
 }
 
 func (m *mailerSet) close() {
@@ -218,8 +221,8 @@ func (d *Delivery) DeliverNow(ctx context.Context, l *queue.Locked, transcript i
 }
 
 // relayConfig is the relay client's configuration; tlsPolicy is its TLS
-// policy (package tlspolicy).
-func (s *Site) relayConfig(o DeliveryOptions, tlsPolicy func(context.Context, relay.TLSQuery) relay.TLSRequirement) relay.Config {
+// policy (package tlspolicy), hs the host status table (nil: none).
+func (s *Site) relayConfig(o DeliveryOptions, tlsPolicy func(context.Context, relay.TLSQuery) relay.TLSRequirement, hs *hoststat.Table) relay.Config {
 	cfg := s.Config
 	eight, _ := relay.ParseEightBitMode(cfg.EightBitMode) // conf checked the value
 	rc := relay.Config{
@@ -237,13 +240,12 @@ func (s *Site) relayConfig(o DeliveryOptions, tlsPolicy func(context.Context, re
 		Logger:                 s.Log,
 		Now:                    s.now,
 	}
-	if o.HostStatusDir != "" {
-		tab := hoststat.Open(o.HostStatusDir, cfg.Timeout("hoststatus"), nil)
-		rc.HostStatus = tab
+	if hs != nil {
+		rc.HostStatus = hs
 		if cfg.SingleThreadDelivery {
 			// The same table, so that a host's status is written
 			// through the lock held for it.
-			rc.HostLocks = tab
+			rc.HostLocks = hs
 		}
 	}
 	if o.Relay != nil {
