@@ -325,11 +325,7 @@ func (r *Runner) expandQueued(ctx context.Context, j *queue.Job) map[int]*status
 		if held == nil {
 			held = map[int]*status.Error{}
 		}
-		// The expander's text is an SMTP reply ("staff... Deferred: alias
-		// database unavailable"); the log adds its own "Deferred: ".
-		st := *status.From(err)
-		st.Text = strings.Replace(st.Text, "... Deferred: ", "... ", 1)
-		held[len(out)] = &st
+		held[len(out)] = status.From(err)
 		out = append(out, rc)
 	}
 	j.Recipients = out
@@ -384,14 +380,16 @@ func statText(e *status.Error) string {
 }
 
 // deferredText is how a deferral is shown (stat=, mailq, -v): "Deferred:
-// <reason>", or sendmail's bare "Deferred" when the reason is no more
-// than that (giveresponse for EX_TEMPFAIL without errno or reply, as for
-// a host another process holds under SingleThreadDelivery).
+// <reason>". A text that already says so is kept: sendmail's bare
+// "Deferred" (giveresponse for EX_TEMPFAIL without errno or reply, as for
+// a host another process holds under SingleThreadDelivery), or an SMTP
+// reply's "<rcpt>... Deferred: alias database unavailable".
 func deferredText(e *status.Error) string {
-	if t := statText(e); t != "Deferred" {
-		return "Deferred: " + t
+	t := statText(e)
+	if t == "Deferred" || strings.HasPrefix(t, "Deferred: ") {
+		return t
 	}
-	return "Deferred"
+	return "Deferred: " + t
 }
 
 // verbose writes the line of one recipient: "<a@b>... Sent" to -v only;
