@@ -163,8 +163,8 @@ func (s *Submitter) Submit(req *Request, in io.Reader, errw io.Writer) (*Result,
 		return res, nil
 	}
 	var names []string // for "for": none with -t, as sendmail's $u is not yet set when it reads the header
-	for _, r := range env.Recipients {
-		if !req.ReadHeaders {
+	if !req.ReadHeaders {
+		for _, r := range env.Recipients {
 			names = append(names, r.Addr)
 		}
 	}
