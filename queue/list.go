@@ -63,12 +63,7 @@ func (s *Store) List(w io.Writer, o ListOptions) (int, error) {
 			}
 			continue
 		}
-		if o.Quarantined {
-			entries = quarantinedOnly(entries)
-		}
-		if !o.Filter.Empty() {
-			entries = matching(entries, d.path, o.Filter)
-		}
+		entries = selected(entries, d.path, o)
 		total += len(entries)
 		writeQueue(bw, d.path, entries, o)
 	}
@@ -79,28 +74,25 @@ func (s *Store) List(w io.Writer, o ListOptions) (int, error) {
 	return total, firstErr
 }
 
-// quarantinedOnly keeps the entries of quarantined jobs.
-func quarantinedOnly(entries []scanned) []scanned {
-	out := entries[:0]
-	for _, e := range entries {
-		if e.job != nil && e.job.Quarantine != "" {
-			out = append(out, e)
-		}
+// selected keeps the entries the listing shows: with -qQ only the
+// quarantined jobs, with -qI/-qR/-qS only those the limits match. Once
+// there is a selection, a job whose qf could not be read has nothing to
+// match and is left out.
+func selected(entries []scanned, dir string, o ListOptions) []scanned {
+	if !o.Quarantined && o.Filter.Empty() {
+		return entries
 	}
-	return out
-}
-
-// matching keeps the entries the -q limits select; a job whose qf
-// could not be read has nothing to match and is left out.
-func matching(entries []scanned, dir string, f Filter) []scanned {
 	out := entries[:0]
 	for _, e := range entries {
-		if e.job == nil {
+		if e.job == nil || (o.Quarantined && e.job.Quarantine == "") {
 			continue
 		}
-		if entry := EntryOf(dir, e.job); f.Match(&entry) {
-			out = append(out, e)
+		if !o.Filter.Empty() {
+			if entry := EntryOf(dir, e.job); !o.Filter.Match(&entry) {
+				continue
+			}
 		}
+		out = append(out, e)
 	}
 	return out
 }
